@@ -1,1 +1,58 @@
-"""augsens."""
+"""augsens: which parts of a network react to which image changes, and how much.
+
+Streaming Sobol indices, Shapley effects and moments of every activation of a network under
+simultaneous image augmentations (Kharyuk, Matveev & Oseledets, arXiv 2503.03283), computed batch by
+batch on the model's device without storing activations.
+
+>>> import augsens as ag
+>>> sorted(ag.__all__)[:3]
+['Categorical', 'ImageFactor', 'Integer']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augsens.factors import (
+    Categorical,
+    ImageFactor,
+    Integer,
+    Parameter,
+    Permutation,
+    Problem,
+    Switch,
+    Uniform,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Categorical",
+    "ImageFactor",
+    "Integer",
+    "Parameter",
+    "Permutation",
+    "Problem",
+    "Switch",
+    "Uniform",
+    "sobol",
+    "shapley",
+    "moments",
+    "open_results",
+]
+
+_LAZY = {
+    "sobol": "augsens.api",
+    "shapley": "augsens.api",
+    "moments": "augsens.api",
+    "open_results": "augsens.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Heavy modules (xarray, scipy) load on first use, so `import augsens.factors` stays light.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'augsens' has no attribute {name!r}")

@@ -355,5 +355,6 @@ class Problem:
         return torch.stack(cols, dim=-1)
 
     def __repr__(self) -> str:
-        groups = {g: [self.names[i] for i in m] for g, m in zip(self.group_names, self.group_members)}
+        pairs = zip(self.group_names, self.group_members, strict=True)
+        groups = {g: [self.names[i] for i in m] for g, m in pairs}
         return f"Problem({self.parameters!r}, groups={groups!r})"

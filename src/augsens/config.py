@@ -1,0 +1,246 @@
+"""Study configuration: a TOML file with four tables, validated key by key.
+
+.. code-block:: toml
+
+    [model]
+    name = "efficientnet_lite0"      # or alexnet, vgg11, resnet18, *_places365, "pkg.module:factory"
+    weights = "default"              # "imagenet", "random" or a path to a state dict
+    checkpoints = []                 # module names; empty = the model's default list
+
+    [images]
+    source = "bundled"               # or a folder with class sub-folders (ImageFolder layout)
+    partition2 = ""                  # optional second folder (e.g. ILSVRC val): adds a partition factor
+    per_class = 0                    # class-balanced subset: k images per class (0 = all)
+    strict = false                   # corrupt files: skip and count (false) or fail (true)
+
+    [study]
+    kind = "sobol"                   # sobol | shapley | shapley-song | moments
+    augmentations = "set1"           # set1 | set2 | list of names
+    n = 1024                         # base samples (a power of 2 for the Sobol' design)
+    seed = 0
+    mode = "clean"                   # clean | paper
+
+    [run]
+    batch_size = 64
+    device = "auto"                  # auto | cpu | cuda | cuda:1 ...
+    dtype = "float32"                # float32 | bfloat16 (autocast)
+
+Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
+naming the key, the expected type or allowed values, and close matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "ImagesConfig",
+    "StudySection",
+    "RunConfig",
+    "StudyConfig",
+    "load_config",
+    "STUDY_KINDS",
+]
+
+STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it and what is allowed."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "efficientnet_lite0"
+    weights: str = "default"
+    checkpoints: list[str] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    categories: str = ""
+
+
+@dataclass
+class ImagesConfig:
+    source: str = "bundled"
+    partition2: str = ""
+    per_class: int = 0
+    seed: int = 0
+    strict: bool = False
+
+
+@dataclass
+class StudySection:
+    kind: Literal["sobol", "shapley", "shapley-song", "moments"] = "sobol"
+    augmentations: str | list[str] = "set1"
+    n: int = 1024
+    seed: int = 0
+    mode: Literal["clean", "paper"] = "clean"
+    switches: Literal["default", "all", "nonparametric", "none"] = "default"
+    switch_p: float = 0.5
+    order: bool = True
+    design: Literal["sobol", "iid"] = "sobol"
+    second_order: bool = False
+    sobol_method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010"
+    replicates: int = 8
+    shapley_method: Literal["exact", "permutation"] = "exact"
+    # shapley-song (the authors' double loop): permutations x outer x inner samples
+    song_permutations: int = 8
+    song_outer: int = 4
+    song_inner: int = 4
+
+
+@dataclass
+class RunConfig:
+    batch_size: int = 64
+    device: str = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    state_dtype: Literal["float64", "float32"] = "float64"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every: float = 120.0
+
+
+@dataclass
+class StudyConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    study: StudySection = field(default_factory=StudySection)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> StudyConfig:
+        """Validate a nested mapping (e.g. parsed TOML) into a config; raises :class:`ConfigError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(data).__name__}")
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        _unknown(data, sections, source, "section")
+        built = {}
+        for name in sections:
+            section_cls = get_type_hints(cls)[name]
+            value = data.get(name, {})
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: [{name}] must be a table, got {value!r}")
+            built[name] = _build(section_cls, value, f"{source}: [{name}]")
+        cfg = cls(**built)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        """Cross-field checks (ranges); raises :class:`ConfigError`."""
+        s, r = self.study, self.run
+        if s.n < 1:
+            raise ConfigError(f"{source}: [study] n must be a positive integer, got {s.n!r}")
+        if s.design == "sobol" and s.kind != "shapley-song" and s.n & (s.n - 1):
+            lo = 1 << (s.n.bit_length() - 1)
+            raise ConfigError(
+                f"{source}: [study] n = {s.n} is not a power of 2, which the Sobol' design needs to keep "
+                f'its balance properties; use n = {lo} or {2 * lo}, or design = "iid"'
+            )
+        if s.replicates < 1 or s.n % s.replicates:
+            raise ConfigError(
+                f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
+            )
+        if not 0.0 <= s.switch_p <= 1.0:
+            raise ConfigError(f"{source}: [study] switch_p must lie in [0, 1], got {s.switch_p!r}")
+        for key in ("song_permutations", "song_outer", "song_inner"):
+            if getattr(s, key) < 1:
+                raise ConfigError(f"{source}: [study] {key} must be >= 1, got {getattr(s, key)!r}")
+        if s.kind == "shapley-song" and s.song_inner < 2:
+            raise ConfigError(f"{source}: [study] song_inner must be >= 2 (an inner variance needs 2 rows)")
+        if r.batch_size < 1:
+            raise ConfigError(f"{source}: [run] batch_size must be a positive integer, got {r.batch_size!r}")
+        if r.checkpoint_every <= 0:
+            raise ConfigError(f"{source}: [run] checkpoint_every must be > 0 seconds")
+        if self.images.per_class < 0:
+            raise ConfigError(f"{source}: [images] per_class must be >= 0 (0 = all images)")
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """Read and validate a TOML study config.
+
+    ``overrides`` maps dotted keys (``"study.n"``) to values applied before validation.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        data.setdefault(section, {})[name] = value
+    return StudyConfig.from_dict(data, source=str(p))
+
+
+def _unknown(data: Mapping[str, Any], known: Mapping[str, Any], source: str, what: str) -> None:
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=3)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown {what} {key!r}.{hint} Allowed: {', '.join(sorted(known))}")
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _unknown(data, fields, where, "key")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(value, hints[key], f"{where} {key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin is Literal:
+        allowed = get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where} = {value!r} is not allowed; choose one of {list(allowed)!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    args = get_args(hint)
+    if args:  # a union such as str | list[str]
+        for option in args:
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {hint!r}")  # pragma: no cover - schema error

@@ -1,0 +1,566 @@
+"""The study engine: design rows -> images -> augment -> forward with capture -> accumulators.
+
+One :class:`Study` turns a validated :class:`~augsens.config.StudyConfig` into sensitivity maps.  The
+hot path, per batch of base samples, is::
+
+    unit rows [b, R, k] (CPU, float64, from (seed, start, count))
+      -> decode: parameters, switches, orders, image indices  (host -> device copy, small)
+      -> gather uint8 images from the device cache -> compose augmentations per sample
+      -> post-process -> forward with capture (fp32 or bf16 autocast, channels_last)
+      -> accumulator updates on the device
+
+Nothing but the final maps is written.  No device -> host copy happens per batch: progress counts rows
+on the host, and non-finite values are counted on the device.  Accumulator state and the design position
+are saved atomically every ``checkpoint_every`` seconds and on Ctrl-C; ``resume=True`` continues from
+there and gives results equal to an uninterrupted run (the design rows are a pure function of
+``(seed, start, count)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from augsens import design as designs
+from augsens import estimate
+from augsens.augment import compose, postprocess
+from augsens.config import StudyConfig
+from augsens.data import ImageCache, bundled_photos, image_folder
+from augsens.models import LoadedModel, load
+from augsens.results import versions, write_results
+from augsens.song import SongShapleyAccumulator, SongShapleyDesign
+from augsens.study import AugmentationFactors
+
+__all__ = ["Study", "StudyInterrupted", "output_dims", "resolve_device", "STATE_NAME"]
+
+STATE_NAME = "state.pt"
+_STATE_VERSION = 1
+
+
+class StudyInterrupted(RuntimeError):
+    """The run was stopped (Ctrl-C); its state was saved and ``--resume`` continues it."""
+
+    def __init__(self, state_path: Path, done: int, total: int) -> None:
+        super().__init__(
+            f"interrupted after {done} of {total} base samples; state saved to {str(state_path)!r}. "
+            "Run the same command with --resume to finish."
+        )
+        self.state_path = state_path
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is checked and returned."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"[run] device = {device!r} is not a device name (try 'cpu', 'cuda', 'auto')"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"[run] device = {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+    return dev
+
+
+def output_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Dimension names of one sample's activation: ``(channel, y, x)``, ``(unit,)`` or ``dim_i``."""
+    if len(shape) == 3:
+        return ("channel", "y", "x")
+    if len(shape) == 1:
+        return ("unit",)
+    return tuple(f"dim_{i}" for i in range(len(shape)))
+
+
+@dataclass
+class _Plan:
+    """How a study kind maps onto a design and accumulators."""
+
+    design: Any
+    n: int  # base samples (blocks for shapley-song)
+    rows: int  # rows per base sample (R)
+    make: Callable[[], Any]  # new sensitivity accumulator for one checkpoint (None for moments studies)
+
+
+class Study:
+    """A configured study, ready to run.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        Validated configuration (:func:`augsens.config.load_config`).
+    model : LoadedModel, optional
+        A model already loaded (otherwise loaded from ``config.model``).
+    images : ImageCache, optional
+        Images already decoded (otherwise from ``config.images``).
+    progress : bool
+        Show a progress bar (rows done, forwards/s, ETA).
+
+    Examples
+    --------
+    >>> from augsens.config import StudyConfig
+    >>> cfg = StudyConfig.from_dict({"study": {"n": 8, "replicates": 1}})  # doctest: +SKIP
+    >>> tree = Study(cfg).run("out")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        *,
+        model: LoadedModel | None = None,
+        images: ImageCache | None = None,
+        progress: bool = True,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.progress = progress
+        self.device = resolve_device(config.run.device)
+        mc, sc = config.model, config.study
+        if model is None:
+            model = load(
+                mc.name,
+                weights=mc.weights,
+                checkpoints=mc.checkpoints or None,
+                mean=mc.mean or None,
+                std=mc.std or None,
+                categories=mc.categories or None,
+                device=self.device,
+            )
+        else:
+            model = model.to(self.device)
+        self.model = model
+        self.checkpoints = list(mc.checkpoints or model.checkpoints)
+        self.shapes = model.output_shapes(self.checkpoints)
+        if images is None:
+            images = self._load_images()
+        self.images = images.to(self.device) if hasattr(images, "to") else images
+        partitions = [self.images.class_sizes]
+        if getattr(self.images, "partitions", None):
+            partitions = self.images.partitions
+        switches = sc.switches
+        if switches == "default":
+            # the authors' switch models per family (spec 2.4); clean mode switches every augmentation
+            switches = "nonparametric" if (sc.mode == "paper" and sc.kind in ("sobol", "moments")) else "all"
+        self.factors = AugmentationFactors(
+            sc.augmentations if isinstance(sc.augmentations, str) else list(sc.augmentations),
+            partitions,
+            switches=switches,
+            p=sc.switch_p,
+            mode=sc.mode,
+            integer_params=sc.mode == "paper" and sc.kind.startswith("shapley"),
+            order=sc.order,
+        )
+        self.plan = self._plan()
+
+    # ------------------------------------------------------------------ setup
+    def _load_images(self) -> ImageCache:
+        ic = self.config.images
+        if ic.source == "bundled":
+            if ic.partition2:
+                raise ValueError("[images] partition2 needs a folder source, not 'bundled'")
+            return bundled_photos(device=self.device)
+        kw = dict(per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, device=self.device)
+        first = image_folder(ic.source, **kw)
+        if not ic.partition2:
+            return first
+        second = image_folder(ic.partition2, **kw)
+        return ImageCache.concatenate([first, second])
+
+    def _plan(self) -> _Plan:
+        sc, rc = self.config.study, self.config.run
+        problem = self.factors.problem
+        D = problem.D
+        dtype = torch.float64 if rc.state_dtype == "float64" else torch.float32
+        common = dict(seed=sc.seed, method=sc.design)
+        if sc.kind == "sobol":
+            d = designs.SobolDesign(
+                problem, sc.n, second_order=sc.second_order, replicates=sc.replicates, **common
+            )
+            return _Plan(
+                d,
+                sc.n,
+                d.rows_per_sample,
+                lambda: estimate.SobolAccumulator(
+                    D, second_order=sc.second_order, replicates=sc.replicates, dtype=dtype, device=self.device
+                ),
+            )
+        if sc.kind == "shapley" and sc.shapley_method == "exact":
+            d = designs.ShapleyDesign(problem, sc.n, **common)
+            return _Plan(
+                d,
+                sc.n,
+                d.rows_per_sample,
+                lambda: estimate.ShapleyAccumulator(D, dtype=dtype, device=self.device),
+            )
+        if sc.kind == "shapley":
+            d = designs.PermutationShapleyDesign(problem, sc.n, **common)
+            return _Plan(
+                d,
+                sc.n,
+                d.rows_per_sample,
+                lambda: estimate.PermutationShapleyAccumulator(D, dtype=dtype, device=self.device),
+            )
+        if sc.kind == "shapley-song":
+            d = SongShapleyDesign(problem, sc.song_permutations, sc.song_outer, sc.song_inner, seed=sc.seed)
+            return _Plan(
+                d,
+                d.n,
+                d.rows_per_sample,
+                lambda: SongShapleyAccumulator(
+                    D, sc.song_outer, sc.song_inner, dtype=dtype, device=self.device
+                ),
+            )
+        if sc.kind == "moments":
+            d = designs.IIDDesign(problem, sc.n, **common)
+            return _Plan(d, sc.n, 1, lambda: None)
+        raise ValueError(f"[study] kind = {sc.kind!r} is not supported by this engine")
+
+    # ------------------------------------------------------------------ state
+    def new_state(self) -> dict[str, Any]:
+        """Empty accumulators for every checkpoint, at design position 0."""
+        dtype = torch.float64 if self.config.run.state_dtype == "float64" else torch.float32
+        acc = {c: self.plan.make() for c in self.checkpoints}
+        mom = {c: estimate.MomentsAccumulator(dtype=dtype, device=self.device) for c in self.checkpoints}
+        return {"position": 0, "elapsed": 0.0, "acc": acc, "moments": mom}
+
+    def export_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """State as plain tensors and numbers (versioned, with the config): for files and Ray transfers."""
+        return {
+            "version": _STATE_VERSION,
+            "config": self.config.to_json(),
+            "position": state["position"],
+            "elapsed": state["elapsed"],
+            "acc": {c: a.state_dict() for c, a in state["acc"].items() if a is not None},
+            "moments": {c: m.state_dict() for c, m in state["moments"].items()},
+        }
+
+    def import_state(self, blob: dict[str, Any], *, source: str = "state") -> dict[str, Any]:
+        """Inverse of :meth:`export_state`; refuses a state made under a different study config."""
+        if blob.get("version") != _STATE_VERSION:
+            raise ValueError(f"{source}: state format {blob.get('version')!r} is not {_STATE_VERSION}")
+        saved = json.loads(blob["config"])
+        now = json.loads(self.config.to_json())
+        # the run section (batch size, device, checkpoint interval) may change on resume; nothing else
+        saved.pop("run", None)
+        now.pop("run", None)
+        if saved != now:
+            diff = [f"{s}.{k}" for s in now for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
+            raise ValueError(
+                f"cannot resume from {source}: the config changed since it was saved ({', '.join(diff)}); "
+                "restore it or start a new output folder"
+            )
+        state = self.new_state()
+        state["position"] = int(blob["position"])
+        state["elapsed"] = float(blob["elapsed"])
+        for c in self.checkpoints:
+            if c in blob["acc"]:
+                state["acc"][c] = type(state["acc"][c]).from_state_dict(blob["acc"][c]).to(self.device)
+            state["moments"][c] = estimate.MomentsAccumulator.from_state_dict(blob["moments"][c]).to(
+                self.device
+            )
+        return state
+
+    def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        """Merge shard states in the given order (a fixed order makes the result independent of
+        scheduling).  ``position`` becomes the number of base samples covered, ``elapsed`` the sum."""
+        merged = self.new_state()
+        for st in states:
+            for c in self.checkpoints:
+                if merged["acc"][c] is not None:
+                    merged["acc"][c].merge(st["acc"][c])
+                merged["moments"][c].merge(st["moments"][c])
+            merged["position"] += st["position"]
+            merged["elapsed"] += st["elapsed"]
+        return merged
+
+    def _save_state(self, path: Path, state: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.export_state(state), tmp)
+        os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
+
+    def _load_state(self, path: Path) -> dict[str, Any]:
+        blob = torch.load(path, map_location=self.device, weights_only=True)
+        return self.import_state(blob, source=repr(str(path)))
+
+    # ------------------------------------------------------------------ hot path
+    def batches(self, start: int, stop: int | None = None) -> Iterator[tuple[int, int, int]]:
+        """(start, count, replicate) ranges of base samples in ``[start, stop)``, never straddling a
+        replicate (each Sobol replicate is its own scrambled sequence and accumulator)."""
+        sc = self.config.study
+        n, R = self.plan.n, self.plan.rows
+        stop = n if stop is None else min(stop, n)
+        per_batch = max(1, self.config.run.batch_size // R)
+        reps = sc.replicates if sc.kind == "sobol" else 1
+        size = n // reps
+        pos = start
+        while pos < stop:
+            rep = pos // size
+            end = min(pos + per_batch, (rep + 1) * size, stop)
+            yield pos, end - pos, rep
+            pos = end
+
+    def accumulate(
+        self, state: dict[str, Any], start: int, stop: int, advance: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Add base samples ``[start, stop)`` to ``state`` (a shard of the design; used by Ray workers).
+
+        ``state["position"]`` counts the base samples this state holds."""
+        t0 = time.monotonic()
+        for b_start, count, rep in self.batches(start, stop):
+            self._step(state, b_start, count, rep)
+            state["position"] += count
+            if advance is not None:
+                advance(count * self.plan.rows)
+        state["elapsed"] += time.monotonic() - t0
+        return state
+
+    def _images_for(self, unit: torch.Tensor, first_row: int) -> torch.Tensor:
+        """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
+        sc = self.config.study
+        row_ids = torch.arange(first_row, first_row + unit.shape[0], dtype=torch.int64)
+        rows = self.factors.decode(unit, device=self.device, row_ids=row_ids, seed=sc.seed)
+        x = self.images.gather(rows.image)
+        x = compose(
+            x,
+            self.factors.augmentations,
+            rows.params,
+            order=rows.order,
+            on=rows.on,
+            mode=sc.mode,
+            validate=False,
+        )
+        x = postprocess(x, self.model.mean, self.model.std, minmax=sc.mode == "paper")
+        if self.config.run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _forward(self, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
+        """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]``, in forward chunks."""
+        bs = self.config.run.batch_size
+        autocast = (
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            if self.config.run.dtype == "bfloat16"
+            else contextlib.nullcontext()
+        )
+        parts: dict[str, list[torch.Tensor]] = {c: [] for c in self.checkpoints}
+        for lo in range(0, unit.shape[0], bs):  # one forward per chunk of rows, not per sample
+            x = self._images_for(unit[lo : lo + bs], first_row + lo)
+            with torch.inference_mode(), autocast:
+                acts = self.model.capture(x, self.checkpoints, normalized=True)
+            for c in self.checkpoints:
+                parts[c].append(acts[c])
+        return {c: v[0] if len(v) == 1 else torch.cat(v) for c, v in parts.items()}
+
+    def _step(self, state: dict[str, Any], start: int, count: int, replicate: int) -> None:
+        R = self.plan.rows
+        unit = self.plan.design.unit_rows(start, count)  # [count, R, k]
+        acts = self._forward(unit.reshape(count * R, -1), start * R)
+        kind = self.config.study.kind
+        extra: tuple[torch.Tensor, ...] = ()
+        if isinstance(self.plan.design, designs.PermutationShapleyDesign):
+            extra = (self.plan.design.permutations(start, count).to(self.device),)
+        elif isinstance(self.plan.design, SongShapleyDesign):
+            extra = self.plan.design.blocks(start, count)
+        for c, a in acts.items():
+            y = a.reshape(count, R, *a.shape[1:])
+            state["moments"][c].update(a)
+            acc = state["acc"][c]
+            if acc is None:
+                continue
+            if kind == "sobol":
+                acc.update(y, replicate=replicate)
+            else:
+                acc.update(y, *extra)
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        out: str | Path,
+        *,
+        resume: bool = False,
+        stop_after: int | None = None,
+    ) -> xr.DataTree | None:
+        """Run the study and write ``out/results.zarr``.
+
+        Parameters
+        ----------
+        out : path
+            Results folder (created).  Resume state lives in ``out/state/``.
+        resume : bool
+            Continue from ``out/state/state.pt``.  Without it an existing state is an error (so a
+            finished or partial run is never overwritten by accident).
+        stop_after : int, optional
+            Stop (saving state, as on Ctrl-C) once this many base samples are done; for tests and for
+            splitting long runs.
+
+        Returns
+        -------
+        DataTree or None
+            The results tree, or ``None`` when stopped by ``stop_after`` (state saved).
+
+        Raises
+        ------
+        StudyInterrupted
+            On Ctrl-C, after saving the state.
+        """
+        out = Path(out)
+        state_path = out / "state" / STATE_NAME
+        if resume:
+            if not state_path.is_file():
+                raise FileNotFoundError(f"--resume: no saved state at {str(state_path)!r}")
+            state = self._load_state(state_path)
+        else:
+            if state_path.exists():
+                raise FileExistsError(
+                    f"{str(out)!r} holds the state of an unfinished run; pass --resume to continue it "
+                    "or choose another output folder"
+                )
+            state = self.new_state()
+        n, R = self.plan.n, self.plan.rows
+        every = self.config.run.checkpoint_every
+        last_save = time.monotonic()
+        t0 = time.monotonic() - state["elapsed"]
+        with _progress(
+            self.progress, total=n * R, done=state["position"] * R, label=self._label()
+        ) as advance:
+            try:
+                for start, count, rep in self.batches(state["position"]):
+                    if stop_after is not None and start >= stop_after:
+                        state["elapsed"] = time.monotonic() - t0
+                        self._save_state(state_path, state)
+                        return None
+                    self._step(state, start, count, rep)
+                    state["position"] = start + count
+                    advance(count * R)
+                    if time.monotonic() - last_save > every:
+                        state["elapsed"] = time.monotonic() - t0
+                        self._save_state(state_path, state)
+                        last_save = time.monotonic()
+            except KeyboardInterrupt:
+                state["elapsed"] = time.monotonic() - t0
+                self._save_state(state_path, state)
+                raise StudyInterrupted(state_path, state["position"], n) from None
+        state["elapsed"] = time.monotonic() - t0
+        tree = self.finalize(state)
+        write_results(tree, out)
+        if state_path.exists():
+            state_path.unlink()
+            with contextlib.suppress(OSError):
+                state_path.parent.rmdir()
+        return tree
+
+    def _label(self) -> str:
+        sc = self.config.study
+        aug = sc.augmentations if isinstance(sc.augmentations, str) else "+".join(sc.augmentations)
+        return f"{sc.kind} {aug} {self.model.name}"
+
+    # ------------------------------------------------------------------ results
+    def finalize(self, state: dict[str, Any]) -> xr.DataTree:
+        """The results tree of a (complete or partial) state: one node per checkpoint + provenance."""
+        factors = self.factors.factor_names
+        nodes: dict[str, xr.Dataset] = {}
+        nonfinite: dict[str, int] = {}
+        for c in self.checkpoints:
+            shape = tuple(self.shapes[c])
+            dims = output_dims(shape)
+            ds = state["moments"][c].finalize(factors, dims=dims)
+            acc = state["acc"][c]
+            if acc is not None:
+                ds = xr.merge([acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="drop")
+                ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="drop")
+            nonfinite[c] = int(ds.attrs.get("nonfinite", 0))
+            nodes[c] = ds
+        sc = self.config.study
+        forwards = state["position"] * self.plan.rows
+        root = xr.Dataset(
+            attrs={
+                "augsens_results": 1,
+                "kind": sc.kind,
+                "mode": sc.mode,
+                "model": self.model.name,
+                "checkpoints": json.dumps(self.checkpoints),
+                "factors": json.dumps(factors),
+                "parameters": json.dumps(self.factors.describe()),
+                "augmentations": json.dumps(list(self.factors.augmentations)),
+                "config": self.config.to_json(),
+                "versions": json.dumps(versions()),
+                "seed": sc.seed,
+                "n": self.plan.n,
+                "base_samples_done": state["position"],
+                "rows_per_sample": self.plan.rows,
+                "forwards": forwards,
+                "elapsed_s": round(state["elapsed"], 3),
+                "forwards_per_s": round(forwards / max(state["elapsed"], 1e-9), 2),
+                "device": str(self.device),
+                "images": len(self.images),
+                "skipped_images": len(getattr(self.images, "skipped", [])),
+                "skipped_files": json.dumps([s[0] for s in getattr(self.images, "skipped", [])]),
+                "nonfinite": json.dumps(nonfinite),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+        tree = xr.DataTree.from_dict({"/": root, **nodes})
+        return tree
+
+    def _aggregates(self, acc: Any, factors: list[str], shape: tuple[int, ...]) -> xr.Dataset:
+        """Per-channel and per-checkpoint indices: sums of numerators over sums of variances."""
+        numel = math.prod(shape)
+        whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=self.device), 1)
+        out = {f"{k}_checkpoint": v.isel(group=0, drop=True) for k, v in whole.data_vars.items()}
+        if len(shape) == 3 and numel > shape[0]:
+            ids = torch.arange(shape[0], device=self.device).view(-1, 1, 1).expand(shape).contiguous()
+            per = acc.aggregate(ids, shape[0])
+            out.update({f"{k}_channel": v.rename(group="channel") for k, v in per.data_vars.items()})
+        ds = xr.Dataset(out)
+        if "factor" in ds.dims:
+            ds = ds.assign_coords(factor=np.asarray(factors))
+        return ds
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, *, total: int, done: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over forwards (rows): rows done, forwards/s and ETA."""
+    if not enabled:
+        yield lambda k: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("forwards"),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(label, total=total, completed=done, rate="")
+
+        def advance(k: int) -> None:
+            speed = bar.tasks[0].speed
+            bar.update(task, advance=k, rate=f"{speed:,.0f}/s" if speed else "")
+
+        yield advance

@@ -1,0 +1,102 @@
+"""Figures of sensitivity results: depth profiles and per-unit sensitivity maps.
+
+All functions take a results ``DataTree`` (:func:`augsens.open_results`) and return a matplotlib
+``Figure`` (Agg backend, no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["depth_profile", "top_unit_maps", "checkpoints_of", "measures_of", "MEASURE_TITLES"]
+
+MEASURE_TITLES = {
+    "S1": "first-order Sobol index S1",
+    "ST": "total Sobol index ST",
+    "shapley": "Shapley effect (share of variance)",
+}
+
+
+def checkpoints_of(tree: xr.DataTree) -> list[str]:
+    """Checkpoint node names in model order."""
+    listed = tree.attrs.get("checkpoints")
+    names = json.loads(listed) if isinstance(listed, str) else list(tree.children)
+    return [c for c in names if c in tree.children]
+
+
+def measures_of(tree: xr.DataTree) -> list[str]:
+    """Sensitivity measures present in the tree (S1, ST, shapley), in that order."""
+    first = tree[checkpoints_of(tree)[0]].dataset if checkpoints_of(tree) else xr.Dataset()
+    return [m for m in ("S1", "ST", "shapley") if m in first]
+
+
+def depth_profile(tree: xr.DataTree, measure: str, *, title: str | None = None) -> Figure:
+    """Aggregated index per factor (lines) across checkpoints (x axis, input to output).
+
+    The aggregated index of a checkpoint is the sum over its elements of the index numerators divided
+    by the sum of their variances: the share of the checkpoint's total activation variance owed to
+    each factor.
+    """
+    cps = checkpoints_of(tree)
+    key = f"{measure}_checkpoint"
+    rows = [tree[c].dataset[key] for c in cps if key in tree[c].dataset]
+    if not rows:
+        raise KeyError(f"no aggregated {measure!r} in these results (variable {key!r} missing)")
+    data = xr.concat(rows, dim="checkpoint").assign_coords(
+        checkpoint=[c for c in cps if key in tree[c].dataset]
+    )
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 3), 4.2), layout="constrained")
+    x = np.arange(data.sizes["checkpoint"])
+    for f in data["factor"].values:
+        ax.plot(x, data.sel(factor=f).values, marker="o", label=str(f))
+    ax.set_xticks(x, data["checkpoint"].values, rotation=35, ha="right")
+    ax.set_ylabel(MEASURE_TITLES.get(measure, measure))
+    ax.set_xlabel("checkpoint (input → output)")
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set_title(title or f"Depth profile: {MEASURE_TITLES.get(measure, measure)}")
+    ax.legend(fontsize=8, ncols=2, frameon=False)
+    return fig
+
+
+def top_unit_maps(
+    tree: xr.DataTree, measure: str, checkpoint: str, *, units: int = 4, factors: list[str] | None = None
+) -> Figure:
+    """For each factor, the spatial maps of the ``units`` channels most sensitive to it (by their
+    aggregated per-channel index), on a common 0..1 colour scale."""
+    ds = tree[checkpoint].dataset
+    if measure not in ds:
+        raise KeyError(f"checkpoint {checkpoint!r} has no {measure!r}; it has {sorted(ds.data_vars)!r}")
+    da = ds[measure]
+    if "channel" not in da.dims:
+        raise ValueError(f"checkpoint {checkpoint!r} has no spatial maps (dims {da.dims!r})")
+    agg = ds.get(f"{measure}_channel")
+    names = factors or [str(f) for f in da["factor"].values]
+    fig, axes = plt.subplots(
+        len(names), units, figsize=(1.7 * units + 1.2, 1.7 * len(names)), squeeze=False, layout="constrained"
+    )
+    im = None
+    for i, f in enumerate(names):
+        score = agg.sel(factor=f).values if agg is not None else da.sel(factor=f).mean(("y", "x")).values
+        order = np.argsort(np.nan_to_num(score, nan=-np.inf))[::-1][:units]
+        for j, ch in enumerate(order):
+            ax = axes[i, j]
+            im = ax.imshow(
+                np.clip(da.sel(factor=f).isel(channel=int(ch)).values, 0, 1), cmap="Reds", vmin=0, vmax=1
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"ch {int(ch)}: {score[ch]:.2f}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f, fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.6, label=measure)
+    fig.suptitle(f"{checkpoint}: most {measure}-sensitive units per factor", fontsize=10)
+    return fig

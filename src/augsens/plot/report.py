@@ -1,0 +1,135 @@
+"""The self-contained HTML report of one or more results folders.
+
+Figures are embedded as base64 PNG, so ``report.html`` can be mailed or archived on its own.  Other
+analyses (masking, contrast, correlation, LDA) add sections by writing ``*.section.html`` fragments
+into the report folder; :func:`write_report` includes every fragment it finds there.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import xarray as xr
+from matplotlib.figure import Figure
+
+from augsens.plot.maps import MEASURE_TITLES, checkpoints_of, depth_profile, measures_of, top_unit_maps
+from augsens.results import find_results, open_results
+
+__all__ = ["write_report", "figure_html", "GLOSSARY"]
+
+GLOSSARY = {
+    "S1": "First-order Sobol index: the share of an activation's variance explained by the factor alone, "
+    "averaging over everything else (Var E[Y | X_j] / Var Y). Near 0: the factor matters only through "
+    "interactions, or not at all.",
+    "ST": "Total Sobol index: the share of variance that would vanish if the factor were fixed "
+    "(E Var[Y | X_~j] / Var Y), interactions included. ST - S1 measures interactions.",
+    "shapley": "Shapley effect: the variance shared fairly among factors (each interaction split equally "
+    "among its members); the effects of an activation sum to 1.",
+    "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "
+    "over all design rows.",
+    "aggregated index": "For a channel or a checkpoint: the sum of the elements' numerators divided by the "
+    "sum of their variances, i.e. the share of the whole channel's (checkpoint's) activation variance.",
+    "factors": "One per augmentation (its parameters and on/off switch), plus 'order' (the composition "
+    "order), 'image' (which photo) and 'partition' (train/val) where present.",
+}
+
+
+def figure_html(fig: Figure, alt: str) -> str:
+    """Embed a figure as a base64 PNG ``<img>`` (and close it)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _study_section(name: str, tree: xr.DataTree) -> str:
+    a = tree.attrs
+    kind, model = html.escape(str(a.get("kind"))), html.escape(str(a.get("model")))
+    parts = [f"<h2>{html.escape(name)}: {kind} on {model}</h2>"]
+    facts = {
+        "augmentations": ", ".join(json.loads(a.get("augmentations", "[]"))),
+        "factors": ", ".join(json.loads(a.get("factors", "[]"))),
+        "mode": a.get("mode"),
+        "base samples (n)": a.get("base_samples_done"),
+        "forwards": a.get("forwards"),
+        "time": f"{a.get('elapsed_s')} s ({a.get('forwards_per_s')} forwards/s on {a.get('device')})",
+        "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
+        "non-finite values": a.get("nonfinite"),
+    }
+    parts.append(
+        "<table>"
+        + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
+        )
+        + "</table>"
+    )
+    cps = checkpoints_of(tree)
+    for m in measures_of(tree):
+        parts.append(f"<h3>{html.escape(MEASURE_TITLES.get(m, m))}</h3>")
+        parts.append(figure_html(depth_profile(tree, m, title=f"{name}: depth profile of {m}"), f"depth {m}"))
+        spatial = [
+            c for c in cps if "channel" in tree[c].dataset[m].dims and tree[c].dataset.sizes.get("y", 1) > 1
+        ]
+        if spatial:
+            mid = spatial[len(spatial) // 2]
+            parts.append(figure_html(top_unit_maps(tree, m, mid), f"maps {m} {mid}"))
+    return "\n".join(parts)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+img { max-width: 100%; } table { border-collapse: collapse; margin: .5em 0 1em; }
+th, td { text-align: left; padding: 2px 10px; border-bottom: 1px solid #ddd; font-size: 90%; }
+dt { font-weight: bold; margin-top: .5em; } h2 { border-top: 2px solid #333; padding-top: .6em; }
+"""
+
+
+def write_report(results: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a results folder or a folder of results folders.
+
+    Parameters
+    ----------
+    results : path
+        A results folder (``results.zarr`` inside) or a folder whose sub-folders are results folders.
+    out : path, optional
+        The HTML file; default ``results/report.html``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No results found under ``results``.
+    """
+    root = Path(results)
+    found = find_results(root)
+    if not found:
+        raise FileNotFoundError(
+            f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)"
+        )
+    out = Path(out) if out is not None else root / "report.html"
+    body = ["<h1>augsens report</h1>"]
+    body.append(
+        "<p>Each activation (channel × position of each checkpoint) of the network varies as augmentations "
+        "are applied together with random parameters and order. The variance of every activation is split "
+        "into shares owed to each factor. Below: depth profiles (how the shares change from input to output) "
+        "and the most sensitive units' maps.</p>"
+    )
+    body.append(
+        "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in GLOSSARY.items()) + "</dl>"
+    )
+    for d in found:
+        body.append(_study_section(d.name if d != root else root.name, open_results(d)))
+    for frag in sorted(out.parent.glob("*.section.html")):
+        body.append(frag.read_text())
+    head = f"<meta charset='utf-8'><title>augsens report</title><style>{_CSS}</style>"
+    page = f"<!doctype html><html><head>{head}</head>"
+    page += "<body>" + "\n".join(body) + "</body></html>"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out
