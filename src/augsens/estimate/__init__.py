@@ -1,0 +1,59 @@
+"""Streaming accumulators: sensitivity statistics of every output element, batch by batch.
+
+Activations of a CNN under a design are far too many to store (10^5..10^7 elements × 10^6 forwards),
+so every estimator is a reduction over design rows, kept as centred co-moments on the device where the
+model runs and merged with Chan, Golub & LeVeque's (1983) formula (:mod:`augsens.estimate._base`).
+Memory per output element and replicate slot, independent of the number of samples ``n``:
+
+=====================================  =============================================  ===================
+accumulator                            reports                                        numbers per element
+=====================================  =============================================  ===================
+:class:`MomentsAccumulator`            ``mean``, ``var`` (ddof=1), ``cov``            3
+:class:`SobolAccumulator`              ``S1`` (Saltelli 2010 / Janon 2014), ``ST``    5 + 4D
+                                       (Jansen 1999)
+  ``second_order=True``                + ``S2`` (Saltelli 2002)                       7 + 6D + D(D-1)/2
+:class:`ShapleyAccumulator`            ``shapley`` (exact, Owen 2014), ``S1``, ``ST``  2^(D+1) + 1
+:class:`PermutationShapleyAccumulator` ``shapley`` (Goda 2021)                        2D + 3
+=====================================  =============================================  ===================
+
+(each number is 8 bytes in the default float64 state, 4 in float32; the element count is int64; memory is
+multiplied by ``replicates``.)
+
+One protocol for all of them:
+
+* ``update(y, ...)`` – add a batch of outputs ``[b, R, *out]`` in design row order (any float dtype, any
+  device; moved to the state's device and dtype); vectorised over the batch.
+* ``merge(other)`` – add another accumulator's samples (shards, GPUs); a batch update *is* such a merge.
+* ``state_dict()`` / ``from_state_dict(state)`` – plain tensors + class name + format version.
+* ``to(device)``, ``n`` (base samples seen).
+* ``finalize(factors, dims, coords) -> xarray.Dataset`` – per-element results, ``"factor"`` first.
+* ``aggregate(group_ids, n_groups) -> xarray.Dataset`` – indices of groups of elements (channels,
+  checkpoints): numerators and variances summed before dividing.
+
+Conventions (all accumulators)
+------------------------------
+* **Non-finite outputs.** A base sample with NaN or ±inf in any of its rows at an element is left out
+  for that element only; ``finalize`` reports the per-element count in ``nonfinite`` and the sum in
+  ``attrs["nonfinite_total"]``.  No host synchronisation happens per batch.
+* **Zero variance.** An element whose variance is at rounding level of its mean (``V <= (64 eps
+  |mean|)^2``; exactly 0 for a dead unit) has undefined indices: they are NaN (not 0, which would claim
+  "no factor matters" and would break ``Σ Sh = 1``).  ``aggregate`` drops such elements implicitly,
+  since they add 0 to numerators and variances.  Moments are always defined (``var = 0``, ``cov = 0``).
+* **Confidence intervals.** With ``replicates > 1``, each replicate slot receives an independently
+  randomised (scrambled) copy of the design; the ``*_conf`` variables are 95 % Student-t half-widths
+  ``t_{0.975, R-1} s / sqrt(R)`` of the per-replicate estimates (randomised QMC; Owen 1997, L'Ecuyer &
+  Lemieux 2002).  Bootstrap and CLT intervals assume i.i.d. rows, which a Sobol' sequence is not, and the
+  bootstrap needs the stored outputs.  The point estimate pools all replicates (equal to one
+  accumulator over all rows).  ``replicates = 1`` gives NaN half-widths.
+"""
+
+from augsens.estimate.moments import MomentsAccumulator
+from augsens.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
+from augsens.estimate.sobol import SobolAccumulator
+
+__all__ = [
+    "MomentsAccumulator",
+    "SobolAccumulator",
+    "ShapleyAccumulator",
+    "PermutationShapleyAccumulator",
+]

@@ -1,0 +1,68 @@
+"""Streaming mean, variance and coefficient of variation per output element."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from augsens.estimate._base import _Accumulator, _Ratio
+
+__all__ = ["MomentsAccumulator", "COV_EPS"]
+
+#: Added to ``|mean|`` in the coefficient of variation so dead (all-zero) units stay finite.
+COV_EPS = 1e-5
+
+
+class MomentsAccumulator(_Accumulator):
+    """Mean, variance (``ddof=1``) and ``cov = sd / (|mean| + 1e-5)`` of every output element.
+
+    Parameters
+    ----------
+    rows_per_sample : int, optional
+        ``None`` (default): :meth:`update` takes ``[b, *out]``.  An integer ``R``: it takes
+        ``[b, R, *out]`` and treats each row as a sample (every design row has the output's marginal law).
+    dtype, device
+        State dtype (float64 default) and device (default: that of the first batch).
+
+    Notes
+    -----
+    State per element: ``count``, mean and ``M2`` (Welford / Chan), 3 numbers.  ``aggregate`` averages
+    the element means and pools the variances (``Σ M2 / Σ (n - 1)``).
+    """
+
+    def __init__(
+        self,
+        *,
+        rows_per_sample: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if rows_per_sample is not None and (not isinstance(rows_per_sample, int) or rows_per_sample < 1):
+            raise ValueError(f"rows_per_sample must be None or a positive integer, got {rows_per_sample!r}")
+        self.rows_per_sample = rows_per_sample
+        self._rows = rows_per_sample
+        self._rows_flattened = rows_per_sample
+        super().__init__(1, [(0, 0)], replicates=1, dtype=dtype, device=device)
+
+    def _config(self) -> dict[str, Any]:
+        return {"rows_per_sample": self.rows_per_sample}
+
+    def update(self, y: torch.Tensor) -> None:
+        """Add outputs ``[b, *out]`` (or ``[b, R, *out]``); non-finite values are dropped per element."""
+        v = self._check_batch(y, 0).flatten(0, 1)[:, None]  # rows become samples: [b R, 1, O]
+        self._accumulate(v, torch.isfinite(v[:, 0]), 0)
+
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+        mean = mean[..., 0, :]
+        return {
+            "mean": _Ratio(mean, torch.ones_like(mean), (), guard=False),
+            "var": _Ratio(com[..., 0, :], (n - 1).clamp_min(0), (), guard=False),
+        }
+
+    def _derived(
+        self, values: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
+        values["cov"] = values["var"].sqrt() / (values["mean"].abs() + COV_EPS)
+        dims["cov"] = ()
+        return values, dims
