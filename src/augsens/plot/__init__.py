@@ -1,0 +1,1 @@
+"""Figures: sensitivity maps, depth profiles, heatmaps, augmentation galleries, HTML report."""

@@ -1,0 +1,157 @@
+"""A gallery of the augmentations on one photo (the paper's Figure 2).
+
+One row per augmentation, showing a few parameter values spread over its bounds, then rows of
+simultaneous combinations: set 1 all on and set 2 all on, each sample with random parameters and a
+random order.  Used by ``augsens gallery IMAGE --out FILE.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..augment import AUGMENTATIONS, SET1, SET2, apply, compose, spec
+
+__all__ = ["gallery"]
+
+#: Fractions of each parameter's [low, high] shown per augmentation (one column each).
+_FRACTIONS = (0.0, 0.33, 0.67, 1.0)
+#: Random combinations shown per set.
+_COMBINATIONS = 4
+
+
+def _load(image: str | Path | np.ndarray) -> torch.Tensor:
+    """Photo -> float [1, 3, 224, 224] in [0, 1] via Resize(256) + CenterCrop(224)."""
+    import torchvision.transforms.v2.functional as F
+
+    if isinstance(image, np.ndarray):
+        arr = image
+    else:
+        from PIL import Image
+
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {str(path)!r}")
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ValueError(f"image array must be [H, W], [H, W, 3] or [H, W, 4], got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.clip(arr * 255.0, 0, 255).round()
+    t = torch.from_numpy(np.ascontiguousarray(arr[..., :3]).astype(np.uint8)).permute(2, 0, 1)
+    t = F.center_crop(F.resize(t, 256), 224)
+    return (t.float() / 255.0).unsqueeze(0)
+
+
+def _label(name: str, params: dict[str, float]) -> str:
+    if not params:
+        return name
+    # Two values per line keeps the titles within one panel's width.
+    items = [f"{k}={v:.3g}" for k, v in params.items()]
+    return "\n".join(", ".join(items[i : i + 2]) for i in range(0, len(items), 2))
+
+
+def _combinations(
+    x: torch.Tensor, names: tuple[str, ...], mode: str, gen: torch.Generator
+) -> list[tuple[torch.Tensor, str]]:
+    n = len(names)
+    params = {
+        name: {
+            p.name: p.low + (p.high - p.low) * torch.rand(_COMBINATIONS, generator=gen, dtype=torch.float64)
+            for p in spec(name).params
+        }
+        for name in names
+    }
+    order = torch.stack([torch.randperm(n, generator=gen) for _ in range(_COMBINATIONS)])
+    y = compose(x.expand(_COMBINATIONS, -1, -1, -1), names, params, order=order, mode=mode)
+    short = [name.split("_")[0][:5] for name in names]
+    labels = []
+    for i in range(_COMBINATIONS):
+        steps = [short[k] for k in order[i].tolist()]
+        labels.append("\n".join(" > ".join(steps[j : j + 4]) for j in range(0, n, 4)))
+    return [(y[i], labels[i]) for i in range(_COMBINATIONS)]
+
+
+def gallery(
+    image: str | Path | np.ndarray,
+    out: str | Path,
+    *,
+    mode: Literal["clean", "paper"] = "clean",
+    seed: int = 0,
+) -> Path:
+    """Draw one photo under each augmentation and under random simultaneous combinations.
+
+    Parameters
+    ----------
+    image : str, Path or numpy.ndarray
+        An image file (any format Pillow reads) or an array ``[H, W, 3]`` (uint8, or float in
+        [0, 1]).  Resized with ``Resize(256) + CenterCrop(224)``.
+    out : str or Path
+        PNG file to write (parent folders are created).
+    mode : {"clean", "paper"}
+        Augmentation variants (see :func:`augsens.augment.apply`).
+    seed : int
+        Seed of the combination rows' parameters and orders.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Notes
+    -----
+    Rows 1-12: each augmentation at parameter values at 0, 1/3, 2/3 and 1 of every parameter's range
+    (all parameters moved together), or once for parameter-free ones.  Last two rows: set 1 and set 2
+    with every augmentation on, uniform random parameters and a random order (labelled first > last).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = _load(image)
+    gen = torch.Generator().manual_seed(seed)
+    rows: list[tuple[str, list[tuple[torch.Tensor, str]]]] = []
+    for name, s in AUGMENTATIONS.items():
+        cells = []
+        for frac in _FRACTIONS if s.params else (1.0,):
+            values = {p.name: p.low + frac * (p.high - p.low) for p in s.params}
+            y = apply(name, x, mode=mode, **{k: torch.tensor([v]) for k, v in values.items()})
+            cells.append((y[0], _label(name, values)))
+        rows.append((f"{name} (set {s.set})", cells))
+    rows.append(("set 1, all on", _combinations(x, SET1, mode, gen)))
+    rows.append(("set 2, all on", _combinations(x, SET2, mode, gen)))
+
+    ncols = 1 + max(len(cells) for _, cells in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.2 * ncols, 2.6 * len(rows)), squeeze=False)
+    for r, (title, cells) in enumerate(rows):
+        panels = [(x[0], "original")] + cells
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(panels):
+                img, label = panels[c]
+                ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+                ax.set_title(label, fontsize=6)
+        axes[r, 0].text(
+            -0.08,
+            0.5,
+            title,
+            transform=axes[r, 0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
+    fig.suptitle(f"augsens augmentations ({mode} mode, seed {seed})", fontsize=11)
+    fig.tight_layout(rect=(0.02, 0, 1, 0.99))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=80)
+    plt.close(fig)
+    return out
