@@ -1,0 +1,327 @@
+"""Where images come from: the photos bundled with scikit-image / scikit-learn, and image folders.
+
+Each source decodes its files once into an :class:`~augsens.data.cache.ImageCache`, class by class.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+
+from .cache import DECODE_ERRORS, SIZE, ImageCache, decode_image
+
+__all__ = ["IMG_EXTENSIONS", "BUNDLED_PHOTOS", "bundled_photos", "image_folder", "train_val", "TrainVal"]
+
+# torchvision.datasets.folder.IMG_EXTENSIONS: the files ImageFolder would list.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+# Colour photographs shipped inside the wheels (no download): name -> (package, file).
+BUNDLED_PHOTOS: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "china": ("sklearn", "china.jpg"),
+    "coffee": ("skimage", "coffee.png"),
+    "flower": ("sklearn", "flower.jpg"),
+    "hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
+    "immunohistochemistry": ("skimage", "ihc.png"),
+    "motorcycle": ("skimage", "motorcycle_left.png"),
+    "retina": ("skimage", "retina.jpg"),
+    "rocket": ("skimage", "rocket.jpg"),
+}
+
+
+def _bundled_dir(package: str) -> Path:
+    # The files sit in the installed package itself.  skimage's public loaders may fetch through pooch in
+    # some versions, so the files are read directly and a missing one is skipped, never downloaded.
+    if package == "skimage":
+        import skimage.data
+
+        return Path(getattr(skimage.data, "data_dir", Path(skimage.data.__file__).parent))
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "images"
+
+
+def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
+    """The colour photos shipped with scikit-image and scikit-learn; each photo is its own class.
+
+    astronaut, chelsea (a cat), china, coffee, flower, hubble_deep_field, immunohistochemistry, motorcycle,
+    retina and rocket, in that (alphabetical) order.  Photos the installed versions do not ship are left out
+    and listed in :attr:`ImageCache.skipped`.
+
+    Parameters
+    ----------
+    device : str or torch.device, default "cpu"
+        Where the decoded images are kept.
+
+    Returns
+    -------
+    ImageCache
+        One image per class; class name = image name = photo name.
+
+    Examples
+    --------
+    >>> from augsens.data import bundled_photos
+    >>> photos = bundled_photos()
+    >>> photos.classes[:3], tuple(photos.images.shape[1:])
+    (['astronaut', 'chelsea', 'china'], (3, 224, 224))
+    """
+    images, names, skipped = [], [], []
+    for name, (package, file) in sorted(BUNDLED_PHOTOS.items()):
+        path = _bundled_dir(package) / file
+        if not path.is_file():
+            skipped.append((f"{package}:{file}", "not shipped with the installed version"))
+            continue
+        try:
+            images.append(decode_image(path))
+        except DECODE_ERRORS as exc:
+            skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
+            continue
+        names.append(name)
+    if not images:
+        raise FileNotFoundError(
+            "none of the bundled photos was found in the installed scikit-image / scikit-learn: reinstall "
+            "them or use image_folder() on your own images"
+        )
+    return ImageCache(
+        torch.stack(images), torch.arange(len(names)), names, names, skipped=skipped, device=device
+    )
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]]]:
+    """Class names and their image files (sorted as torchvision's ImageFolder sorts them)."""
+    if layout == "imagefolder":
+        classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+        files = []
+        for c in classes:
+            found = [
+                Path(d) / f
+                for d, _, fs in sorted(os.walk(root / c, followlinks=True))
+                for f in sorted(fs)
+                if _is_image(f)
+            ]
+            files.append(found)
+        return classes, files
+    groups: dict[str, list[Path]] = {}
+    for d, dirs, fs in sorted(os.walk(root, followlinks=True)):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        images = [Path(d) / f for f in sorted(fs) if _is_image(f)]
+        rel = Path(d).relative_to(root).as_posix()
+        if images and rel != ".":
+            groups[rel] = images
+    classes = sorted(groups)
+    return classes, [groups[c] for c in classes]
+
+
+def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
+    # The authors' rule (authors-code-spec.md 1.2): a fresh default_rng(seed) per class, permute that class's
+    # files, keep the first k, restore file order.  Reusing it picks the same ILSVRC subset as theirs.
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.permutation(len(files))[:per_class])
+    return [files[i] for i in keep]
+
+
+def _decode_all(
+    paths: list[Path], workers: int, progress: bool, description: str
+) -> tuple[torch.Tensor, list[BaseException | None]]:
+    """Decode ``paths`` into one preallocated uint8 tensor (row ``i`` is unset where ``errors[i]`` is)."""
+    images = torch.empty(len(paths), 3, SIZE, SIZE, dtype=torch.uint8)
+
+    def job(i: int) -> BaseException | None:
+        try:
+            images[i] = decode_image(paths[i])
+        except DECODE_ERRORS as exc:
+            return exc
+        return None
+
+    # PIL releases the GIL while decoding and resizing, so threads decode in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(job, range(len(paths)))
+        if not progress:
+            return images, list(results)
+        from rich.progress import Progress
+
+        errors = []
+        with Progress(transient=True) as bar:
+            task = bar.add_task(description, total=len(paths))
+            for r in results:
+                errors.append(r)
+                bar.advance(task)
+        return images, errors
+
+
+def image_folder(
+    root: str | os.PathLike,
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    layout: Literal["imagefolder", "nested"] = "imagefolder",
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    workers: int | None = None,
+) -> ImageCache:
+    """Decode an image folder, optionally a class-balanced subset of it.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        ``"imagefolder"`` layout: ``root/<class>/**/<image>`` (torchvision's ImageFolder; ILSVRC
+        ``CLS-LOC/train`` and ``CLS-LOC/val`` after ``valprep.sh``; Places365 val arranged in class folders).
+        Classes are the sorted sub-folder names, so labels follow the standard ILSVRC (sorted wnid) order.
+    per_class : int, optional
+        Keep this many images per class, chosen as the authors did: per class a fresh
+        ``numpy.random.default_rng(seed)`` permutes the class's files, the first ``per_class`` are kept, in
+        file order (paper: 732 for ILSVRC train, 50 = all for val).  Classes with fewer files keep all (a
+        warning names them).  ``None``: every image.
+    seed : int, default 0
+        Seed of the subset choice.
+    strict : bool, default False
+        Raise on the first unreadable file instead of skipping it.
+    layout : {"imagefolder", "nested"}, default "imagefolder"
+        ``"nested"``: every folder that directly holds images is a class named by its path relative to
+        ``root`` (Places365's ``data_256/a/abbey/*.jpg`` gives class ``"a/abbey"``).
+    device : str or torch.device, default "cpu"
+        Where the decoded images are kept.
+    progress : bool, default True
+        Show a progress bar while decoding.
+    workers : int, optional
+        Decoding threads; default ``min(8, os.cpu_count())``.
+
+    Returns
+    -------
+    ImageCache
+        Images sorted class by class (file order within a class); ``names`` are paths relative to ``root``;
+        unreadable files are listed in ``skipped`` (and a warning names them).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` does not exist or is not a folder.
+    ValueError
+        No class folders, a class without images, an unreadable file with ``strict=True``, bad ``per_class``.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"image folder {str(base)!r} does not exist or is not a folder")
+    if layout not in ("imagefolder", "nested"):
+        raise ValueError(f"layout must be 'imagefolder' or 'nested', got {layout!r}")
+    if per_class is not None and (int(per_class) != per_class or per_class < 1):
+        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+    classes, files = _scan(base, layout)
+    if not classes:
+        raise ValueError(
+            f"no class folders with images in {str(base)!r}: expected {str(base)}/<class>/<image> with "
+            f"extensions {IMG_EXTENSIONS!r}"
+        )
+    empty = [c for c, fs in zip(classes, files, strict=True) if not fs]
+    if empty:
+        raise ValueError(
+            f"class folders {empty[:5]!r} in {str(base)!r} hold no image files ({len(empty)} in all): remove "
+            "them or add images"
+        )
+    if per_class is not None:
+        short = [c for c, fs in zip(classes, files, strict=True) if len(fs) < per_class]
+        if short:
+            warnings.warn(
+                f"{len(short)} classes have fewer than per_class={per_class} images and keep all of theirs "
+                f"(e.g. {short[:3]!r})",
+                stacklevel=2,
+            )
+        files = [_class_balanced(fs, per_class, seed) for fs in files]
+
+    paths = [p for fs in files for p in fs]
+    labels = [c for c, fs in enumerate(files) for _ in fs]
+    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    decoded, errors = _decode_all(paths, n_workers, progress, f"decoding {base.name or str(base)}")
+
+    failed = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
+
+    def rel(p: Path) -> str:
+        return p.relative_to(base).as_posix()
+
+    skipped = [(rel(p), f"{type(e).__name__}: {e}") for p, e in failed]
+    if failed and strict:
+        raise ValueError(
+            f"{len(failed)} unreadable image files in {str(base)!r}, e.g. {skipped[:3]!r}. Fix or remove "
+            "them, or pass strict=False to skip them"
+        )
+    if failed:
+        warnings.warn(
+            f"skipped {len(failed)} unreadable image files in {str(base)!r}: {skipped[:3]!r}"
+            f"{' ...' if len(failed) > 3 else ''} (all listed in .skipped)",
+            stacklevel=2,
+        )
+    keep = [i for i, e in enumerate(errors) if e is None]
+    kept_labels = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
+    lost = sorted(set(range(len(classes))) - set(kept_labels.tolist()))
+    if lost:
+        raise ValueError(
+            f"every image of classes {[classes[c] for c in lost][:5]!r} in {str(base)!r} is unreadable: "
+            f"fix the files (see the skipped list: {skipped[:3]!r})"
+        )
+    images = decoded[keep] if failed else decoded  # copy only when rows must be dropped
+    return ImageCache(images, kept_labels, classes, [rel(paths[i]) for i in keep], skipped, device=device)
+
+
+class TrainVal(NamedTuple):
+    """The two partitions of a study with a train/val factor (partition 0 = train, 1 = val)."""
+
+    train: ImageCache
+    val: ImageCache
+
+
+def train_val(
+    root_train: str | os.PathLike,
+    root_val: str | os.PathLike,
+    *,
+    per_class: tuple[int | None, int | None] = (None, None),
+    seed: tuple[int, int] = (0, 0),
+    **kwargs,
+) -> TrainVal:
+    """Decode a train and a val folder with the same classes, as the two partitions of a study.
+
+    Parameters
+    ----------
+    root_train, root_val : str or os.PathLike
+        Image folders (see :func:`image_folder`).
+    per_class : (int or None, int or None), default (None, None)
+        Images per class for train and for val (the paper: ``(732, 50)`` for ILSVRC).
+    seed : (int, int), default (0, 0)
+        Subset seeds for train and val (the authors' ``subset_random_state_train`` / ``_valid``).
+    **kwargs
+        Passed to :func:`image_folder` (``strict``, ``layout``, ``device``, ``progress``, ``workers``).
+
+    Returns
+    -------
+    TrainVal
+        ``(train, val)``; both have the same :attr:`~ImageCache.classes`, so a class index means the same
+        class in either partition.  ``ImageCache.concatenate(train_val(...))`` gives the one two-partition
+        cache a study with a partition factor reads (images numbered train first, then val).
+
+    Raises
+    ------
+    ValueError
+        The two folders have different classes (the message names some).
+    """
+    train = image_folder(root_train, per_class=per_class[0], seed=seed[0], **kwargs)
+    val = image_folder(root_val, per_class=per_class[1], seed=seed[1], **kwargs)
+    if train.classes != val.classes:
+        only_train = sorted(set(train.classes) - set(val.classes))[:3]
+        only_val = sorted(set(val.classes) - set(train.classes))[:3]
+        raise ValueError(
+            f"train folder {str(root_train)!r} and val folder {str(root_val)!r} have different classes "
+            f"({len(train.classes)} vs {len(val.classes)}; only in train e.g. {only_train!r}, only in val "
+            f"e.g. {only_val!r}): both need the same class sub-folders"
+        )
+    return TrainVal(train, val)

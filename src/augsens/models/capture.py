@@ -1,0 +1,344 @@
+"""A loaded network and the capture of its named activations.
+
+:class:`LoadedModel` wraps an ``nn.Module`` with what an augmentation study needs: its input normalisation,
+its default checkpoints (the modules analysed), its class names and the module whose output are the logits.
+:meth:`LoadedModel.capture` returns the outputs of named modules from one forward pass: hooks are registered
+for that call only and removed in ``finally``, the forward stops right after the last requested module, and
+the module's training flags are restored.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["LoadedModel", "UnknownModuleError"]
+
+
+class UnknownModuleError(KeyError, ValueError):
+    """A checkpoint name that is not a module of the network (a ``KeyError`` and a ``ValueError``)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every requested module has run, to skip the rest of the forward."""
+
+
+def _unknown_module(name: object, known: Sequence[str]) -> UnknownModuleError:
+    close = difflib.get_close_matches(str(name), known, n=5, cutoff=0.5)
+    hint = f" Close matches: {close!r}." if close else ""
+    return UnknownModuleError(
+        f"no module named {name!r} in this network.{hint} The valid names are listed in m.module_names "
+        "(and the default analysis list in m.checkpoints)."
+    )
+
+
+def _check_rgb(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean_t = tuple(float(v) for v in mean)
+    std_t = tuple(float(v) for v in std)
+    if len(mean_t) != 3 or len(std_t) != 3:
+        raise ValueError(f"mean and std need 3 values (R, G, B), got mean={mean!r}, std={std!r}")
+    if min(std_t) <= 0:
+        raise ValueError(f"std values must be positive, got std={std!r}")
+    return mean_t, std_t
+
+
+class LoadedModel:
+    """A network ready for activation capture.  Build it with :func:`augsens.models.load`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"resnet18"``, ``"efficientnet_lite0"``, ...) or the class name of a user module.
+    module : torch.nn.Module
+        The network, in eval mode, on :attr:`device`.
+    checkpoints : list of str
+        Modules analysed by default, in model order.
+    module_names : list of str
+        Every named module (``named_modules()`` order, the root excluded): the valid checkpoint names.
+    mean, std : tuple of float
+        Per-channel input normalisation: the network sees ``(x - mean) / std`` for ``x`` in [0, 1].
+    categories : list of str or None
+        Class names, in label order.
+    classifier : str or None
+        Module whose output are the logits; :meth:`capture` returns its softmax (float32) and
+        :meth:`predict` reads it.  ``None``: the model output is taken as the logits by :meth:`predict`.
+    device : torch.device
+        Where the module lives; inputs must be there too.
+    num_classes : int or None
+        Number of classes (from the categories, else from the classifier's output shape).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        *,
+        checkpoints: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        categories: Sequence[str] | None = None,
+        classifier: str | None = None,
+        device: str | torch.device = "cpu",
+        num_classes: int | None = None,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self._modules = dict(module.named_modules())
+        self.module_names = [n for n in self._modules if n]
+        self._index = {n: i for i, n in enumerate(self.module_names)}
+        self.mean, self.std = _check_rgb(mean, std)
+        if classifier is not None and classifier not in self._index:
+            raise _unknown_module(classifier, self.module_names)
+        self.classifier = classifier
+        self.checkpoints = self._resolve(checkpoints)
+        self.categories = list(categories) if categories is not None else None
+        if num_classes is None and self.categories is not None:
+            num_classes = len(self.categories)
+        self._num_classes = num_classes
+        self.device = torch.device(device)
+        self._norm_cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        # Modules whose output a later in-place op overwrote (e.g. a conv followed by ReLU(inplace=True)):
+        # their captured output is cloned in the hook.  Learned on first sight, see capture().
+        self._clone: set[str] = set()
+
+    # ------------------------------------------------------------------ names
+    def _resolve(self, checkpoints: Sequence[str] | str | None) -> list[str]:
+        if checkpoints is None:
+            return list(self.checkpoints)
+        if isinstance(checkpoints, str):
+            checkpoints = [checkpoints]
+        names = list(checkpoints)
+        if not names:
+            raise ValueError("checkpoints is empty: name at least one module (see m.module_names)")
+        for n in names:
+            if n not in self._index:
+                raise _unknown_module(n, self.module_names)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"checkpoints names {dupes!r} more than once: list each module once")
+        return sorted(names, key=self._index.__getitem__)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes; found from one dummy forward when no categories were given."""
+        if self._num_classes is None:
+            target = self.classifier
+            if target is not None:
+                shape = self.output_shapes([target])[target]
+            else:
+                with torch.no_grad(), self._eval():
+                    shape = tuple(self.module(self._dummy()).shape[1:])
+            self._num_classes = int(shape[-1]) if len(shape) == 1 else None
+        return self._num_classes
+
+    # ------------------------------------------------------------------ input
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the network's normalisation.
+
+        Parameters
+        ----------
+        x : Tensor [B, 3, H, W], float in [0, 1]
+            Images on :attr:`device`, any float dtype and memory format.
+
+        Returns
+        -------
+        Tensor [B, 3, H, W]
+            ``(x - mean) / std`` in ``x``'s dtype.
+        """
+        self._check_input(x)
+        key = (x.device, x.dtype)
+        if key not in self._norm_cache:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1).to(x.device, x.dtype)
+            std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1).to(x.device, x.dtype)
+            self._norm_cache[key] = (mean, std)
+        mean, std = self._norm_cache[key]
+        return (x - mean) / std
+
+    def _check_input(self, x: Any) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"images must be a torch.Tensor [B, 3, H, W], got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"images must have shape [B, 3, H, W], got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"images must be a float tensor in [0, 1], got dtype {x.dtype}: "
+                "convert uint8 images with x.float() / 255"
+            )
+        if x.device != self.device and not (x.device.type == self.device.type and self.device.index is None):
+            raise ValueError(
+                f"images are on {x.device} but the model is on {self.device}: move them with x.to(m.device) "
+                "or the model with m.to(device)"
+            )
+
+    def _dummy(self) -> torch.Tensor:
+        return torch.zeros(1, 3, 224, 224, device=self.device)
+
+    @contextmanager
+    def _eval(self):
+        # Save every module's flag, not just the root's: a caller may have put only some submodules in train
+        # mode, and module.train(flag) would flatten that.
+        flags = [(m, m.training) for m in self.module.modules()]
+        if not any(f for _, f in flags):
+            yield
+            return
+        self.module.eval()
+        try:
+            yield
+        finally:
+            for m, f in flags:
+                m.training = f
+
+    # ------------------------------------------------------------------ capture
+    def capture(
+        self,
+        x: torch.Tensor,
+        checkpoints: Sequence[str] | str | None = None,
+        *,
+        normalized: bool = False,
+        softmax: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of named modules from one forward pass.
+
+        Parameters
+        ----------
+        x : Tensor [B, 3, H, W]
+            Images on :attr:`device`: float in [0, 1], or already normalised when ``normalized=True``.
+            Any float dtype and memory format (channels_last works); ``torch.autocast`` applies.
+        checkpoints : sequence of str or str, optional
+            Module names (see :attr:`module_names`).  Default: :attr:`checkpoints`.
+        normalized : bool, default False
+            ``x`` is already normalised; skip :meth:`normalize`.
+        softmax : bool, default True
+            Replace the :attr:`classifier` output (if requested) by its softmax over the last axis, in
+            float32: the paper analyses probabilities.  No other output is changed.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``{name: [B, ...]}`` in the order the modules finished during the forward (model order), on the
+            model's device, in the dtype the network produced them (e.g. bfloat16 under autocast).
+
+        Raises
+        ------
+        UnknownModuleError
+            A name is not a module (raised before any forward; the message lists close matches).
+        ValueError
+            A requested module did not run during the forward, or ``x`` is on another device.
+
+        Notes
+        -----
+        The forward stops (a private exception raised from the last hook) as soon as every requested module
+        has run, so nothing after the last checkpoint is computed.  A module that runs several times per
+        forward (a shared activation) yields the output of its first call.  If a later in-place operation
+        overwrites a captured tensor (``ReLU(inplace=True)`` after a captured conv), the forward is repeated
+        once with that output cloned, and cloned from then on.
+        """
+        names = self._resolve(checkpoints)
+        xin = x if normalized else self.normalize(x)
+        if normalized:
+            self._check_input(x)
+        out, overwritten = self._forward(xin, names, softmax)
+        if overwritten:
+            self._clone |= overwritten
+            out, _ = self._forward(xin, names, softmax)
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise ValueError(
+                f"modules {missing!r} did not run during the forward pass, so they have no output to "
+                "capture: choose modules that the model's forward calls (see m.checkpoints)"
+            )
+        return out
+
+    def _forward(
+        self, x: torch.Tensor, names: list[str], softmax: bool
+    ) -> tuple[dict[str, torch.Tensor], set[str]]:
+        wanted = set(names)
+        out: dict[str, torch.Tensor] = {}
+        versions: dict[str, int] = {}
+        modules = self._modules
+
+        def make_hook(name: str):
+            def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                if name in out:
+                    return
+                if not isinstance(output, torch.Tensor):
+                    raise TypeError(
+                        f"module {name!r} returns {type(output).__name__}, not a tensor: capture a module "
+                        "whose output is a single tensor"
+                    )
+                if softmax and name == self.classifier:
+                    output = torch.softmax(output.float(), dim=-1)
+                elif name in self._clone:
+                    output = output.clone()
+                out[name] = output
+                if not output.is_inference():  # inference tensors (torch.inference_mode) have no version
+                    versions[name] = output._version
+                if len(out) == len(wanted):
+                    raise _StopForward
+
+            return hook
+
+        handles = []
+        try:
+            for n in names:
+                handles.append(modules[n].register_forward_hook(make_hook(n)))
+            with torch.no_grad(), self._eval():
+                try:
+                    self.module(x)
+                except _StopForward:
+                    pass
+        finally:
+            for h in handles:
+                h.remove()
+        overwritten = {n for n, v in versions.items() if out[n]._version != v}
+        return out, overwritten
+
+    def predict(self, x: torch.Tensor, *, normalized: bool = False) -> torch.Tensor:
+        """Class probabilities ``[B, classes]`` (float32, rows sum to 1).
+
+        Parameters
+        ----------
+        x : Tensor [B, 3, H, W]
+            Images as for :meth:`capture`.
+        normalized : bool, default False
+            ``x`` is already normalised.
+        """
+        if self.classifier is not None:
+            return self.capture(x, [self.classifier], normalized=normalized, softmax=True)[self.classifier]
+        xin = x if normalized else self.normalize(x)
+        with torch.no_grad(), self._eval():
+            return torch.softmax(self.module(xin).float(), dim=-1)
+
+    def output_shapes(self, checkpoints: Sequence[str] | str | None = None) -> dict[str, tuple[int, ...]]:
+        """Per-sample output shapes ``{name: (C, H, W) or (F,)}`` for a 224 x 224 input.
+
+        Found with one dummy forward (batch 1) the first time a name is asked for; cached afterwards.
+        """
+        names = self._resolve(checkpoints)
+        todo = [n for n in names if n not in self._shapes]
+        if todo:
+            acts = self.capture(self._dummy(), todo, normalized=True, softmax=False)
+            self._shapes.update({n: tuple(t.shape[1:]) for n, t in acts.items()})
+        return {n: self._shapes[n] for n in names}
+
+    def to(self, device: str | torch.device) -> LoadedModel:
+        """Move the network to ``device`` (in place) and return ``self``."""
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        self._norm_cache.clear()
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedModel({self.name!r}, device={str(self.device)!r}, checkpoints={self.checkpoints!r}, "
+            f"classifier={self.classifier!r}, num_classes={self._num_classes!r})"
+        )
