@@ -1,0 +1,293 @@
+"""Engine throughput against the raw forward pass of the same network, measured side by side.
+
+Usage::
+
+    python benchmarks/throughput.py MODEL [--batch 64] [--dtype float32|bfloat16] [--device auto]
+                                          [--channels-last] [--seconds 20] [--threads K] [--json FILE]
+
+MODEL is a registry name (``efficientnet_lite0``, ``alexnet``, ``vgg11``, ``resnet18``, ... built with random
+weights: the speed does not depend on them) or ``package.module:factory`` (e.g. ``augsens.testing:tiny_cnn``).
+
+Two figures, in one process on one device, in alternating rounds so that load from other processes hits
+both alike:
+
+- **raw**: ``model.module(x)`` on a random ``[batch, 3, 224, 224]`` batch under ``torch.inference_mode``
+  (bf16 autocast and channels_last as asked): the ceiling;
+- **engine**: :meth:`augsens.engine.Study.accumulate` of a Sobol study of augmentation set 1 (``R = D + 2``
+  forwards per base sample; all default checkpoints captured; float64 state), after a warm-up: design rows,
+  decoding, image gather, augmentation, forward with capture and accumulator updates.
+
+The ratio engine / raw is the figure of merit (targets: >= 0.7 on CPU, >= 0.8 on GPU).  A second, timed
+pass splits the engine's time into design, decode, augmentation (gather + compose + post-processing),
+forward with capture and accumulation (each stage timed by wrapping the engine's own calls, with a device
+synchronisation on GPU; "other" is the Python glue in between).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+import augsens.engine as engine
+from augsens.config import StudyConfig
+from augsens.engine import Study
+from augsens.models import available_models
+
+__all__ = ["main", "measure"]
+
+_STAGES = ("design", "decode", "augment", "forward+capture", "accumulate")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _config(model: str, batch: int, dtype: str, device: str, channels_last: bool) -> StudyConfig:
+    # a design much longer than what is timed: every timed batch is full and never crosses a replicate
+    weights = "random" if model in available_models() else "default"
+    return StudyConfig.from_dict(
+        {
+            "model": {"name": model, "weights": weights},
+            "study": {"kind": "sobol", "augmentations": "set1", "n": 1 << 24, "replicates": 1},
+            "run": {
+                "batch_size": batch,
+                "device": device,
+                "dtype": dtype,
+                "channels_last": channels_last,
+                "state_dtype": "float64",
+            },
+        }
+    )
+
+
+class _Engine:
+    """Runs whole engine batches from an advancing design position."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.state = study.new_state()
+        self.per_step = max(1, study.config.run.batch_size // study.plan.rows)  # base samples per forward
+        self.rows = self.per_step * study.plan.rows
+        self.pos = 0
+
+    def steps(self, k: int) -> float:
+        """Run ``k`` engine batches; seconds taken."""
+        _sync(self.study.device)
+        t = time.perf_counter()
+        self.study.accumulate(self.state, self.pos, self.pos + k * self.per_step)
+        _sync(self.study.device)
+        self.pos += k * self.per_step
+        return time.perf_counter() - t
+
+
+class _Raw:
+    """The bare network on a random batch."""
+
+    def __init__(self, study: Study, batch: int) -> None:
+        self.device = study.device
+        self.module = study.model.module
+        x = torch.rand(batch, 3, 224, 224, device=self.device)
+        if study.config.run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.x = x
+        self.bf16 = study.config.run.dtype == "bfloat16"
+
+    def steps(self, k: int) -> float:
+        autocast = (
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            if self.bf16
+            else contextlib.nullcontext()
+        )
+        _sync(self.device)
+        t = time.perf_counter()
+        with torch.inference_mode(), autocast:
+            for _ in range(k):
+                self.module(self.x)
+        _sync(self.device)
+        return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def _timed_stages(study: Study, state: dict[str, Any]) -> Iterator[dict[str, float]]:
+    """Wrap the engine's calls of each stage with timers; yields ``{stage: seconds}``."""
+    times = dict.fromkeys(_STAGES, 0.0)
+    device = study.device
+    undo: list[Callable[[], None]] = []
+
+    def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _sync(device)
+            t = time.perf_counter()
+            out = fn(*args, **kwargs)
+            _sync(device)
+            times[stage] += time.perf_counter() - t
+            return out
+
+        return wrapper
+
+    def patch(obj: Any, name: str, stage: str) -> None:
+        had_own = name in vars(obj)  # an instance attribute (or module global) to restore, else a method
+        old = getattr(obj, name)
+        setattr(obj, name, timed(stage, old))
+        undo.append((lambda: setattr(obj, name, old)) if had_own else (lambda: delattr(obj, name)))
+
+    patch(study.plan.design, "unit_rows", "design")
+    patch(study.factors, "decode", "decode")
+    patch(study.images, "gather", "augment")
+    patch(engine, "compose", "augment")
+    patch(engine, "postprocess", "augment")
+    patch(study.model, "capture", "forward+capture")
+    for group in ("acc", "moments"):
+        for acc in state[group].values():
+            if acc is not None:
+                patch(acc, "update", "accumulate")
+    try:
+        yield times
+    finally:
+        for fn in reversed(undo):
+            fn()
+
+
+def measure(
+    model: str,
+    *,
+    batch: int = 64,
+    dtype: str = "float32",
+    device: str = "auto",
+    channels_last: bool = False,
+    seconds: float = 20.0,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Measure raw and engine forwards/s and the engine's time per stage.
+
+    Parameters
+    ----------
+    model : str
+        Registry name or ``package.module:factory``.
+    batch, dtype, device, channels_last
+        As in the ``[run]`` section of a study config.
+    seconds : float, default 20
+        Rough total time of the timed rounds (raw + engine); the stage breakdown adds about a quarter.
+    rounds : int, default 3
+        Alternating raw / engine rounds.
+
+    Returns
+    -------
+    dict
+        ``raw_fps``, ``engine_fps``, ``ratio``, ``stages`` (seconds per stage over the breakdown pass,
+        ``other`` and ``total`` included), the settings and versions.
+    """
+    study = Study(_config(model, batch, dtype, device, channels_last), progress=False)
+    eng, raw = _Engine(study), _Raw(study, batch)
+    # warm-up: allocator, kernels, lazy caches, first-use costs of the design generator
+    raw.steps(2)
+    eng.steps(2)
+    per_raw = raw.steps(1)
+    per_eng = eng.steps(1)
+    budget = seconds / (2 * rounds)
+    k_raw = max(1, round(budget / per_raw))
+    k_eng = max(1, round(budget / per_eng))
+    raw_t = eng_t = 0.0
+    for _ in range(rounds):
+        raw_t += raw.steps(k_raw)
+        eng_t += eng.steps(k_eng)
+    raw_fps = rounds * k_raw * batch / raw_t
+    eng_fps = rounds * k_eng * eng.rows / eng_t
+
+    k_bd = max(1, round(seconds / 4 / per_eng))
+    with _timed_stages(study, eng.state) as times:
+        total = eng.steps(k_bd)
+    stages = dict(times)
+    stages["other"] = max(0.0, total - sum(times.values()))
+    stages["total"] = total
+    # what the same rows would cost in the bare network: the rest of forward+capture is hooks + softmax
+    stages["raw forward (same rows)"] = k_bd * eng.rows / raw_fps
+    return {
+        "model": model,
+        "device": _device_name(study.device),
+        "batch": batch,
+        "engine_rows_per_forward": eng.rows,
+        "rows_per_sample": study.plan.rows,
+        "factors": study.factors.problem.D,
+        "checkpoints": len(study.checkpoints),
+        "outputs": sum(int(torch.Size(s).numel()) for s in study.shapes.values()),
+        "dtype": dtype,
+        "channels_last": channels_last,
+        "threads": torch.get_num_threads(),
+        "raw_fps": raw_fps,
+        "engine_fps": eng_fps,
+        "ratio": eng_fps / raw_fps,
+        "stages": stages,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _report(r: dict[str, Any]) -> str:
+    lines = [
+        f"model {r['model']}  device {r['device']}  batch {r['batch']} (engine forwards "
+        f"{r['engine_rows_per_forward']} rows: {r['rows_per_sample']} per base sample)  dtype {r['dtype']}"
+        f"{'  channels_last' if r['channels_last'] else ''}",
+        f"checkpoints {r['checkpoints']} ({r['outputs']:,} outputs), D = {r['factors']}, "
+        f"torch {r['versions']['torch']}, python {r['versions']['python']}",
+        f"raw forward   {r['raw_fps']:10.1f} images/s",
+        f"engine        {r['engine_fps']:10.1f} forwards/s",
+        f"ratio         {r['ratio']:10.3f}",
+        "engine time by stage:",
+    ]
+    total = r["stages"]["total"]
+    for name, t in r["stages"].items():
+        if name != "total":
+            lines.append(f"  {name:24s} {t:8.3f} s  {100 * t / total:5.1f} %")
+    lines.append(f"  {'total':24s} {total:8.3f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="registry name (random weights) or package.module:factory")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--seconds", type=float, default=20.0, help="rough length of the timed rounds")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of torch (default: torch's choice); 1 gives stable figures on a shared machine",
+    )
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    r = measure(
+        a.model,
+        batch=a.batch,
+        dtype=a.dtype,
+        device=a.device,
+        channels_last=a.channels_last,
+        seconds=a.seconds,
+    )
+    print(_report(r))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
