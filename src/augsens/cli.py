@@ -1,4 +1,5 @@
-"""Command line: ``augsens demo | run | report | info | gallery``.
+"""Command line: ``augsens demo | run | report | info | gallery | mask | contrast | correlation | lda |
+segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2); Ctrl-C during a run saves its
 state (exit code 130) and ``--resume`` finishes it.
@@ -159,3 +160,176 @@ def gallery(
     if not image.is_file():
         raise FileNotFoundError(f"image {str(image)!r} does not exist")
     console.print(f"gallery: {make_gallery(image, out, mode=mode, seed=seed)}")
+
+
+def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
+    from augsens.data import bundled_photos, image_folder
+    from augsens.engine import resolve_device
+    from augsens.models import load
+
+    dev = resolve_device(device)
+    m = load(model, weights=weights, device=dev)
+    if images in ("bundled", "photos"):
+        return m, bundled_photos(device=dev)
+    return m, image_folder(images, per_class=per_class or None, device=dev)
+
+
+def _csv(text: str | None, cast: Callable[[str], Any] = str) -> list[Any] | None:
+    return None if not text else [cast(t.strip()) for t in text.split(",") if t.strip()]
+
+
+ModelOpt = Annotated[str, typer.Option(help="Model name (see `augsens info`) or package.module:factory.")]
+WeightsOpt = Annotated[str, typer.Option(help="default, imagenet, random, or a state-dict path.")]
+ImagesOpt = Annotated[str, typer.Option(help="'bundled' (the bundled photos) or an ImageFolder directory.")]
+PerClassOpt = Annotated[int, typer.Option(help="Images per class from a folder (0 = all).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+
+@app.command()
+@_friendly
+def mask(
+    results: Annotated[list[Path], typer.Argument(help="Results folders computed with this model.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (CSV, PNG, report section).")],
+    model: ModelOpt = "efficientnet_lite0",
+    weights: WeightsOpt = "default",
+    images: ImagesOpt = "bundled",
+    per_class: PerClassOpt = 0,
+    measure: Annotated[list[str] | None, typer.Option(help="S1, ST or shapley (repeatable).")] = None,
+    quantiles: Annotated[str, typer.Option(help="Comma-separated quantiles q.")] = "0.5,0.6,0.7,0.8,0.9",
+    alphas: Annotated[str, typer.Option(help="Comma-separated multipliers α.")] = "0,0.5,1.5",
+    soft: Annotated[bool, typer.Option(help="Also the soft masks S and 1 - S.")] = True,
+    checkpoint: Annotated[list[str] | None, typer.Option(help="Masked checkpoint (repeatable).")] = None,
+    draws: Annotated[int, typer.Option(help="Parameter draws per image and augmentation.")] = 3,
+    seed: int = 0,
+    batch_size: int = 16,
+    k: Annotated[int, typer.Option(help="Top-k for accuracy and the single-class analysis.")] = 5,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Guided masking of activations by their sensitivity, and single-class analysis."""
+    from augsens.analysis.masking import guided_masking_report
+
+    m, imgs = _model_and_images(model, weights, images, per_class, device)
+    rep = guided_masking_report(
+        results,
+        m,
+        imgs,
+        out,
+        measures=measure or None,
+        quantiles=_csv(quantiles, float),
+        alphas=_csv(alphas, float),
+        soft=soft,
+        checkpoints=checkpoint or None,
+        draws=draws,
+        seed=seed,
+        batch_size=batch_size,
+        k=k,
+    )
+    (out / "masking.section.html").write_text(rep.html)
+    console.print(f"masking: {len(rep.tables)} tables, {len(rep.figures)} figures in {out}")
+
+
+@app.command()
+@_friendly
+def contrast(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
+    model: ModelOpt = "efficientnet_lite0",
+    weights: WeightsOpt = "default",
+    images: ImagesOpt = "bundled",
+    per_class: PerClassOpt = 0,
+    augmentations: Annotated[
+        str | None, typer.Option(help="Comma-separated names (default: all 12).")
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Parameter draws per image.")] = 10,
+    n_images: Annotated[int | None, typer.Option(help="Use the first N images.")] = None,
+    checkpoint: Annotated[list[str] | None, typer.Option(help="Checkpoint (repeatable).")] = None,
+    seed: int = 0,
+    pairing: Annotated[str | None, typer.Option(help="draw (the authors') or image.")] = None,
+    batch_size: int = 64,
+    mode: Annotated[str, typer.Option(help="clean or paper.")] = "clean",
+    device: DeviceOpt = "auto",
+) -> None:
+    """Treatment-control study: each augmentation alone vs the original (Wilcoxon, effect sizes, BY)."""
+    from augsens.analysis.contrast import contrast_report, contrast_study
+
+    m, imgs = _model_and_images(model, weights, images, per_class, device)
+    contrast_study(
+        m,
+        imgs,
+        augmentations=_csv(augmentations),
+        draws=draws,
+        n_images=n_images,
+        checkpoints=checkpoint or None,
+        seed=seed,
+        pairing=pairing,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        mode=mode,  # type: ignore[arg-type]
+        out=out,
+    )
+    files = contrast_report([out], out / "contrast-report")
+    console.print(f"results: {out / 'results.zarr'}; {len(files)} report files in {out / 'contrast-report'}")
+
+
+@app.command()
+@_friendly
+def correlation(
+    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[str | None, typer.Option(help="Comma-separated measures.")] = None,
+    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+) -> None:
+    """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
+    from augsens.analysis.correlation import correlation_report
+
+    files = correlation_report(results, out, measures=_csv(measures), factors=_csv(factors))
+    console.print(f"correlation: {len(files)} files in {out}")
+
+
+@app.command()
+@_friendly
+def lda(
+    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
+    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+    splits: int = 5,
+    repeats: Annotated[int, typer.Option(help="Repeats of the k-fold split.")] = 100,
+    seed: int = 0,
+) -> None:
+    """Linear discriminant analysis: can a unit's sensitivity map tell which factor it belongs to?"""
+    from augsens.analysis.lda import lda_report
+
+    files = lda_report(
+        results,
+        out,
+        measures=_csv(measures) or (),
+        factors=_csv(factors),
+        n_splits=splits,
+        n_repeats=repeats,
+        seed=seed,
+    )
+    console.print(f"lda: {len(files)} files in {out}")
+
+
+@app.command()
+@_friendly
+def segments(
+    segment_results: Annotated[Path, typer.Argument(help="Results folder of the study on the segments.")],
+    network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
+    segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
+    channels: Annotated[str, typer.Option(help="Comma-separated HSV channels.")] = "hue,saturation,value",
+) -> None:
+    """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
+    from augsens.analysis.segments import example_segments, segment_report
+
+    path = example_segments(segments_file) if segments_file in ("alexnet", "resnet18") else segments_file
+    files = segment_report(
+        segment_results,
+        network_results,
+        path,
+        out,
+        measures=_csv(measures) or (),
+        channels=_csv(channels) or (),
+    )
+    console.print(f"segments: {len(files)} files in {out}")

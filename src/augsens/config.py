@@ -6,6 +6,7 @@
     name = "efficientnet_lite0"      # or alexnet, vgg11, resnet18, *_places365, "pkg.module:factory"
     weights = "default"              # "imagenet", "random" or a path to a state dict
     checkpoints = []                 # module names; empty = the model's default list
+    segments = ""                    # HSV single-channel segments: a JSON file, "alexnet" or "resnet18"
 
     [images]
     source = "bundled"               # or a folder with class sub-folders (ImageFolder layout)
@@ -66,6 +67,9 @@ class ModelConfig:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     categories: str = ""
+    # single-channel HSV segments: a segment JSON file, or "alexnet" / "resnet18" for the shipped example
+    segments: str = ""
+    segment_channels: list[str] = field(default_factory=list)  # default: hue, saturation, value
 
 
 @dataclass
@@ -105,7 +109,6 @@ class RunConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
     state_dtype: Literal["float64", "float32"] = "float64"
     channels_last: bool = False
-    compile: bool = False
     checkpoint_every: float = 120.0
 
 

@@ -131,12 +131,14 @@ class Study:
             model = load(
                 mc.name,
                 weights=mc.weights,
-                checkpoints=mc.checkpoints or None,
+                checkpoints=None if mc.segments else mc.checkpoints or None,
                 mean=mc.mean or None,
                 std=mc.std or None,
                 categories=mc.categories or None,
                 device=self.device,
             )
+            if mc.segments:
+                model = self._segment_bank(model)
         else:
             model = model.to(self.device)
         self.model = model
@@ -164,6 +166,25 @@ class Study:
         self.plan = self._plan()
 
     # ------------------------------------------------------------------ setup
+    def _segment_bank(self, network: LoadedModel) -> LoadedModel:
+        """The network's HSV single-channel segments as one model (one checkpoint per segment x channel)."""
+        from augsens.analysis.segments import HSV_CHANNELS, SegmentBank, example_segments, load_segments
+
+        mc = self.config.model
+        path = example_segments(mc.segments) if mc.segments in ("alexnet", "resnet18") else mc.segments
+        bank = SegmentBank(
+            network.module,
+            load_segments(path),
+            channels=mc.segment_channels or HSV_CHANNELS,
+            mode=self.config.study.mode,
+            mean=network.mean,
+            std=network.std,
+        )
+        # the segments convert [0, 1] RGB to HSV themselves: no normalisation in front of them
+        return load(
+            bank, checkpoints=mc.checkpoints or None, mean=(0, 0, 0), std=(1, 1, 1), device=self.device
+        )
+
     def _load_images(self) -> ImageCache:
         ic = self.config.images
         if ic.source == "bundled":
@@ -231,7 +252,13 @@ class Study:
         """Empty accumulators for every checkpoint, at design position 0."""
         dtype = torch.float64 if self.config.run.state_dtype == "float64" else torch.float32
         acc = {c: self.plan.make() for c in self.checkpoints}
-        mom = {c: estimate.MomentsAccumulator(dtype=dtype, device=self.device) for c in self.checkpoints}
+        # mean/var/cov come free from the Sobol and Shapley states (pooled_moments); a separate pass
+        # over every row is kept only for moments studies and the Song-type estimator
+        mom = {
+            c: estimate.MomentsAccumulator(dtype=dtype, device=self.device)
+            for c in self.checkpoints
+            if not hasattr(acc[c], "pooled_moments")
+        }
         return {"position": 0, "elapsed": 0.0, "acc": acc, "moments": mom}
 
     def export_state(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -266,9 +293,9 @@ class Study:
         for c in self.checkpoints:
             if c in blob["acc"]:
                 state["acc"][c] = type(state["acc"][c]).from_state_dict(blob["acc"][c]).to(self.device)
-            state["moments"][c] = estimate.MomentsAccumulator.from_state_dict(blob["moments"][c]).to(
-                self.device
-            )
+            if c in state["moments"]:
+                moments = estimate.MomentsAccumulator.from_state_dict(blob["moments"][c])
+                state["moments"][c] = moments.to(self.device)
         return state
 
     def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -279,7 +306,8 @@ class Study:
             for c in self.checkpoints:
                 if merged["acc"][c] is not None:
                     merged["acc"][c].merge(st["acc"][c])
-                merged["moments"][c].merge(st["moments"][c])
+                if c in merged["moments"]:
+                    merged["moments"][c].merge(st["moments"][c])
             merged["position"] += st["position"]
             merged["elapsed"] += st["elapsed"]
         return merged
@@ -357,7 +385,7 @@ class Study:
         parts: dict[str, list[torch.Tensor]] = {c: [] for c in self.checkpoints}
         for lo in range(0, unit.shape[0], bs):  # one forward per chunk of rows, not per sample
             x = self._images_for(unit[lo : lo + bs], first_row + lo)
-            with torch.inference_mode(), autocast:
+            with torch.no_grad(), autocast:  # not inference_mode: capture checks in-place overwrites
                 acts = self.model.capture(x, self.checkpoints, normalized=True)
             for c in self.checkpoints:
                 parts[c].append(acts[c])
@@ -375,7 +403,8 @@ class Study:
             extra = self.plan.design.blocks(start, count)
         for c, a in acts.items():
             y = a.reshape(count, R, *a.shape[1:])
-            state["moments"][c].update(a)
+            if c in state["moments"]:
+                state["moments"][c].update(a)
             acc = state["acc"][c]
             if acc is None:
                 continue
@@ -475,8 +504,9 @@ class Study:
         for c in self.checkpoints:
             shape = tuple(self.shapes[c])
             dims = output_dims(shape)
-            ds = state["moments"][c].finalize(factors, dims=dims)
             acc = state["acc"][c]
+            moments = state["moments"][c] if c in state["moments"] else acc.pooled_moments()
+            ds = moments.finalize(factors, dims=dims)
             if acc is not None:
                 ds = xr.merge([acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="drop")
                 ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="drop")

@@ -79,9 +79,11 @@ class DecodedRows:
     params : dict of str to dict of str to Tensor
         ``params[aug][keyword]``: ``[N]`` float32 parameter values on the target device.
     on : dict of str to Tensor
-        ``on[aug]``: ``[N]`` bool switch (all True where the augmentation has no switch).
+        ``on[aug]``: ``[N]`` bool switch (all True where the augmentation has no switch), on the CPU.
     order : Tensor
-        ``[N, n_aug]`` int64: ``order[b, k]`` is the index of the augmentation applied at step ``k``.
+        ``[N, n_aug]`` int64: ``order[b, k]`` is the index of the augmentation applied at step ``k``, on
+        the CPU: :func:`augsens.augment.compose` plans its sub-batches on the host, so keeping the
+        schedule there avoids a device -> host copy per batch.
     image : Tensor
         ``[N]`` int64 global image index (partition offset included).
     """
@@ -212,9 +214,9 @@ class AugmentationFactors:
         }
         on = {
             aug: (
-                values[:, self._switch_col[aug]].to(dev) > 0.5
+                values[:, self._switch_col[aug]] > 0.5
                 if aug in self._switch_col
-                else torch.ones(n, dtype=torch.bool, device=dev)
+                else torch.ones(n, dtype=torch.bool)
             )
             for aug in self.augmentations
         }
@@ -223,7 +225,7 @@ class AugmentationFactors:
         else:
             order = torch.arange(len(self.augmentations)).expand(n, -1)
         image = self._decode_image(unit, values, row_ids, seed)
-        return DecodedRows(params=params, on=on, order=order.to(dev), image=image.to(dev))
+        return DecodedRows(params=params, on=on, order=order, image=image.to(dev))
 
     def _decode_image(
         self, unit: torch.Tensor, values: torch.Tensor, row_ids: torch.Tensor | None, seed: int
