@@ -37,7 +37,15 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except StudyInterrupted as exc:
             console.print(f"[yellow]{exc}[/yellow]")
             raise typer.Exit(130) from None
-        except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            FileNotFoundError,
+            FileExistsError,
+            ModuleNotFoundError,  # e.g. Ray not installed: the message says how to install it
+            ConnectionError,
+        ) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             console.print(f"[red]error:[/red] {msg}")
             raise typer.Exit(2) from None
@@ -65,13 +73,25 @@ def run(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.html into --out when done.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run on Ray: local | auto | ADDRESS.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: all GPUs, else CPUs).")] = None,
+    shards: Annotated[int | None, typer.Option(help="Ray shards (default: 4 per worker).")] = None,
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
     from augsens.engine import Study
 
     cfg = load_config(config)
-    Study(cfg, progress=not quiet).run(out, resume=resume)
+    if ray is not None:
+        if resume:
+            raise ValueError(
+                "--resume cannot be combined with --ray (failed shards are retried automatically)"
+            )
+        from augsens.distributed import run_distributed
+
+        run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
+    else:
+        Study(cfg, progress=not quiet).run(out, resume=resume)
     console.print(f"results: {out / 'results.zarr'}")
     if report:
         from augsens.plot.report import write_report
