@@ -205,3 +205,22 @@ def test_bad_inputs_fail_with_one_clear_message(tiny, photos):
         Study(
             config(augmentations=["brightnes"], n=8, replicates=1), model=tiny, images=photos, progress=False
         )
+
+
+@pytest.mark.parametrize("kind", ["sobol", "shapley-song"])
+def test_paper_mode_runs_every_quirk(tiny, photos, tmp_path, kind):
+    """Paper mode: per-row image redraw, min-max rescale, Sobol-family switches, song-type Shapley."""
+    study = {"song_permutations": 2, "song_outer": 2, "song_inner": 2} if kind == "shapley-song" else {}
+    cfg = config(kind=kind, augmentations="set2", n=8, replicates=2, mode="paper", **study)
+    s = Study(cfg, model=tiny, images=photos, progress=False)
+    if kind == "sobol":
+        # the authors' Sobol family: switches only on augmentations without parameters
+        assert [g for g in s.factors.factor_names if f"{g}.on" in s.factors.problem.names] == ["hflip"]
+    tree = s.run(tmp_path)
+    measure = "S1" if kind == "sobol" else "shapley"
+    values = tree["relu2"].dataset[measure].values
+    assert np.isfinite(values).mean() > 0.5
+    if kind == "shapley-song":
+        live = np.isfinite(values).all(axis=0)
+        np.testing.assert_allclose(values.sum(axis=0)[live], 1.0, atol=1e-9)
+        assert "mean" in tree["relu2"].dataset  # moments pass kept for the Song estimator

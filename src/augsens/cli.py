@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="augsens: which parts of a network react to which image changes, and how much.",
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never break a path or message mid-word
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -198,6 +198,27 @@ def _csv(text: str | None, cast: Callable[[str], Any] = str) -> list[Any] | None
     return None if not text else [cast(t.strip()) for t in text.split(",") if t.strip()]
 
 
+_CORRELATION_INTRO = (
+    "At each spatial position, the Spearman correlation across channels between two factors' sensitivity "
+    "maps; mean and spread over positions, per checkpoint and measure; across measures; and against the "
+    "coefficient of variation."
+)
+_LDA_INTRO = (
+    "Samples are (unit, factor) pairs, features the unit's flattened sensitivity map, the target the factor: "
+    "validation accuracy well above chance means factors leave distinct spatial signatures."
+)
+_SEGMENTS_INTRO = (
+    "Network segments run standalone on one of the H, S, V channels of the augmented image; their "
+    "correlation patterns between factors compared with those of the same units inside the network."
+)
+
+
+def _section(out: Path, name: str, title: str, files: list[Path], intro: str) -> None:
+    from augsens.plot.report import write_section
+
+    write_section(out, name, title, files, intro)
+
+
 ModelOpt = Annotated[str, typer.Option(help="Model name (see `augsens info`) or package.module:factory.")]
 WeightsOpt = Annotated[str, typer.Option(help="default, imagenet, random, or a state-dict path.")]
 ImagesOpt = Annotated[str, typer.Option(help="'bundled' (the bundled photos) or an ImageFolder directory.")]
@@ -301,6 +322,7 @@ def correlation(
     from augsens.analysis.correlation import correlation_report
 
     files = correlation_report(results, out, measures=_csv(measures), factors=_csv(factors))
+    _section(out, "correlation", "Correlation analysis", files, _CORRELATION_INTRO)
     console.print(f"correlation: {len(files)} files in {out}")
 
 
@@ -327,6 +349,7 @@ def lda(
         n_repeats=repeats,
         seed=seed,
     )
+    _section(out, "lda", "Linear discriminant analysis", files, _LDA_INTRO)
     console.print(f"lda: {len(files)} files in {out}")
 
 
@@ -352,4 +375,5 @@ def segments(
         measures=_csv(measures) or (),
         channels=_csv(channels) or (),
     )
+    _section(out, "segments", "Single-channel (HSV) segments vs the network", files, _SEGMENTS_INTRO)
     console.print(f"segments: {len(files)} files in {out}")

@@ -607,6 +607,7 @@ def contrast_study(
     )
     config = {
         "kind": "contrast",
+        "model": str(getattr(model, "name", type(model).__name__)),
         "augmentations": [p.name for p in plans],
         "draws": draws,
         "n_images": n_images,
@@ -633,6 +634,8 @@ def _contrast_tree(
     config: Mapping[str, Any],
     swap_effect_names: bool,
 ) -> xr.DataTree:
+    from augsens.results import versions
+
     names = [p.name for p in plans]
     # BY family: all elements of all checkpoints, per augmentation (the authors' intended grouping).
     p_all = np.concatenate([v["p_value"] for v in per_ckpt.values()], axis=1)
@@ -656,6 +659,10 @@ def _contrast_tree(
         nodes[c] = ds
     root = xr.Dataset(
         attrs={
+            "augsens_results": 1,
+            "kind": "contrast",
+            "model": str(config.get("model")),
+            "versions": json.dumps(versions()),
             "config": json.dumps(dict(config)),
             "checkpoints": json.dumps(list(per_ckpt)),
             "n_passes": int(counts["n_passes"]),

@@ -16,7 +16,14 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["depth_profile", "top_unit_maps", "checkpoints_of", "measures_of", "MEASURE_TITLES"]
+__all__ = [
+    "depth_profile",
+    "contrast_profile",
+    "top_unit_maps",
+    "checkpoints_of",
+    "measures_of",
+    "MEASURE_TITLES",
+]
 
 MEASURE_TITLES = {
     "S1": "first-order Sobol index S1",
@@ -99,4 +106,31 @@ def top_unit_maps(
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.6, label=measure)
     fig.suptitle(f"{checkpoint}: most {measure}-sensitive units per factor", fontsize=10)
+    return fig
+
+
+def contrast_profile(tree: xr.DataTree, *, alpha: float = 0.05) -> Figure:
+    """Treatment-control results across checkpoints: share of elements whose Benjamini-Yekutieli
+    adjusted p-value is below ``alpha`` (left) and mean |rank-biserial correlation| (right), one line per
+    augmentation."""
+    cps = checkpoints_of(tree)
+    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 1.2 * len(cps) + 4), 4.2), layout="constrained")
+    x = np.arange(len(cps))
+    augs = [str(a) for a in tree[cps[0]].dataset["augmentation"].values]
+    for a in augs:
+        sig = [float((tree[c].dataset["p_value_by"].sel(augmentation=a) < alpha).mean()) for c in cps]
+        eff = [
+            float(np.nanmean(np.abs(tree[c].dataset["rank_biserial"].sel(augmentation=a).values)))
+            for c in cps
+        ]
+        axes[0].plot(x, sig, marker="o", label=a)
+        axes[1].plot(x, eff, marker="o", label=a)
+    for ax, label in zip(
+        axes, (f"share of elements with BY p < {alpha}", "mean |rank-biserial r|"), strict=True
+    ):
+        ax.set_xticks(x, cps, rotation=35, ha="right")
+        ax.set_ylabel(label)
+        ax.set_xlabel("checkpoint (input → output)")
+    axes[1].legend(fontsize=8, ncols=2, frameon=False)
+    fig.suptitle("Treatment vs control: each augmentation alone against the original image")
     return fig

@@ -11,15 +11,23 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import xarray as xr
 from matplotlib.figure import Figure
 
-from augsens.plot.maps import MEASURE_TITLES, checkpoints_of, depth_profile, measures_of, top_unit_maps
+from augsens.plot.maps import (
+    MEASURE_TITLES,
+    checkpoints_of,
+    contrast_profile,
+    depth_profile,
+    measures_of,
+    top_unit_maps,
+)
 from augsens.results import find_results, open_results
 
-__all__ = ["write_report", "figure_html", "GLOSSARY"]
+__all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
 
 GLOSSARY = {
     "S1": "First-order Sobol index: the share of an activation's variance explained by the factor alone, "
@@ -49,8 +57,48 @@ def figure_html(fig: Figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def write_section(out_dir: str | Path, name: str, title: str, files: Sequence[Path], intro: str = "") -> Path:
+    """Write ``out_dir/<name>.section.html``: a report section embedding the PNG ``files`` and linking
+    the others (CSV tables).  :func:`write_report` includes every such fragment under its folder."""
+    d = Path(out_dir)
+    parts = [f"<h2>{html.escape(title)}</h2>"]
+    if intro:
+        parts.append(f"<p>{html.escape(intro)}</p>")
+    tables = [f for f in files if f.suffix != ".png"]
+    if tables:
+        parts.append("<p>Tables: " + ", ".join(html.escape(str(f)) for f in tables) + "</p>")
+    for f in files:
+        if f.suffix == ".png":
+            data = base64.b64encode(Path(f).read_bytes()).decode()
+            parts.append(f'<img alt="{html.escape(f.name)}" src="data:image/png;base64,{data}">')
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.section.html"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def _contrast_section(name: str, tree: xr.DataTree) -> str:
+    a = tree.attrs
+    cfg = json.loads(a.get("config", "{}"))
+    parts = [
+        f"<h2>{html.escape(name)}: treatment-control statistics on {html.escape(str(a.get('model')))}</h2>"
+    ]
+    parts.append(
+        "<p>Each augmentation alone against the original image ("
+        + html.escape(
+            f"{cfg.get('draws')} draws per image, {cfg.get('n_images')} images, pairing {cfg.get('pairing')}"
+        )
+        + "): paired Wilcoxon signed-rank test per element (zero differences split), Benjamini-Yekutieli "
+        "adjusted p-values, matched-pairs rank-biserial and point-biserial correlations.</p>"
+    )
+    parts.append(figure_html(contrast_profile(tree), "contrast profile"))
+    return "\n".join(parts)
+
+
 def _study_section(name: str, tree: xr.DataTree) -> str:
     a = tree.attrs
+    if a.get("kind") == "contrast":
+        return _contrast_section(name, tree)
     kind, model = html.escape(str(a.get("kind"))), html.escape(str(a.get("model")))
     parts = [f"<h2>{html.escape(name)}: {kind} on {model}</h2>"]
     facts = {
@@ -125,7 +173,8 @@ def write_report(results: str | Path, out: str | Path | None = None) -> Path:
     )
     for d in found:
         body.append(_study_section(d.name if d != root else root.name, open_results(d)))
-    for frag in sorted(out.parent.glob("*.section.html")):
+    fragments = {*root.rglob("*.section.html"), *out.parent.glob("*.section.html")}
+    for frag in sorted(fragments):
         body.append(frag.read_text())
     head = f"<meta charset='utf-8'><title>augsens report</title><style>{_CSS}</style>"
     page = f"<!doctype html><html><head>{head}</head>"
