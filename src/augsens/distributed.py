@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +36,7 @@ import xarray as xr
 
 from augsens.config import StudyConfig
 from augsens.engine import Study
+from augsens.progress import forwards_bar
 from augsens.results import write_results
 from augsens.song import SongShapleyDesign
 
@@ -321,7 +322,7 @@ def _schedule(
     next_merge = 0
     total = driver.plan.n * rows
     label = f"{driver.config.study.kind} on {len(actors)} Ray workers"
-    with _progress(progress, total=total, shards=len(ranges), label=label) as advance:
+    with forwards_bar(progress, total=total, shards=len(ranges), label=label) as advance:
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             i, actor = pending.pop(ref)
@@ -349,44 +350,3 @@ def _schedule(
     assert merged is not None  # ranges is never empty
     return merged
 
-
-@contextlib.contextmanager
-def _progress(enabled: bool, *, total: int, shards: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar over forwards done across the cluster, with shards done."""
-    if not enabled:
-        yield lambda k: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("forwards"),
-        TaskProgressColumn(),
-        TextColumn("shards {task.fields[shards]}"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(label, total=total, shards=f"0/{shards}", rate="")
-        finished = 0
-
-        def advance(k: int) -> None:
-            nonlocal finished
-            finished += 1
-            bar.update(task, advance=k, shards=f"{finished}/{shards}")
-            speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
-
-        yield advance

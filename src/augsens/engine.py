@@ -38,6 +38,7 @@ from augsens.augment import compose, postprocess
 from augsens.config import StudyConfig
 from augsens.data import ImageCache, bundled_photos, image_folder
 from augsens.models import LoadedModel, load
+from augsens.progress import forwards_bar
 from augsens.results import versions, write_results
 from augsens.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.study import AugmentationFactors
@@ -461,7 +462,7 @@ class Study:
         every = self.config.run.checkpoint_every
         last_save = time.monotonic()
         t0 = time.monotonic() - state["elapsed"]
-        with _progress(
+        with forwards_bar(
             self.progress, total=n * R, done=state["position"] * R, label=self._label()
         ) as advance:
             try:
@@ -558,39 +559,3 @@ class Study:
             ds = ds.assign_coords(factor=np.asarray(factors))
         return ds
 
-
-@contextlib.contextmanager
-def _progress(enabled: bool, *, total: int, done: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar over forwards (rows): rows done, forwards/s and ETA."""
-    if not enabled:
-        yield lambda k: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("forwards"),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(label, total=total, completed=done, rate="")
-
-        def advance(k: int) -> None:
-            speed = bar.tasks[0].speed
-            bar.update(task, advance=k, rate=f"{speed:,.0f}/s" if speed else "")
-
-        yield advance
