@@ -224,3 +224,25 @@ def test_paper_mode_runs_every_quirk(tiny, photos, tmp_path, kind):
         live = np.isfinite(values).all(axis=0)
         np.testing.assert_allclose(values.sum(axis=0)[live], 1.0, atol=1e-9)
         assert "mean" in tree["relu2"].dataset  # moments pass kept for the Song estimator
+
+
+def test_bf16_channels_last_agrees_with_fp32(photos, tmp_path):
+    """Autocast bf16 + channels_last changes rounding, not the answer (aggregated indices)."""
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = StudyConfig.from_dict(
+            {
+                "study": {"kind": "sobol", "augmentations": ["grayscale", "hflip"], "n": 32, "replicates": 2},
+                "run": {
+                    "device": "cpu",
+                    "dtype": dtype,
+                    "channels_last": dtype == "bfloat16",
+                    "batch_size": 64,
+                },
+            }
+        )
+        model = load(tiny_cnn(), checkpoints=["relu2", "fc"], classifier="fc")
+        out[dtype] = Study(cfg, model=model, images=photos, progress=False).run(tmp_path / dtype)
+    a = out["float32"]["relu2"].dataset["ST_checkpoint"].values
+    b = out["bfloat16"]["relu2"].dataset["ST_checkpoint"].values
+    np.testing.assert_allclose(b, a, atol=0.05)

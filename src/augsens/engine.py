@@ -110,9 +110,16 @@ class Study:
 
     Examples
     --------
+    >>> import tempfile
     >>> from augsens.config import StudyConfig
-    >>> cfg = StudyConfig.from_dict({"study": {"n": 8, "replicates": 1}})  # doctest: +SKIP
-    >>> tree = Study(cfg).run("out")  # doctest: +SKIP
+    >>> cfg = StudyConfig.from_dict({
+    ...     "model": {"name": "augsens.testing:tiny_cnn", "checkpoints": ["act", "fc"]},
+    ...     "study": {"kind": "sobol", "augmentations": ["hflip", "grayscale"], "n": 8, "replicates": 2},
+    ...     "run": {"device": "cpu"},
+    ... })
+    >>> tree = Study(cfg, progress=False).run(tempfile.mkdtemp())
+    >>> tree["act"].dataset["ST"].dims, tree["act"].dataset["factor"].values.tolist()
+    (('factor', 'channel', 'y', 'x'), ['hflip', 'grayscale', 'order', 'image'])
     """
 
     def __init__(
@@ -142,22 +149,22 @@ class Study:
                 model = self._segment_bank(model)
         else:
             model = model.to(self.device)
+        if config.run.channels_last:
+            # weights in NHWC too, or every convolution converts its input back (in place, like .to())
+            model.module.to(memory_format=torch.channels_last)
         self.model = model
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.shapes = model.output_shapes(self.checkpoints)
         if images is None:
             images = self._load_images()
-        self.images = images.to(self.device) if hasattr(images, "to") else images
-        partitions = [self.images.class_sizes]
-        if getattr(self.images, "partitions", None):
-            partitions = self.images.partitions
+        self.images = images.to(self.device)
         switches = sc.switches
         if switches == "default":
             # the authors' switch models per family (spec 2.4); clean mode switches every augmentation
             switches = "nonparametric" if (sc.mode == "paper" and sc.kind in ("sobol", "moments")) else "all"
         self.factors = AugmentationFactors(
             sc.augmentations if isinstance(sc.augmentations, str) else list(sc.augmentations),
-            partitions,
+            self.images.partitions,
             switches=switches,
             p=sc.switch_p,
             mode=sc.mode,
