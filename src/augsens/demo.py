@@ -9,6 +9,7 @@ the package index, nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from augsens.config import StudyConfig
@@ -61,7 +62,7 @@ def run_demo(out: str | Path, *, n: int = 256, device: str = "auto", progress: b
     from augsens.engine import STATE_NAME, Study, resolve_device
     from augsens.models import load
     from augsens.plot.report import write_report
-    from augsens.results import is_results_dir
+    from augsens.results import is_results_dir, open_results
 
     root = Path(out)
     dev = resolve_device(device)
@@ -69,8 +70,17 @@ def run_demo(out: str | Path, *, n: int = 256, device: str = "auto", progress: b
     images = bundled_photos(device=dev)
     for name, cfg in demo_configs(n, device).items():
         target = root / name
-        if is_results_dir(target) and not (target / "state" / STATE_NAME).exists():
-            continue  # finished by an earlier demo run
         resume = (target / "state" / STATE_NAME).exists()
+        if not resume and is_results_dir(target) and _same_study(open_results(target).attrs, cfg):
+            continue  # finished by an earlier demo run with the same settings
         Study(cfg, model=model, images=images, progress=progress).run(target, resume=resume)
     return write_report(root)
+
+
+def _same_study(attrs: dict, cfg: StudyConfig) -> bool:
+    """Whether finished results were made with ``cfg`` (the run section, e.g. the device, may differ)."""
+    saved = json.loads(attrs.get("config", "{}"))
+    now = cfg.to_dict()
+    saved.pop("run", None)
+    now.pop("run", None)
+    return saved == now
