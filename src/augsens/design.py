@@ -141,6 +141,10 @@ class _Design:
         self._engines: dict[int, qmc.Sobol] = {}
         # [D, k] bool: column c belongs to group j
         self._group_cols = problem.group_index[None, :] == torch.arange(self.D)[:, None]
+        self._setup()
+
+    def _setup(self) -> None:
+        """Set ``labels`` and ``rows_per_sample`` (designs whose rows need no extra arguments)."""
 
     # -- replicate bookkeeping -------------------------------------------------------------------
     def replicate_of(self, i: int) -> int:
@@ -340,16 +344,7 @@ class PermutationShapleyDesign(_Design):
     row 0 is ``x'`` and row ``D`` is ``x``.  Parameters as :class:`SobolDesign`.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        n: int,
-        *,
-        seed: int = 0,
-        method: Literal["sobol", "iid"] = "sobol",
-        replicates: int = 1,
-    ) -> None:
-        super().__init__(problem, n, seed=seed, method=method, replicates=replicates)
+    def _setup(self) -> None:
         self.labels = [f"z_{r}" for r in range(self.D + 1)]
         self.rows_per_sample = self.D + 1
 
@@ -377,16 +372,7 @@ class IIDDesign(_Design):
 
     _pair = False
 
-    def __init__(
-        self,
-        problem: Problem,
-        n: int,
-        *,
-        seed: int = 0,
-        method: Literal["sobol", "iid"] = "sobol",
-        replicates: int = 1,
-    ) -> None:
-        super().__init__(problem, n, seed=seed, method=method, replicates=replicates)
+    def _setup(self) -> None:
         self.labels = ["x"]
         self.rows_per_sample = 1
 
