@@ -13,15 +13,16 @@ from torch import nn
 
 from augsens.analysis.contrast import (
     _AugPlan,
-    _Moments,
+    _moments,
     benjamini_yekutieli,
     contrast_report,
     contrast_study,
-    counter_uniform,
     point_biserial,
     rank_biserial,
     wilcoxon_zsplit,
 )
+from augsens.augment.draws import counter_uniform
+from augsens.estimate import MomentsAccumulator
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +94,11 @@ def test_point_biserial_streams_to_definition() -> None:
     x0 = rng.normal(size=(12, 5))
     x1 = rng.normal(loc=0.7, size=(30, 5))
     x0[:, 4] = x1[:, 4] = 2.0  # constant element
-    m0, m1 = _Moments(5, torch.device("cpu")), _Moments(5, torch.device("cpu"))
+    m0, m1 = MomentsAccumulator(), MomentsAccumulator()
     m0.update(torch.from_numpy(x0))
     for chunk in np.array_split(x1, 4):  # streamed in unequal batches
         m1.update(torch.from_numpy(chunk))
-    r = point_biserial(m0.n, m0.mean, m0.m2, m1.n, m1.mean, m1.m2).numpy()
+    r = point_biserial(*_moments(m0), *_moments(m1)).numpy()
     labels = np.r_[np.zeros(12), np.ones(30)]
     for j in range(4):
         values = np.r_[x0[:, j], x1[:, j]]
@@ -131,11 +132,12 @@ def test_counter_uniform_is_addressable() -> None:
 
 
 def test_integer_parameters_stay_in_bounds() -> None:
-    plan = _AugPlan("rolling", (("shift_y", -44.0, 44.0, True), ("shift_x", 0.1, 2.0, False)), 10)
-    p = plan.parameters(0, np.arange(2000), torch.device("cpu"))
-    assert p["shift_y"].min() >= -44 and p["shift_y"].max() <= 43
-    assert torch.equal(p["shift_y"], p["shift_y"].round())
-    assert p["shift_x"].min() >= 0.1 and p["shift_x"].max() <= 2.0
+    p = _AugPlan("rolling", 10).parameters(0, np.arange(2000), torch.device("cpu"))
+    for key in ("shift_y", "shift_x"):  # the authors' integers on [-44, 44)
+        assert p[key].min() >= -44 and p[key].max() <= 43
+        assert torch.equal(p[key], p[key].round())
+    sigma = _AugPlan("gaussian_blur", 10).parameters(0, np.arange(2000), torch.device("cpu"))["sigma"]
+    assert sigma.min() >= 0.1 and sigma.max() <= 2.0 and not torch.equal(sigma, sigma.round())
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -199,7 +201,7 @@ def test_contrast_study_matches_direct_computation(tiny) -> None:
 
     model, cache = tiny
     tree = contrast_study(model, cache, augmentations=["brightness"], draws=3, pairing="draw", seed=5)
-    plan = _AugPlan("brightness", (("factor", 0.1, 2.5, False),), 3)
+    plan = _AugPlan("brightness", 3)
     x = cache.gather(torch.arange(4))
     params = plan.parameters(5, np.arange(12), torch.device("cpu"))
     with torch.no_grad():

@@ -26,7 +26,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,9 @@ import numpy as np
 import scipy.stats
 import torch
 import xarray as xr
+
+from augsens.augment.draws import single_draws
+from augsens.estimate import MomentsAccumulator
 
 if TYPE_CHECKING:
     from augsens.data import ImageCache
@@ -47,7 +49,6 @@ __all__ = [
     "rank_biserial",
     "point_biserial",
     "benjamini_yekutieli",
-    "counter_uniform",
     "contrast_study",
     "contrast_report",
 ]
@@ -194,14 +195,20 @@ def rank_biserial(
 
 
 def point_biserial(
-    n0: float, mean0: torch.Tensor, m2_0: torch.Tensor, n1: float, mean1: torch.Tensor, m2_1: torch.Tensor
+    n0: float | torch.Tensor,
+    mean0: torch.Tensor,
+    m2_0: torch.Tensor,
+    n1: float | torch.Tensor,
+    mean1: torch.Tensor,
+    m2_1: torch.Tensor,
 ) -> torch.Tensor:
     """Point-biserial correlation of two groups from their streamed moments.
 
     Parameters
     ----------
-    n0, n1 : float
-        Sizes of the control (original) and treatment (augmented) groups.
+    n0, n1 : float or torch.Tensor
+        Sizes of the control (original) and treatment (augmented) groups: scalars, or per element
+        where non-finite values were dropped.
     mean0, mean1 : torch.Tensor
         Group means per element.
     m2_0, m2_1 : torch.Tensor
@@ -220,7 +227,7 @@ def point_biserial(
     total_m2 = m2_0 + m2_1 + delta * delta * (n0 * n1 / n)
     p0p1 = (n0 / n) * (n1 / n)
     sd = torch.sqrt(total_m2.clamp(min=0) / n)
-    r = delta * math.sqrt(p0p1) / sd
+    r = delta * torch.sqrt(torch.as_tensor(p0p1, dtype=delta.dtype, device=delta.device)) / sd
     return torch.where(sd > 0, r, torch.zeros_like(r))
 
 
@@ -253,94 +260,23 @@ def benjamini_yekutieli(p: np.ndarray) -> np.ndarray:
     return out
 
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    # Steele, Lea & Flood (2014) finaliser: a bijective mix, so distinct counters give distinct outputs.
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
-        return x ^ (x >> np.uint64(31))
-
-
-def counter_uniform(seed: int, stream: int, rows: np.ndarray, n_cols: int) -> np.ndarray:
-    """Counter-based uniforms: entry ``(r, c)`` depends only on ``(seed, stream, rows[r], c)``.
-
-    Any subset of rows is reproducible in any order and batch size, which is what lets every block pass of
-    :func:`contrast_study` regenerate identical images.
-
-    Parameters
-    ----------
-    seed, stream : int
-        Non-negative keys (the study seed; one stream per augmentation).
-    rows : numpy.ndarray
-        Integer row counters, shape ``[m]``.
-    n_cols : int
-        Columns (one per parameter).
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 ``[m, n_cols]`` in ``[0, 1)`` with 53 random bits each.
-    """
-    if seed < 0 or stream < 0:
-        raise ValueError(f"seed and stream must be non-negative, got seed={seed!r}, stream={stream!r}")
-    key = _splitmix64(_splitmix64(np.array([seed], dtype=np.uint64)) ^ np.uint64(stream))
-    rows = np.asarray(rows, dtype=np.uint64)[:, None]
-    cols = np.arange(n_cols, dtype=np.uint64)[None, :]
-    with np.errstate(over="ignore"):
-        h = _splitmix64(_splitmix64(key ^ rows) + cols)
-    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 @dataclass(frozen=True)
 class _AugPlan:
-    """One treatment: augmentation name, its parameters ``(name, low, high, integer)``, draws per image."""
+    """One treatment: augmentation name and draws per image (1 for an augmentation without parameters)."""
 
     name: str
-    params: tuple[tuple[str, float, float, bool], ...]
     draws: int
-
-    @property
-    def stream(self) -> int:
-        # Keyed on the name, not the position, so a subset of augmentations replays the full study's images.
-        return zlib.crc32(self.name.encode())
 
     def parameters(self, seed: int, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """Parameter tensors ``[len(rows)]`` for global rows ``image * draws + draw``."""
-        if not self.params:
-            return {}
-        u = counter_uniform(seed, self.stream, rows, len(self.params))
-        out = {}
-        for j, (name, low, high, integer) in enumerate(self.params):
-            if integer:  # the authors' discrete uniform on [low, high), upper bound exclusive
-                value = np.minimum(np.floor(low + u[:, j] * (high - low)), high - 1)
-            else:
-                value = low + u[:, j] * (high - low)
-            out[name] = torch.as_tensor(value, dtype=torch.float32, device=device)
-        return out
+        from augsens.augment import AUGMENTATIONS
+
+        return single_draws(AUGMENTATIONS[self.name], rows, seed, device)
 
 
-class _Moments:
-    """Streaming count, mean and centred sum of squares per element (Chan, Golub & LeVeque 1983)."""
-
-    def __init__(self, size: int, device: torch.device) -> None:
-        self.n = 0
-        self.mean = torch.zeros(size, dtype=torch.float64, device=device)
-        self.m2 = torch.zeros(size, dtype=torch.float64, device=device)
-
-    def update(self, x: torch.Tensor) -> None:
-        x = x.to(torch.float64)
-        b = x.shape[0]
-        mean_b = x.mean(dim=0)
-        m2_b = ((x - mean_b) ** 2).sum(dim=0)
-        n = self.n + b
-        delta = mean_b - self.mean
-        self.mean += delta * (b / n)
-        self.m2 += m2_b + delta * delta * (self.n * b / n)
-        self.n = n
+def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-element count, mean and centred sum of squares of a moments accumulator's state."""
+    return m.count[0].to(torch.float64), m.mean[0, 0], m.comoment[0, 0]
 
 
 def _element_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -386,8 +322,9 @@ def _run_contrast(
         name: np.full((n_aug, total), np.nan)
         for name in ("wilcoxon_stat", "wilcoxon_z", "p_value", "rank_biserial", "point_biserial")
     }
-    moments0 = _Moments(total, device)
-    moments1 = [_Moments(total, device) for _ in plans]
+    # point-biserial streams: per-element moments of the originals and of each augmentation's copies
+    moments0 = MomentsAccumulator(device=device)
+    moments1 = [MomentsAccumulator(device=device) for _ in plans]
     non_finite = 0
 
     def flat(acts: Mapping[str, torch.Tensor], lo: int, hi: int) -> torch.Tensor:
@@ -439,8 +376,7 @@ def _run_contrast(
         del buffers
         n_passes += 1
     for a in range(n_aug):
-        m1 = moments1[a]
-        r = point_biserial(moments0.n, moments0.mean, moments0.m2, m1.n, m1.mean, m1.m2)
+        r = point_biserial(*_moments(moments0), *_moments(moments1[a]))
         out["point_biserial"][a] = r.cpu().numpy()
     per_ckpt = {
         c: {k: v[:, offsets[i] : offsets[i + 1]] for k, v in out.items()} for i, c in enumerate(checkpoints)
@@ -466,11 +402,8 @@ def _plans(augmentations: Sequence[str] | None, draws: int) -> list[_AugPlan]:
             close = difflib.get_close_matches(str(name), list(AUGMENTATIONS), n=3)
             hint = f" Did you mean {close!r}?" if close else ""
             raise KeyError(f"unknown augmentation {name!r}; allowed: {list(AUGMENTATIONS)!r}.{hint}")
-        params = tuple(
-            (p.name, float(p.low), float(p.high), bool(p.integer)) for p in AUGMENTATIONS[name].params
-        )
         # A parameter-free op gives the same image every time: one copy per image, as the authors did.
-        plans.append(_AugPlan(name, params, draws if params else 1))
+        plans.append(_AugPlan(name, draws if AUGMENTATIONS[name].params else 1))
     return plans
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import html
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +61,7 @@ from augsens.analysis.single_class import (
     sensitivity_table,
     top_sensitive_classes,
 )
+from augsens.augment.draws import single_draws
 
 __all__ = [
     "MEASURES",
@@ -1049,40 +1049,13 @@ def _resolve_labels(
     return out
 
 
-# Counter-based draws: SplitMix64 (Steele, Lea & Flood 2014) of (seed, augmentation, image, draw, parameter)
-# makes every parameter a pure function of its address, whatever the batch size or order.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    z = z + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
-
-
-def _uniform(seed: int, stream: int, index: np.ndarray, draw: int, param: int) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        h = _splitmix64(np.full(index.shape, seed, dtype=np.uint64))
-        for word in (stream, None, draw, param):
-            h = _splitmix64(h ^ (index.astype(np.uint64) if word is None else np.uint64(word)))
-    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 def _draw_params(spec: Any, index: np.ndarray, draws: int, seed: int) -> dict[str, torch.Tensor]:
-    """Parameters of ``spec`` for images ``index``, ``draws`` each, flattened draw-major: ``[draws * b]``."""
-    stream = zlib.crc32(spec.name.encode())
-    out = {}
-    for p, param in enumerate(spec.params):
-        u = np.concatenate([_uniform(seed, stream, index, d, p) for d in range(draws)])
-        if param.integer:  # the authors' discrete uniform on [low, high)
-            values = np.floor(param.low + u * (param.high - param.low))
-        else:
-            values = param.low + u * (param.high - param.low)
-        out[param.name] = torch.from_numpy(values.astype(np.float32))
-    return out
+    """Parameters of ``spec`` for images ``index``, ``draws`` each, flattened draw-major: ``[draws * b]``.
+
+    Keyed like the contrast study (row ``image * draws + draw``), so both see the same augmented images.
+    """
+    rows = (np.asarray(index, dtype=np.int64)[None, :] * draws + np.arange(draws)[:, None]).ravel()
+    return single_draws(spec, rows, seed)
 
 
 # --- tables, figures, HTML ---------------------------------------------------------------------------
