@@ -39,11 +39,11 @@ from augsens.config import StudyConfig
 from augsens.data import ImageCache, bundled_photos, image_folder
 from augsens.models import LoadedModel, load
 from augsens.progress import forwards_bar
-from augsens.results import versions, write_results
+from augsens.results import output_dims, versions, write_results
 from augsens.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.study import AugmentationFactors
 
-__all__ = ["Study", "StudyInterrupted", "output_dims", "resolve_device", "STATE_NAME"]
+__all__ = ["Study", "StudyInterrupted", "resolve_device", "STATE_NAME"]
 
 STATE_NAME = "state.pt"
 _STATE_VERSION = 1
@@ -73,15 +73,6 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"[run] device = {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
     return dev
-
-
-def output_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Dimension names of one sample's activation: ``(channel, y, x)``, ``(unit,)`` or ``dim_i``."""
-    if len(shape) == 3:
-        return ("channel", "y", "x")
-    if len(shape) == 1:
-        return ("unit",)
-    return tuple(f"dim_{i}" for i in range(len(shape)))
 
 
 @dataclass
@@ -565,4 +556,3 @@ class Study:
         if "factor" in ds.dims:
             ds = ds.assign_coords(factor=np.asarray(factors))
         return ds
-

@@ -18,9 +18,26 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["open_results", "write_results", "versions", "RESULTS_NAME", "is_results_dir", "find_results"]
+__all__ = [
+    "open_results",
+    "write_results",
+    "output_dims",
+    "versions",
+    "RESULTS_NAME",
+    "is_results_dir",
+    "find_results",
+]
 
 RESULTS_NAME = "results.zarr"
+
+
+def output_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Dimension names of one sample's activation: ``(channel, y, x)``, ``(unit,)`` or ``dim_i``."""
+    if len(shape) == 3:
+        return ("channel", "y", "x")
+    if len(shape) == 1:
+        return ("unit",)
+    return tuple(f"dim_{i}" for i in range(len(shape)))
 
 
 def versions() -> dict[str, str]:

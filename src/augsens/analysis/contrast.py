@@ -38,6 +38,7 @@ import xarray as xr
 
 from augsens.augment.draws import single_draws
 from augsens.estimate import MomentsAccumulator
+from augsens.results import output_dims
 
 if TYPE_CHECKING:
     from augsens.data import ImageCache
@@ -277,14 +278,6 @@ class _AugPlan:
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-element count, mean and centred sum of squares of a moments accumulator's state."""
     return m.count[0].to(torch.float64), m.mean[0, 0], m.comoment[0, 0]
-
-
-def _element_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
-    if len(shape) == 3:
-        return ("channel", "y", "x")
-    if len(shape) == 1:
-        return ("unit",)
-    return tuple(f"dim_{i}" for i in range(len(shape)))
 
 
 def _auto_block(n_pairs: Sequence[int], block_bytes: int) -> int:
@@ -577,7 +570,7 @@ def _contrast_tree(
     start = 0
     for c, values in per_ckpt.items():
         shape = shapes[c]
-        dims = ("augmentation", *_element_dims(shape))
+        dims = ("augmentation", *output_dims(shape))
         size = values["p_value"].shape[1]
         data = dict(values)
         data["p_value_by"] = by_all[:, start : start + size]
