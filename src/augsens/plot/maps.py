@@ -77,7 +77,10 @@ def top_unit_maps(
     tree: xr.DataTree, measure: str, checkpoint: str, *, units: int = 4, factors: list[str] | None = None
 ) -> Figure:
     """For each factor, the spatial maps of the ``units`` channels most sensitive to it (by their
-    aggregated per-channel index), on a common 0..1 colour scale."""
+    aggregated per-channel index).
+
+    Each factor (row) has its own colour scale, from 0 to the 99th percentile of its maps shown (at least
+    0.01), written under its name: factors whose indices are small stay visible beside dominant ones."""
     ds = tree[checkpoint].dataset
     if measure not in ds:
         raise KeyError(f"checkpoint {checkpoint!r} has no {measure!r}; it has {sorted(ds.data_vars)!r}")
@@ -87,25 +90,23 @@ def top_unit_maps(
     agg = ds.get(f"{measure}_channel")
     names = factors or [str(f) for f in da["factor"].values]
     fig, axes = plt.subplots(
-        len(names), units, figsize=(1.7 * units + 1.2, 1.7 * len(names)), squeeze=False, layout="constrained"
+        len(names), units, figsize=(1.7 * units + 0.6, 1.7 * len(names)), squeeze=False, layout="constrained"
     )
-    im = None
     for i, f in enumerate(names):
         score = agg.sel(factor=f).values if agg is not None else da.sel(factor=f).mean(("y", "x")).values
         order = np.argsort(np.nan_to_num(score, nan=-np.inf))[::-1][:units]
+        maps = np.clip(da.sel(factor=f).isel(channel=[int(c) for c in order]).values, 0, None)
+        vmax = max(0.01, float(np.nanpercentile(maps, 99)))
         for j, ch in enumerate(order):
             ax = axes[i, j]
-            im = ax.imshow(
-                np.clip(da.sel(factor=f).isel(channel=int(ch)).values, 0, 1), cmap="Reds", vmin=0, vmax=1
-            )
+            ax.imshow(maps[j], cmap="Reds", vmin=0, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"ch {int(ch)}: {score[ch]:.2f}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel(f, fontsize=8)
-    if im is not None:
-        fig.colorbar(im, ax=axes, shrink=0.6, label=measure)
-    fig.suptitle(f"{checkpoint}: most {measure}-sensitive units per factor", fontsize=10)
+        axes[i, 0].set_ylabel(f"{f}\n(0 – {vmax:.2f})", fontsize=8)
+    fig.suptitle(
+        f"{checkpoint}: most {measure}-sensitive units per factor (channel: aggregated index)", fontsize=10
+    )
     return fig
 
 
