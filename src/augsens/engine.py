@@ -491,8 +491,12 @@ class Study:
 
     def _label(self) -> str:
         sc = self.config.study
-        aug = sc.augmentations if isinstance(sc.augmentations, str) else "+".join(sc.augmentations)
-        return f"{sc.kind} {aug} {self.model.name}"
+        aug = (
+            sc.augmentations
+            if isinstance(sc.augmentations, str)
+            else f"{len(sc.augmentations)} augmentations"
+        )
+        return f"{sc.kind} {aug}"
 
     # ------------------------------------------------------------------ results
     def finalize(self, state: dict[str, Any]) -> xr.DataTree:

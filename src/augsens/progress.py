@@ -24,7 +24,6 @@ def forwards_bar(
         BarColumn,
         MofNCompleteColumn,
         Progress,
-        TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -34,15 +33,13 @@ def forwards_bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("forwards"),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("forwards {task.fields[rate]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
     ]
     if shards is not None:
-        columns.insert(5, TextColumn("shards {task.fields[shards]}"))
+        columns.insert(4, TextColumn("shards {task.fields[shards]}"))
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(label, total=total, completed=done, rate="", shards=f"0/{shards}")
         finished = 0
