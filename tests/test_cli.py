@@ -126,3 +126,21 @@ def test_contrast_command(tmp_path):
     res = runner.invoke(app, ["report", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
     assert "treatment-control" in (tmp_path / "c" / "report.html").read_text()
+
+
+def test_set_overrides_config_keys(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(TINY.format(kind="sobol"))
+    args = ["run", str(cfg), "--out", str(tmp_path / "o"), "-q", "--no-report"]
+    res = runner.invoke(app, [*args, "--set", "study.n=16", "--set", 'study.augmentations=["hue"]'])
+    assert res.exit_code == 0, res.output
+    tree = open_results(tmp_path / "o")
+    assert (
+        tree.attrs["n"] == 16
+        and "hue" in tree.attrs["augmentations"]
+        and "hflip" not in tree.attrs["augmentations"]
+    )
+    res = runner.invoke(app, [*args, "--set", "n=16"])
+    assert res.exit_code == 2 and "SECTION.KEY=VALUE" in res.output
+    res = runner.invoke(app, [*args, "--set", "study.n=many"])
+    assert res.exit_code == 2 and "n must be an integer, got 'many'" in res.output

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
 
 __all__ = ["app"]
+
+Mode = Literal["clean", "paper"]
+Example = Literal["alexnet", "resnet18"]
 
 app = typer.Typer(
     add_completion=False,
@@ -59,6 +62,23 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _overrides(items: list[str]) -> dict[str, Any]:
+    """``["study.n=4096", 'study.augmentations=["hue"]']`` -> ``{"study.n": 4096, ...}`` (values as TOML,
+    anything that is not a TOML value as a string)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or "." not in key:
+            raise ValueError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set study.n=4096")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = text
+    return out
+
+
 def torch_oom() -> type[BaseException]:
     import torch
 
@@ -76,12 +96,18 @@ def run(
     ray: Annotated[str | None, typer.Option("--ray", help="Run on Ray: local | auto | ADDRESS.")] = None,
     workers: Annotated[int | None, typer.Option(help="Ray workers (default: all GPUs, else CPUs).")] = None,
     shards: Annotated[int | None, typer.Option(help="Ray shards (default: 4 per worker).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a config key, e.g. --set study.n=4096 (repeatable; TOML values)."
+        ),
+    ] = None,
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
     from augsens.engine import Study
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides=_overrides(set_ or []))
     if ray is not None:
         if resume:
             raise ValueError(
@@ -179,7 +205,9 @@ def gallery(
 
     if not image.is_file():
         raise FileNotFoundError(f"image {str(image)!r} does not exist")
-    console.print(f"gallery: {make_gallery(image, out, mode=mode, seed=seed)}")
+    if mode not in ("clean", "paper"):
+        raise ValueError(f"--mode {mode!r}: choose 'clean' or 'paper'")
+    console.print(f"gallery: {make_gallery(image, out, mode=cast(Mode, mode), seed=seed)}")
 
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
@@ -194,8 +222,18 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
     return m, image_folder(images, per_class=per_class or None, device=dev)
 
 
-def _csv(text: str | None, cast: Callable[[str], Any] = str) -> list[Any] | None:
-    return None if not text else [cast(t.strip()) for t in text.split(",") if t.strip()]
+def _csv(text: str | None) -> list[str] | None:
+    return None if not text else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        values = [float(t) for t in _csv(text) or []]
+    except ValueError as exc:
+        raise ValueError(f"{option} {text!r}: give comma-separated numbers, e.g. 0.5,0.9") from exc
+    if not values:
+        raise ValueError(f"{option} is empty: give comma-separated numbers, e.g. 0.5,0.9")
+    return values
 
 
 _CORRELATION_INTRO = (
@@ -256,8 +294,8 @@ def mask(
         imgs,
         out,
         measures=measure or None,
-        quantiles=_csv(quantiles, float),
-        alphas=_csv(alphas, float),
+        quantiles=_floats(quantiles, "--quantiles"),
+        alphas=_floats(alphas, "--alphas"),
         soft=soft,
         checkpoints=checkpoint or None,
         draws=draws,
@@ -366,7 +404,11 @@ def segments(
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
     from augsens.analysis.segments import example_segments, segment_report
 
-    path = example_segments(segments_file) if segments_file in ("alexnet", "resnet18") else segments_file
+    path = (
+        example_segments(cast(Example, segments_file))
+        if segments_file in ("alexnet", "resnet18")
+        else segments_file
+    )
     files = segment_report(
         segment_results,
         network_results,
