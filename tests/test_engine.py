@@ -246,3 +246,45 @@ def test_bf16_channels_last_agrees_with_fp32(photos, tmp_path):
     a = out["float32"]["relu2"].dataset["ST_checkpoint"].values
     b = out["bfloat16"]["relu2"].dataset["ST_checkpoint"].values
     np.testing.assert_allclose(b, a, atol=0.05)
+
+
+def test_ctrl_c_mid_batch_finishes_the_batch_then_saves(tiny, photos, tmp_path, monkeypatch):
+    """A real SIGINT arriving inside a batch: the batch completes, the whole state is saved, and the
+    resumed run equals an uninterrupted one."""
+    import os
+    import signal
+
+    cfg = config(kind="sobol", augmentations=["hue", "hflip"], n=16, replicates=2, batch_size=16)
+    whole = Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path / "whole")
+    study = Study(cfg, model=tiny, images=photos, progress=False)
+    original = study._forward
+    calls = {"n": 0}
+
+    def forward_then_signal(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # lands mid-batch
+        return original(*args)
+
+    monkeypatch.setattr(study, "_forward", forward_then_signal)
+    with pytest.raises(StudyInterrupted, match="state saved"):
+        study.run(tmp_path / "part")
+    monkeypatch.undo()
+    resumed = Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path / "part", resume=True)
+    np.testing.assert_allclose(resumed["fc"].dataset["ST"], whole["fc"].dataset["ST"], rtol=1e-12, atol=1e-12)
+
+
+def test_interrupt_inside_an_update_keeps_the_last_save(tiny, photos, tmp_path, monkeypatch):
+    cfg = config(kind="sobol", augmentations=["hue"], n=8, replicates=1, batch_size=8)
+    study = Study(cfg, model=tiny, images=photos, progress=False)
+    study.run(tmp_path, stop_after=2)  # a saved state at 2 base samples
+    from augsens.estimate import SobolAccumulator
+
+    def broken_update(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SobolAccumulator, "update", broken_update)
+    with pytest.raises(StudyInterrupted, match="last periodic save"):
+        Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path, resume=True)
+    blob = torch.load(tmp_path / "state" / "state.pt", weights_only=True)
+    assert blob["position"] == 2  # the half-updated state was not written

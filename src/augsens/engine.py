@@ -22,6 +22,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,12 +54,44 @@ _STATE_VERSION = 1
 class StudyInterrupted(RuntimeError):
     """The run was stopped (Ctrl-C); its state was saved and ``--resume`` continues it."""
 
-    def __init__(self, state_path: Path, done: int, total: int) -> None:
+    def __init__(self, state_path: Path, done: int, total: int, *, saved: bool = True) -> None:
+        where = (
+            f"state saved to {str(state_path)!r}"
+            if saved
+            else f"stopped inside an accumulator update, so the last periodic save in {str(state_path)!r} "
+            "is kept (work since then is redone)"
+        )
         super().__init__(
-            f"interrupted after {done} of {total} base samples; state saved to {str(state_path)!r}. "
+            f"interrupted after {done} of {total} base samples; {where}. "
             "Run the same command with --resume to finish."
         )
         self.state_path = state_path
+
+
+# torch >= 2.5 names it torch.OutOfMemoryError; older releases only have the CUDA one
+_OOM: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C during a run sets a flag that the loop reads between batches, so the state is saved
+    whole; a second Ctrl-C raises at once (the last periodic save is then kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal hit
+        hit = True
+        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C behaves as before
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -124,6 +158,7 @@ class Study:
         config.validate()
         self.config = config
         self.progress = progress
+        self._updating = False  # True while accumulators are changed in place (see _step)
         self.device = resolve_device(config.run.device)
         mc, sc = config.model, config.study
         if model is None:
@@ -400,6 +435,9 @@ class Study:
             extra = (self.plan.design.permutations(start, count).to(self.device),)
         elif isinstance(self.plan.design, SongShapleyDesign):
             extra = self.plan.design.blocks(start, count)
+        # From here on the state changes in place: an exception now leaves it half updated, so it must
+        # not be saved (run() keeps the last saved state instead).
+        self._updating = True
         for c, a in acts.items():
             y = a.reshape(count, R, *a.shape[1:])
             if c in state["moments"]:
@@ -411,6 +449,7 @@ class Study:
                 acc.update(y, replicate=replicate)
             else:
                 acc.update(y, *extra)
+        self._updating = False
 
     # ------------------------------------------------------------------ run
     def run(
@@ -460,9 +499,12 @@ class Study:
         every = self.config.run.checkpoint_every
         last_save = time.monotonic()
         t0 = time.monotonic() - state["elapsed"]
-        with forwards_bar(
-            self.progress, total=n * R, done=state["position"] * R, label=self._label()
-        ) as advance:
+        with (
+            forwards_bar(
+                self.progress, total=n * R, done=state["position"] * R, label=self._label()
+            ) as advance,
+            _deferred_interrupt() as interrupted,
+        ):
             try:
                 for start, count, rep in self.batches(state["position"]):
                     if stop_after is not None and start >= stop_after:
@@ -472,14 +514,22 @@ class Study:
                     self._step(state, start, count, rep)
                     state["position"] = start + count
                     advance(count * R)
+                    if interrupted():
+                        raise KeyboardInterrupt
                     if time.monotonic() - last_save > every:
                         state["elapsed"] = time.monotonic() - t0
                         self._save_state(state_path, state)
                         last_save = time.monotonic()
             except KeyboardInterrupt:
-                state["elapsed"] = time.monotonic() - t0
-                self._save_state(state_path, state)
-                raise StudyInterrupted(state_path, state["position"], n) from None
+                if not self._updating:
+                    state["elapsed"] = time.monotonic() - t0
+                    self._save_state(state_path, state)
+                raise StudyInterrupted(state_path, state["position"], n, saved=not self._updating) from None
+            except _OOM:
+                if not self._updating:  # out of memory in the forward pass: the state is intact
+                    state["elapsed"] = time.monotonic() - t0
+                    self._save_state(state_path, state)
+                raise
         state["elapsed"] = time.monotonic() - t0
         tree = self.finalize(state)
         write_results(tree, out)
