@@ -288,3 +288,21 @@ def test_interrupt_inside_an_update_keeps_the_last_save(tiny, photos, tmp_path, 
         Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path, resume=True)
     blob = torch.load(tmp_path / "state" / "state.pt", weights_only=True)
     assert blob["position"] == 2  # the half-updated state was not written
+
+
+@pytest.mark.parametrize("method", ["exact", "permutation"])
+def test_shapley_studies_report_confidence_half_widths(tiny, photos, tmp_path, method):
+    cfg = config(kind="shapley", augmentations=["hue", "hflip"], n=32, shapley_method=method, replicates=4)
+    ds = Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path)["relu2"].dataset
+    live = np.isfinite(ds["shapley"].values).all(axis=0)  # dead units have no variance to share
+    conf = ds["shapley_conf"].values[:, live]
+    assert live.mean() > 0.5
+    # sparse ReLUs may not vary within a replicate of 8 base samples: those replicates are left out
+    assert np.isfinite(conf).mean() > 0.8 and (conf[np.isfinite(conf)] >= 0).all() and np.nanmax(conf) > 0
+
+
+def test_sobol_method_option_reaches_the_estimator(tiny, photos, tmp_path):
+    cfg = config(kind="sobol", augmentations=["hue"], n=8, replicates=2, sobol_method="janon_2014")
+    node = Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path)["fc"]
+    assert node.attrs["first_order_method"] == "janon_2014"
+    assert node.attrs["total_order_method"] == "jansen_1999"

@@ -21,12 +21,12 @@ from augsens.estimate import (
     ShapleyAccumulator,
     SobolAccumulator,
 )
-from augsens.estimate._base import _Accumulator
 from augsens.factors import Problem
 
 __all__ = ["sobol", "shapley", "moments"]
 
 Function = Callable[[torch.Tensor], torch.Tensor]
+_AnyAccumulator = SobolAccumulator | ShapleyAccumulator | PermutationShapleyAccumulator | MomentsAccumulator
 
 #: Default cap on the rows passed to ``f`` in one call.
 DEFAULT_BATCH_SIZE = 8192
@@ -74,22 +74,23 @@ def _run(
     f: Function,
     problem: Problem,
     design: _Design,
-    acc: _Accumulator,
+    acc: _AnyAccumulator,
     batch_size: int,
     device: torch.device | str | None,
 ) -> xr.Dataset:
     """The shared loop: design rows -> values -> f -> accumulator, then ``finalize``."""
     R = design.rows_per_sample
     per_batch = max(1, batch_size // R)
-    permutations = isinstance(design, PermutationShapleyDesign)
     for replicate, start, count in design.batches(per_batch):
-        if permutations:
+        perms: torch.Tensor | None = None
+        if isinstance(design, PermutationShapleyDesign):
             unit, perms = design.rows_and_permutations(start, count)
         else:
             unit = design.unit_rows(start, count)
         y = _evaluate(f, problem.decode(unit).reshape(count * R, problem.k), device)
         y = y.reshape(count, R, *y.shape[1:]) if R > 1 or not isinstance(acc, MomentsAccumulator) else y
-        if permutations:
+        if isinstance(acc, PermutationShapleyAccumulator):
+            assert perms is not None  # shapley() pairs this accumulator with a PermutationShapleyDesign
             acc.update(y, perms, replicate=replicate)
         elif isinstance(acc, MomentsAccumulator):
             acc.update(y)
@@ -285,7 +286,9 @@ def shapley(
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     if method == "exact":
         d: _Design = ShapleyDesign(problem, n, seed=seed, method=design, replicates=replicates)
-        acc: _Accumulator = ShapleyAccumulator(problem.D, replicates=replicates, dtype=dtype, device=device)
+        acc: ShapleyAccumulator | PermutationShapleyAccumulator = ShapleyAccumulator(
+            problem.D, replicates=replicates, dtype=dtype, device=device
+        )
     else:
         d = PermutationShapleyDesign(problem, n, seed=seed, method=design, replicates=replicates)
         acc = PermutationShapleyAccumulator(problem.D, replicates=replicates, dtype=dtype, device=device)

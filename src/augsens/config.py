@@ -94,6 +94,7 @@ class StudySection:
     design: Literal["sobol", "iid"] = "sobol"
     second_order: bool = False
     sobol_method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010"
+    # independent scrambles of the design for confidence half-widths (sobol, shapley); memory x replicates
     replicates: int = 8
     shapley_method: Literal["exact", "permutation"] = "exact"
     # shapley-song (the authors' double loop): permutations x outer x inner samples

@@ -175,7 +175,7 @@ class _Design:
         """All base samples as ``(replicate, start, count)`` pieces of at most ``batch`` samples."""
         if batch < 1:
             raise ValueError(f"batch must be a positive number of base samples, got {batch!r}")
-        out = []
+        out: list[tuple[int, int, int]] = []
         for r in range(self.replicates):
             lo, hi = r * self.per_replicate, (r + 1) * self.per_replicate
             out.extend((r, s, min(batch, hi - s)) for s in range(lo, hi, batch))

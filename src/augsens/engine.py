@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -205,7 +205,8 @@ class Study:
         from augsens.analysis.segments import HSV_CHANNELS, SegmentBank, example_segments, load_segments
 
         mc = self.config.model
-        path = example_segments(mc.segments) if mc.segments in ("alexnet", "resnet18") else mc.segments
+        shipped = cast(Literal["alexnet", "resnet18"], mc.segments)  # used only when it is one of the two
+        path = example_segments(shipped) if mc.segments in ("alexnet", "resnet18") else mc.segments
         bank = SegmentBank(
             network.module,
             load_segments(path),
@@ -225,7 +226,9 @@ class Study:
             if ic.partition2:
                 raise ValueError("[images] partition2 needs a folder source, not 'bundled'")
             return bundled_photos(device=self.device)
-        kw = dict(per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, device=self.device)
+        kw: dict[str, Any] = dict(
+            per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, device=self.device
+        )
         first = image_folder(ic.source, **kw)
         if not ic.partition2:
             return first
@@ -237,17 +240,19 @@ class Study:
         problem = self.factors.problem
         D = problem.D
         dtype = torch.float64 if rc.state_dtype == "float64" else torch.float32
-        common = dict(seed=sc.seed, method=sc.design)
+        # every kind but the Song-type double loop splits n into independently scrambled replicates
+        # (confidence half-widths); memory grows with them
+        common: dict[str, Any] = dict(seed=sc.seed, method=sc.design, replicates=sc.replicates)
+        reps: dict[str, Any] = dict(replicates=sc.replicates, dtype=dtype, device=self.device)
+        d: designs._Design | SongShapleyDesign
         if sc.kind == "sobol":
-            d = designs.SobolDesign(
-                problem, sc.n, second_order=sc.second_order, replicates=sc.replicates, **common
-            )
+            d = designs.SobolDesign(problem, sc.n, second_order=sc.second_order, **common)
             return _Plan(
                 d,
                 sc.n,
                 d.rows_per_sample,
                 lambda: estimate.SobolAccumulator(
-                    D, second_order=sc.second_order, replicates=sc.replicates, dtype=dtype, device=self.device
+                    D, second_order=sc.second_order, method=sc.sobol_method, **reps
                 ),
             )
         if sc.kind == "shapley" and sc.shapley_method == "exact":
@@ -256,7 +261,7 @@ class Study:
                 d,
                 sc.n,
                 d.rows_per_sample,
-                lambda: estimate.ShapleyAccumulator(D, dtype=dtype, device=self.device),
+                lambda: estimate.ShapleyAccumulator(D, **reps),
             )
         if sc.kind == "shapley":
             d = designs.PermutationShapleyDesign(problem, sc.n, **common)
@@ -264,7 +269,7 @@ class Study:
                 d,
                 sc.n,
                 d.rows_per_sample,
-                lambda: estimate.PermutationShapleyAccumulator(D, dtype=dtype, device=self.device),
+                lambda: estimate.PermutationShapleyAccumulator(D, **reps),
             )
         if sc.kind == "shapley-song":
             d = SongShapleyDesign(problem, sc.song_permutations, sc.song_outer, sc.song_inner, seed=sc.seed)
@@ -277,7 +282,7 @@ class Study:
                 ),
             )
         if sc.kind == "moments":
-            d = designs.IIDDesign(problem, sc.n, **common)
+            d = designs.IIDDesign(problem, sc.n, seed=sc.seed, method=sc.design)
             return _Plan(d, sc.n, 1, lambda: None)
         raise ValueError(f"[study] kind = {sc.kind!r} is not supported by this engine")
 
@@ -364,7 +369,7 @@ class Study:
         n, R = self.plan.n, self.plan.rows
         stop = n if stop is None else min(stop, n)
         per_batch = max(1, self.config.run.batch_size // R)
-        reps = sc.replicates if sc.kind == "sobol" else 1
+        reps = 1 if sc.kind in ("moments", "shapley-song") else sc.replicates
         size = n // reps
         pos = start
         while pos < stop:
@@ -445,10 +450,10 @@ class Study:
             acc = state["acc"][c]
             if acc is None:
                 continue
-            if kind == "sobol":
-                acc.update(y, replicate=replicate)
-            else:
+            if kind == "shapley-song":
                 acc.update(y, *extra)
+            else:
+                acc.update(y, *extra, replicate=replicate)
         self._updating = False
 
     # ------------------------------------------------------------------ run
@@ -561,8 +566,11 @@ class Study:
             moments = state["moments"][c] if c in state["moments"] else acc.pooled_moments()
             ds = moments.finalize(factors, dims=dims)
             if acc is not None:
-                ds = xr.merge([acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="drop")
-                ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="drop")
+                # node attributes: the estimator's own provenance (methods, replicates, counts)
+                ds = xr.merge(
+                    [acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="override"
+                )
+                ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="override")
             nonfinite[c] = int(ds.attrs.get("nonfinite", 0))
             nodes[c] = ds
         sc = self.config.study

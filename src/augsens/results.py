@@ -99,15 +99,15 @@ def open_results(directory: str | Path) -> xr.DataTree:
     nodes: dict[str, Any] = {"/": tree.to_dataset(inherit=False)}
     for name in order:
         if name in tree.children:
-            nodes[name] = tree[name].to_dataset(inherit=False)
+            nodes[name] = tree.children[name].to_dataset(inherit=False)
     for name in tree.children:  # any node not listed keeps its place at the end
-        nodes.setdefault(name, tree[name].to_dataset(inherit=False))
+        nodes.setdefault(name, tree.children[name].to_dataset(inherit=False))
     out = xr.DataTree.from_dict(nodes)
     out.attrs = dict(tree.attrs)
     return out
 
 
-def _json_attr(attrs: Mapping[str, Any], key: str, default: Any = None) -> Any:
+def _json_attr(attrs: Mapping[Any, Any], key: str, default: Any = None) -> Any:
     value = attrs.get(key, default)
     if isinstance(value, str):
         try:

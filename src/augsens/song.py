@@ -108,6 +108,12 @@ class SongShapleyAccumulator:
     def n(self) -> int:
         return self.blocks
 
+    def _state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sh, prev)`` once allocated (both are set together by the first update or a merge)."""
+        sh, prev = self.sh, self.prev
+        assert sh is not None and prev is not None, "state is not allocated"
+        return sh, prev
+
     def update(self, y: torch.Tensor, perms: torch.Tensor, positions: torch.Tensor) -> None:
         """``y [count, No * Ni, *out]`` for consecutive blocks with their permutations and positions."""
         count = y.shape[0]
@@ -117,11 +123,12 @@ class SongShapleyAccumulator:
         if self.sh is None:
             self.sh = torch.zeros(self.D, *out_shape, dtype=self.dtype, device=y.device)
             self.prev = torch.zeros(out_shape, dtype=self.dtype, device=y.device)
+        sh, last = self._state()
         for b in range(count):  # sequential by definition: each increment needs the previous cost
             i = int(positions[b])
-            prev = torch.zeros_like(self.prev) if i == 0 else self.prev
-            self.sh[int(perms[b, i])] += cost[b] - prev
-            self.prev = cost[b]
+            prev = torch.zeros_like(last) if i == 0 else last
+            sh[int(perms[b, i])] += cost[b] - prev
+            self.prev = last = cost[b]
         self.blocks += count
 
     def merge(self, other: SongShapleyAccumulator) -> None:
@@ -129,15 +136,17 @@ class SongShapleyAccumulator:
             raise ValueError("Song-type Shapley states merge only at permutation boundaries")
         if other.sh is None:
             return
+        other_sh, other_prev = other._state()
         if self.sh is None:
-            self.sh, self.prev = other.sh.clone(), other.prev.clone()
+            self.sh, self.prev = other_sh.clone(), other_prev.clone()
         else:
             self.sh += other.sh.to(self.sh.device)
         self.blocks += other.blocks
 
     def to(self, device: Any) -> SongShapleyAccumulator:
         if self.sh is not None:
-            self.sh, self.prev = self.sh.to(device), self.prev.to(device)
+            sh, prev = self._state()
+            self.sh, self.prev = sh.to(device), prev.to(device)
         self.device = torch.device(device)
         return self
 

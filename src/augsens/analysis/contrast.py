@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import numpy as np
 import scipy.stats
@@ -162,8 +162,10 @@ def wilcoxon_zsplit(d: torch.Tensor, *, dim: int = 0, correction: bool = True) -
     p = torch.special.erfc(z.abs() / math.sqrt(2)).clamp(max=1.0)
     statistic = torch.minimum(r_plus, r_minus)
     nan = torch.tensor(float("nan"), dtype=torch.float64, device=d.device)
-    out = [torch.where(finite, t, nan) for t in (statistic, z, p, r_plus, r_minus)]
-    return WilcoxonResult(*out, n=n)
+    statistic, z, p, r_plus, r_minus = (
+        torch.where(finite, t, nan) for t in (statistic, z, p, r_plus, r_minus)
+    )
+    return WilcoxonResult(statistic, z, p, r_plus, r_minus, n=n)
 
 
 def rank_biserial(
@@ -277,7 +279,8 @@ class _AugPlan:
 
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-element count, mean and centred sum of squares of a moments accumulator's state."""
-    return m.count[0].to(torch.float64), m.mean[0, 0], m.comoment[0, 0]
+    count, mean, comoment = m._state()
+    return count[0].to(torch.float64), mean[0, 0], comoment[0, 0]
 
 
 def _auto_block(n_pairs: Sequence[int], block_bytes: int) -> int:
@@ -515,7 +518,7 @@ def contrast_study(
             return model.capture(x, checkpoints=list(ckpts))
 
     def apply(name: str, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return apply_augmentation(name, x, mode=mode, **params)
+        return apply_augmentation(name, x, mode=mode, validate=True, **params)
 
     per_ckpt, shapes, counts = _run_contrast(
         capture,
@@ -661,7 +664,7 @@ def contrast_report(
                 ("mean_abs_point_biserial", pb),
             ):
                 table.setdefault(key, {})[c] = [float(v) for v in arr.values]
-        augs = [str(a) for a in tree[ckpts[0]]["augmentation"].values]
+        augs = [str(a) for a in cast(xr.DataArray, tree[ckpts[0]]["augmentation"]).values]
         for key, by_ckpt in table.items():
             matrix = np.array([by_ckpt[c] for c in ckpts])
             fig = plot_heatmap(

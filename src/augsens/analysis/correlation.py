@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,8 @@ def coefficient_of_variation(mean: xr.DataArray, var: xr.DataArray, *, eps: floa
     xarray.DataArray
         CoV with the dims of ``mean``.
     """
-    return np.sqrt(var.clip(min=0)) / (abs(mean) + eps)
+    # numpy ufuncs on a DataArray return a DataArray (__array_ufunc__); numpy's stubs say ndarray
+    return cast(xr.DataArray, np.sqrt(var.clip(min=0))) / (abs(mean) + eps)
 
 
 def _standardised_ranks(values: np.ndarray) -> np.ndarray:

@@ -235,6 +235,7 @@ def mask_multiplier(sensitivity: torch.Tensor | np.ndarray, config: MaskConfig) 
     s = _clean(sensitivity)
     if config.kind == "soft":
         return 1.0 - s if config.invert else s
+    assert config.quantile is not None  # MaskConfig.__post_init__ requires it for kind="quantile"
     threshold = _thresholds(s.reshape(1, -1), [config.quantile])[0, 0]
     return torch.where(
         s >= threshold, torch.tensor(config.alpha, dtype=s.dtype), torch.ones((), dtype=s.dtype)
@@ -290,7 +291,8 @@ class MaskSet:
         self.labels: tuple[tuple[str, str], ...] = tuple((str(m), str(f)) for m, f in labels)
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels repeat: {self.labels!r}; each (measure, factor) may appear once.")
-        quantiles = sorted({c.quantile for c in self.configs if c.kind == "quantile"})
+        # kind="quantile" <=> quantile is set (MaskConfig.__post_init__)
+        quantiles = sorted({c.quantile for c in self.configs if c.quantile is not None})
         self._sens: dict[str, torch.Tensor] = {}
         self._thr: dict[str, torch.Tensor] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
@@ -306,7 +308,7 @@ class MaskSet:
             self._sens[name] = flat
             self._thr[name] = _thresholds(flat, quantiles) if quantiles else torch.zeros(len(self.labels), 0)
         # Per-configuration tables, so a range of rows is built with a few vectorised ops.
-        q_index = {q: i for i, q in enumerate(quantiles)}
+        q_index: dict[float | None, int] = {q: i for i, q in enumerate(quantiles)}
         self._is_soft = torch.tensor([c.kind == "soft" for c in self.configs])
         self._invert = torch.tensor([c.invert for c in self.configs])
         self._alpha = torch.tensor([1.0 if c.alpha is None else c.alpha for c in self.configs])
@@ -353,7 +355,7 @@ class MaskSet:
             The tree has no convolutional checkpoint.
         """
         tree = _open_tree(results)
-        nodes = {name: tree[name].to_dataset(inherit=False) for name in tree.children}
+        nodes = {name: node.to_dataset(inherit=False) for name, node in tree.children.items()}
         if checkpoints is None:
             checkpoints = [
                 n for n, ds in nodes.items() if any(ds[v].dims == _CONV_DIMS for v in MEASURES if v in ds)
@@ -985,7 +987,13 @@ def _run_masking(
                 spec = AUGMENTATIONS[name]
                 n_draws = draws if spec.params else 1
                 params = _draw_params(spec, index.numpy(), n_draws, seed)
-                xs = apply(name, x.repeat(n_draws, 1, 1, 1), **{p: v.to(device) for p, v in params.items()})
+                xs = apply(
+                    name,
+                    x.repeat(n_draws, 1, 1, 1),
+                    mode="clean",
+                    validate=True,
+                    **{p: v.to(device) for p, v in params.items()},
+                )
                 ys = y.repeat(n_draws)
                 plain = masking.unmasked(xs)
             plain_top = plain.topk(top, dim=-1).indices  # [b, top]
@@ -1019,7 +1027,7 @@ def _classifier_maps(
 ) -> dict[str, xr.DataArray]:
     if classifier is None or classifier not in tree.children:
         return {}
-    ds = tree[classifier].to_dataset(inherit=False)
+    ds = tree.children[classifier].to_dataset(inherit=False)
     return {m: ds[m] for m in dict.fromkeys(measures) if m in ds and ds[m].dims == _CLASSIFIER_DIMS}
 
 
@@ -1313,8 +1321,8 @@ def _unknown(what: str, name: str, known: Any) -> str:
 def _device_of(module: nn.Module) -> torch.device:
     for tensor in module.parameters():
         return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 HSV_CHANNELS = ("hue", "saturation", "value")
+_Channel = Literal["hue", "saturation", "value"]
+_Pair = tuple[int, int]
 _EXAMPLES = {"alexnet": "segments_alexnet.json", "resnet18": "segments_resnet18.json"}
 
 
@@ -201,13 +203,14 @@ def _sliced_conv(conv: nn.Conv2d, channels: Sequence[int]) -> nn.Conv2d:
     if conv.groups != 1:
         raise ValueError(f"cannot slice a grouped convolution ({conv!r}); select channels after it instead")
     idx = torch.as_tensor(list(channels), dtype=torch.long, device=conv.weight.device)
+    # Conv2d holds 2-tuples here; torch annotates the attributes as tuple[int, ...]
     out = nn.Conv2d(
         conv.in_channels,
         len(channels),
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        cast(_Pair, conv.kernel_size),
+        stride=cast(_Pair, conv.stride),
+        padding=cast("str | _Pair", conv.padding),
+        dilation=cast(_Pair, conv.dilation),
         bias=conv.bias is not None,
         padding_mode=conv.padding_mode,
         device=conv.weight.device,
@@ -216,6 +219,7 @@ def _sliced_conv(conv: nn.Conv2d, channels: Sequence[int]) -> nn.Conv2d:
     with torch.no_grad():
         out.weight.copy_(conv.weight.index_select(0, idx))
         if conv.bias is not None:
+            assert out.bias is not None  # built with bias=True above
             out.bias.copy_(conv.bias.index_select(0, idx))
     return out
 
@@ -255,7 +259,7 @@ class SegmentModel(nn.Module):
         self,
         network: nn.Module,
         spec: SegmentSpec,
-        channel: Literal["hue", "saturation", "value"],
+        channel: _Channel,
         *,
         mode: Literal["clean", "paper"] = "clean",
         mean: Sequence[float] = IMAGENET_MEAN,
@@ -354,7 +358,9 @@ class SegmentBank(nn.Module):
         for spec in specs:
             for ch in channels:
                 self.add_module(
-                    f"{spec.name}_{ch}", SegmentModel(network, spec, ch, mode=mode, mean=mean, std=std)
+                    f"{spec.name}_{ch}",
+                    # SegmentModel refuses a channel outside HSV_CHANNELS by name
+                    SegmentModel(network, spec, cast(_Channel, ch), mode=mode, mean=mean, std=std),
                 )
 
     @property
@@ -404,7 +410,7 @@ def pixel_correlation(maps: xr.DataArray, var: xr.DataArray | None = None) -> xr
         )
     n_factor, n_channel = da.shape[:2]
     values = da.values.reshape(n_factor, n_channel, -1).astype(np.float64)
-    usable = np.isfinite(values).all(axis=0)
+    usable = np.asarray(np.isfinite(values).all(axis=0))
     if var is not None:
         usable &= var.transpose("channel", ...).values.reshape(n_channel, -1) > 0
     rho = np.full((n_channel, n_factor, n_factor), np.nan)
@@ -551,7 +557,7 @@ def layer_comparison(comparison: xr.DataTree, measure: str) -> xr.Dataset:
     for seg, node in comparison.children.items():
         if measure not in node.children:
             continue
-        mean = node[measure]["mean_rho"]
+        mean = cast(xr.DataArray, node[measure]["mean_rho"])
         iu = np.triu_indices(mean.sizes["factor"], k=1)
         for s in mean["source"].values:
             patterns[f"{seg}:{s}"] = mean.sel(source=s).values[iu]

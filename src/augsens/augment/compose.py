@@ -311,8 +311,9 @@ def _compose_rows(
                 sel = switches[j]
             else:
                 sel = order_cpu[:, k] == j
-                if switches[j] is not None:
-                    sel &= switches[j]
+                sw = switches[j]
+                if sw is not None:
+                    sel &= sw
             if sel is None or bool(sel.all()):
                 out = _run(s, out, prepared[j], mode)
                 continue

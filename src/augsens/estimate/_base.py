@@ -106,7 +106,9 @@ class _Accumulator:
         for p, (i, j) in enumerate(pairs):
             if i != j:
                 anchors.setdefault(i, []).append(p)
-        blocks = [(None, [i for _, i in diag], [p for p, _ in diag])] if diag else []
+        blocks: list[tuple[int | None, list[int], list[int]]] = (
+            [(None, [i for _, i in diag], [p for p, _ in diag])] if diag else []
+        )
         blocks += [(a, [pairs[p][1] for p in ids], ids) for a, ids in anchors.items()]
         self._blocks = [(a, _selector(vs), _selector(ps)) for a, vs, ps in blocks]
         self._index_cache: dict[str, torch.Tensor] | None = None
@@ -136,6 +138,12 @@ class _Accumulator:
     _rows_flattened: int | None = None
     #: quantities that get a ``<name>_conf`` half-width
     _conf_names: tuple[str, ...] = ()
+
+    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(count, mean, comoment)`` of an allocated accumulator (callers know :attr:`out_shape` is set)."""
+        count, mean, comoment = self.count, self.mean, self.comoment
+        assert count is not None and mean is not None and comoment is not None, "state is not allocated"
+        return count, mean, comoment
 
     # -- update ----------------------------------------------------------------------------------
     def _check_batch(self, y: torch.Tensor, replicate: int) -> torch.Tensor:
@@ -178,10 +186,10 @@ class _Accumulator:
             self.device = device
         size = math.prod(out)
         self.out_shape = out
-        kw = {"device": self.device}
-        self.count = torch.zeros(self.replicates, size, dtype=torch.int64, **kw)
-        self.mean = torch.zeros(self.replicates, self._n_vars, size, dtype=self.dtype, **kw)
-        self.comoment = torch.zeros(self.replicates, len(self._left), size, dtype=self.dtype, **kw)
+        dev = self.device
+        self.count = torch.zeros(self.replicates, size, dtype=torch.int64, device=dev)
+        self.mean = torch.zeros(self.replicates, self._n_vars, size, dtype=self.dtype, device=dev)
+        self.comoment = torch.zeros(self.replicates, len(self._left), size, dtype=self.dtype, device=dev)
 
     def _accumulate(self, v: torch.Tensor, finite: torch.Tensor, replicate: int) -> None:
         """Merge the batch statistics of variables ``v`` ``[b, m, O]`` (``finite`` ``[b, O]``).
@@ -192,25 +200,26 @@ class _Accumulator:
         """
         b = v.shape[0]
         r = replicate
+        count, mean, comoment = self._state()
         n_b = finite.sum(0)  # [O]
         d = torch.empty((b + 1, *v.shape[1:]), dtype=self.dtype, device=v.device)
         d[:b].copy_(v).masked_fill_(~finite[:, None, :], 0.0)
         mean_b = d[:b].sum(0) / n_b.clamp_min(1).to(self.dtype)
         d[:b].sub_(mean_b).mul_(finite[:, None, :])
-        n_a = self.count[r]
+        n_a = count[r]
         n = n_a + n_b
         frac = torch.where(n > 0, n_b.to(self.dtype) / n.clamp_min(1).to(self.dtype), 0.0)
-        delta = mean_b.sub_(self.mean[r])  # [m, O]: batch mean minus running mean
-        self.mean[r].addcmul_(delta, frac)
+        delta = mean_b.sub_(mean[r])  # [m, O]: batch mean minus running mean
+        mean[r].addcmul_(delta, frac)
         torch.mul(delta, (n_a.to(self.dtype) * frac).sqrt_(), out=d[b])
-        com = self.comoment[r]
+        com = comoment[r]
         for anchor, partners, pair_ids in self._blocks:
             part = d[:, partners]
             if anchor is None:
                 com[pair_ids] += torch.einsum("bpo,bpo->po", part, part)
             else:
                 com[pair_ids] += torch.einsum("bo,bpo->po", d[:, anchor], part)
-        self.count[r] = n
+        count[r] = n
         self.seen[r] += b
 
     def pooled_moments(self) -> Any:
@@ -229,16 +238,18 @@ class _Accumulator:
         left, right = self._left.tolist(), self._right.tolist()
         diag = [p for p, (i, j) in enumerate(zip(left, right, strict=True)) if i == j]
         rows = [left[p] for p in diag]
-        k = torch.arange(len(rows), device=self.count.device)
-        n, mean, m2 = self.count[0], self.mean[0, rows], self.comoment[0, diag]
+        count, means, comoment = self._state()
+        k = torch.arange(len(rows), device=count.device)
+        n, mean, m2 = count[0], means[0, rows], comoment[0, diag]
         for r in range(1, self.replicates):  # replicate slots (a handful), never samples
-            n, mean, m2 = _merge(n, mean, m2, self.count[r], self.mean[r, rows], self.comoment[r, diag], k, k)
+            n, mean, m2 = _merge(n, mean, m2, count[r], means[r, rows], comoment[r, diag], k, k)
         grand = mean.mean(0)
         n_f = n.to(self.dtype)
-        out._allocate(self.out_shape, self.count.device)
-        out.count[0] = n * len(rows)
-        out.mean[0, 0] = grand
-        out.comoment[0, 0] = m2.sum(0) + n_f * (mean - grand).square().sum(0)
+        out._allocate(self.out_shape, count.device)
+        out_count, out_mean, out_comoment = out._state()
+        out_count[0] = n * len(rows)
+        out_mean[0, 0] = grand
+        out_comoment[0, 0] = m2.sum(0) + n_f * (mean - grand).square().sum(0)
         out.seen = [sum(self.seen) * len(rows)]
         return out
 
@@ -258,15 +269,16 @@ class _Accumulator:
             )
         if other.out_shape is None:
             return self
+        o_count, o_mean, o_comoment = other._state()
         if self.out_shape is None:
-            self._allocate(other.out_shape, other.count.device if self.device is None else self.device)
+            self._allocate(other.out_shape, o_count.device if self.device is None else self.device)
         elif other.out_shape != self.out_shape:
             raise ValueError(f"cannot merge output shape {other.out_shape} into {self.out_shape}")
         dev = self.device
         left, right = self._left.to(dev), self._right.to(dev)
         self.count, self.mean, self.comoment = _merge(
-            self.count, self.mean, self.comoment,
-            other.count.to(dev), other.mean.to(dev, self.dtype), other.comoment.to(dev, self.dtype),
+            *self._state(),
+            o_count.to(dev), o_mean.to(dev, self.dtype), o_comoment.to(dev, self.dtype),
             left, right,
         )  # fmt: skip
         self.seen = [a + b for a, b in zip(self.seen, other.seen, strict=True)]
@@ -308,29 +320,29 @@ class _Accumulator:
         if "out_shape" in state:
             dev = device if device is not None else state["mean"].device
             obj._allocate(tuple(int(s) for s in state["out_shape"]), torch.device(dev))
-            obj.count.copy_(state["count"])
-            obj.mean.copy_(state["mean"])
-            obj.comoment.copy_(state["comoment"])
+            count, mean, comoment = obj._state()
+            count.copy_(state["count"])
+            mean.copy_(state["mean"])
+            comoment.copy_(state["comoment"])
         return obj
 
     def to(self, device: torch.device | str) -> _Accumulator:
         """Move the state to ``device`` (in place); returns ``self``."""
         self.device = torch.device(device)
         if self.out_shape is not None:
-            self.count, self.mean, self.comoment = (
-                t.to(self.device) for t in (self.count, self.mean, self.comoment)
-            )
+            self.count, self.mean, self.comoment = (t.to(self.device) for t in self._state())
         return self
 
     # -- results ---------------------------------------------------------------------------------
     def _pooled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All replicate slots merged at once (the multi-way form of Chan's merge)."""
-        count = self.count.sum(0)
-        w = self.count.to(self.dtype)
-        mean = (w[:, None] * self.mean).sum(0) / count.clamp_min(1).to(self.dtype)
-        dev = self.mean - mean
+        counts, means, comoment = self._state()
+        count = counts.sum(0)
+        w = counts.to(self.dtype)
+        mean = (w[:, None] * means).sum(0) / count.clamp_min(1).to(self.dtype)
+        dev = means - mean
         left, right = self._left.to(dev.device), self._right.to(dev.device)
-        com = self.comoment.sum(0) + (w[:, None] * dev[:, left] * dev[:, right]).sum(0)
+        com = comoment.sum(0) + (w[:, None] * dev[:, left] * dev[:, right]).sum(0)
         return count, mean, com
 
     def _ratios(
@@ -365,15 +377,24 @@ class _Accumulator:
         if self.out_shape is None:
             raise ValueError(f"{type(self).__name__} has seen no samples: call update() first")
         values, dims = self._ratios(*self._pooled(), group)
-        per, _ = self._ratios(self.count, self.mean, self.comoment, group)
+        per, _ = self._ratios(*self._state(), group)
+        # Student-t quantiles for k = 0..R usable replicates (NaN below 2), looked up per element
+        t_table = torch.tensor(
+            [math.nan, math.nan] + [float(stats.t.ppf(0.975, k - 1)) for k in range(2, self.replicates + 1)],
+            dtype=self.dtype,
+        )
         for name in self._conf_names:
-            if self.replicates > 1:
-                # Student-t over independent randomisations (replicates), 95 %
-                t = float(stats.t.ppf(0.975, self.replicates - 1))
-                half = t * per[name].std(dim=0, correction=1) / math.sqrt(self.replicates)
-            else:
-                half = torch.full_like(values[name], torch.nan)
-            values[f"{name}_conf"], dims[f"{name}_conf"] = half, dims[name]
+            # 95 % Student-t half-width over independent randomisations (replicates).  A replicate in
+            # which the element never varied has no index; it is left out, and the interval uses the
+            # k replicates that remain (NaN when fewer than 2 do).
+            est = per[name]
+            ok = torch.isfinite(est)
+            k = ok.sum(dim=0)
+            zeroed = torch.where(ok, est, 0.0)
+            mean = zeroed.sum(dim=0) / k.clamp_min(1)
+            var = torch.where(ok, est - mean, 0.0).square().sum(dim=0) / (k - 1).clamp_min(1)
+            t = t_table.to(est.device)[k.clamp_max(self.replicates)]
+            values[f"{name}_conf"], dims[f"{name}_conf"] = t * var.sqrt() / k.clamp_min(1).sqrt(), dims[name]
         return values, dims
 
     def finalize(
@@ -401,10 +422,12 @@ class _Accumulator:
             per element because a row was NaN or inf).  Attributes: ``n``, ``replicates``, estimator
             names, ``nonfinite_total``.
         """
-        values, vdims = self._results(None)
+        values, vdims = self._results(None)  # raises ValueError before any sample was seen
+        out_shape = self.out_shape
+        assert out_shape is not None
         out_dims = self._out_dims(dims)
-        ds = self._dataset(values, vdims, factors, out_dims, self.out_shape)
-        dropped = (sum(self.seen) - self.count.sum(0)).reshape(self.out_shape)
+        ds = self._dataset(values, vdims, factors, out_dims, out_shape)
+        dropped = (sum(self.seen) - self._state()[0].sum(0)).reshape(out_shape)
         ds["nonfinite"] = (out_dims, dropped.cpu().numpy())
         if coords:
             ds = ds.assign_coords({k: v for k, v in coords.items()})

@@ -82,6 +82,7 @@ class ShapleyAccumulator(_Accumulator):
     """
 
     _conf_names = ("shapley", "S1", "ST")
+    _rows: int  # 2^D, set in __init__
 
     def __init__(
         self,
@@ -152,6 +153,7 @@ class PermutationShapleyAccumulator(_Accumulator):
     """
 
     _conf_names = ("shapley",)
+    _rows: int  # D + 1, set in __init__
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ def _label(name: str, params: dict[str, float]) -> str:
 
 
 def _combinations(
-    x: torch.Tensor, names: tuple[str, ...], mode: str, gen: torch.Generator
+    x: torch.Tensor, names: tuple[str, ...], mode: Literal["clean", "paper"], gen: torch.Generator
 ) -> list[tuple[torch.Tensor, str]]:
     n = len(names)
     params = {
@@ -121,7 +121,7 @@ def gallery(
         cells = []
         for frac in _FRACTIONS if s.params else (1.0,):
             values = {p.name: p.low + frac * (p.high - p.low) for p in s.params}
-            y = apply(name, x, mode=mode, **{k: torch.tensor([v]) for k, v in values.items()})
+            y = apply(name, x, mode=mode, validate=True, **{k: torch.tensor([v]) for k, v in values.items()})
             cells.append((y[0], _label(name, values)))
         rows.append((f"{name} (set {s.set})", cells))
     rows.append(("set 1, all on", _combinations(x, SET1, mode, gen)))
