@@ -349,4 +349,3 @@ def _schedule(
                 next_merge += 1
     assert merged is not None  # ranges is never empty
     return merged
-
