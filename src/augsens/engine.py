@@ -179,6 +179,9 @@ class Study:
             # weights in NHWC too, or every convolution converts its input back (in place, like .to())
             model.module.to(memory_format=torch.channels_last)
         self.model = model
+        # normalisation constants on the device once per run, not copied from the host every batch
+        self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.shapes = model.output_shapes(self.checkpoints)
         if images is None:
@@ -408,7 +411,7 @@ class Study:
             mode=sc.mode,
             validate=False,
         )
-        x = postprocess(x, self.model.mean, self.model.std, minmax=sc.mode == "paper")
+        x = postprocess(x, self._mean, self._std, minmax=sc.mode == "paper")
         if self.config.run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -432,14 +435,17 @@ class Study:
 
     def _step(self, state: dict[str, Any], start: int, count: int, replicate: int) -> None:
         R = self.plan.rows
-        unit = self.plan.design.unit_rows(start, count)  # [count, R, k]
+        design = self.plan.design
+        extra: tuple[torch.Tensor, ...] = ()
+        if isinstance(design, designs.PermutationShapleyDesign):
+            unit, perms = design.rows_and_permutations(start, count)  # the orders are drawn once
+            extra = (perms.to(self.device),)
+        else:
+            unit = design.unit_rows(start, count)  # [count, R, k]
+            if isinstance(design, SongShapleyDesign):
+                extra = design.blocks(start, count)
         acts = self._forward(unit.reshape(count * R, -1), start * R)
         kind = self.config.study.kind
-        extra: tuple[torch.Tensor, ...] = ()
-        if isinstance(self.plan.design, designs.PermutationShapleyDesign):
-            extra = (self.plan.design.permutations(start, count).to(self.device),)
-        elif isinstance(self.plan.design, SongShapleyDesign):
-            extra = self.plan.design.blocks(start, count)
         # From here on the state changes in place: an exception now leaves it half updated, so it must
         # not be saved (run() keeps the last saved state instead).
         self._updating = True

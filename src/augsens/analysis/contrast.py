@@ -403,15 +403,6 @@ def _plans(augmentations: Sequence[str] | None, draws: int) -> list[_AugPlan]:
     return plans
 
 
-def _model_device(model: Any) -> torch.device:
-    device = getattr(model, "device", None)
-    if device is not None:
-        return torch.device(device)
-    for p in model.module.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 def contrast_study(
     model: LoadedModel,
     images: ImageCache,
@@ -508,7 +499,7 @@ def contrast_study(
     # Unknown names are refused by model.capture itself, on the one-image probe before any pass.
     names = list(model.checkpoints if checkpoints is None else checkpoints)
     plans = _plans(augmentations, draws)
-    device = _model_device(model)
+    device = torch.device(model.device)
 
     def capture(x: torch.Tensor, ckpts: Sequence[str]) -> Mapping[str, torch.Tensor]:
         with torch.no_grad():

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from .ops import OPS
+from .pipeline import _check_image
 from .registry import AugmentationSpec, spec
 
 __all__ = ["apply", "compose", "Mode"]
@@ -25,15 +26,6 @@ _CPU_CHUNK = 16
 def _check_mode(mode: str) -> None:
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-
-
-def _check_images(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor of images [B, 3, H, W], got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"x must have shape [B, 3, H, W], got {list(x.shape)}")
 
 
 def _check_switch(on: object, batch: int, what: str) -> torch.Tensor:
@@ -159,7 +151,7 @@ def apply(
     """
     s = spec(name)
     _check_mode(mode)
-    _check_images(x)
+    _check_image(x)
     prepared = _prepare_params(s, x, params, validate)
     if on is None:
         return _run(s, x, prepared, mode)
@@ -253,7 +245,7 @@ def compose(
     True
     """
     _check_mode(mode)
-    _check_images(x)
+    _check_image(x)
     names = list(names)
     specs = [spec(n) for n in names]
     if len(set(names)) != len(names):
