@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from augsens.errors import UserInputError
+
 __all__ = [
     "ConfigError",
     "ModelConfig",
@@ -55,7 +57,7 @@ __all__ = [
 STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A configuration value or key is invalid; the message names it and what is allowed."""
 
 

@@ -17,10 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from augsens.errors import UserInputError
+
 __all__ = ["LoadedModel", "UnknownModuleError"]
 
 
-class UnknownModuleError(KeyError, ValueError):
+class UnknownModuleError(KeyError, UserInputError):
     """A checkpoint name that is not a module of the network (a ``KeyError`` and a ``ValueError``)."""
 
     def __str__(self) -> str:  # KeyError would show the message quoted
