@@ -35,10 +35,13 @@ Conventions (all accumulators)
 * **Non-finite outputs.** A base sample with NaN or ±inf in any of its rows at an element is left out
   for that element only; ``finalize`` reports the per-element count in ``nonfinite`` and the sum in
   ``attrs["nonfinite_total"]``.  No host synchronisation happens per batch.
-* **Zero variance.** An element whose variance is at rounding level of its mean (``V <= (64 eps
-  |mean|)^2``; exactly 0 for a dead unit) has undefined indices: they are NaN (not 0, which would claim
-  "no factor matters" and would break ``Σ Sh = 1``).  ``aggregate`` drops such elements implicitly,
-  since they add 0 to numerators and variances.  Moments are always defined (``var = 0``, ``cov = 0``).
+* **Zero variance.** An element whose variance is at rounding level of its mean has undefined indices:
+  they are NaN (not 0, which would claim "no factor matters" and would break ``Σ Sh = 1``).  The level
+  is ``V <= (tol |mean|)^2`` with ``tol = max(2 eps_in, 64 eps_state)``: ``eps_in`` of the dtype the
+  outputs arrived in (float32, bfloat16 under autocast: recorded at the first update, kept in the
+  state), ``eps_state`` of the state dtype; exactly 0 for a dead unit.  ``aggregate`` drops such
+  elements implicitly, since they add 0 to numerators and variances.  Moments of a constant are defined
+  (``var = 0``, ``cov = 0``); an element without a single finite value has NaN moments.
 * **Confidence intervals.** With ``replicates > 1``, each replicate slot receives an independently
   randomised (scrambled) copy of the design; the ``*_conf`` variables are 95 % Student-t half-widths
   ``t_{0.975, R-1} s / sqrt(R)`` of the per-replicate estimates (randomised QMC; Owen 1997, L'Ecuyer &

@@ -117,6 +117,9 @@ class _Accumulator:
         self.mean: torch.Tensor | None = None  # [Rep, m, O]
         self.comoment: torch.Tensor | None = None  # [Rep, P, O]
         self.seen = [0] * replicates  # samples (in count units) offered per replicate, finite or not
+        #: the coarsest float dtype the outputs arrived in (``None`` before the first update): its
+        #: rounding, not the state's, sets the level below which a variance counts as zero
+        self.input_dtype: torch.dtype | None = None
 
     # -- configuration, to be provided by subclasses ---------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -151,6 +154,7 @@ class _Accumulator:
             raise TypeError(f"{type(self).__name__}.update expects a torch.Tensor, got {type(y).__name__}")
         if not y.is_floating_point():
             y = y.to(self.dtype)
+        self._note_input_dtype(y.dtype)
         if (
             isinstance(replicate, bool)
             or not isinstance(replicate, int)
@@ -180,6 +184,13 @@ class _Accumulator:
             )
         y = y.to(device=self.device, dtype=self.dtype)
         return y.reshape(y.shape[0], self._rows or 1, math.prod(out))  # [b, R, O], also for b = 0
+
+    def _note_input_dtype(self, dtype: torch.dtype | None) -> None:
+        """Keep the coarsest input dtype seen (a host-side comparison, no device work)."""
+        if dtype is not None and (
+            self.input_dtype is None or torch.finfo(dtype).eps > torch.finfo(self.input_dtype).eps
+        ):
+            self.input_dtype = dtype
 
     def _allocate(self, out: tuple[int, ...], device: torch.device) -> None:
         if self.device is None:
@@ -233,6 +244,7 @@ class _Accumulator:
         from augsens.estimate.moments import MomentsAccumulator
 
         out = MomentsAccumulator(dtype=self.dtype, device=self.device)
+        out.input_dtype = self.input_dtype
         if self.out_shape is None:
             return out
         left, right = self._left.tolist(), self._right.tolist()
@@ -282,6 +294,7 @@ class _Accumulator:
             left, right,
         )  # fmt: skip
         self.seen = [a + b for a, b in zip(self.seen, other.seen, strict=True)]
+        self._note_input_dtype(other.input_dtype)
         return self
 
     def state_dict(self) -> dict[str, Any]:
@@ -293,6 +306,8 @@ class _Accumulator:
             "dtype": str(self.dtype).removeprefix("torch."),
             "seen": torch.tensor(self.seen, dtype=torch.int64),
         }
+        if self.input_dtype is not None:
+            state["input_dtype"] = str(self.input_dtype).removeprefix("torch.")
         if self.out_shape is not None:
             state["out_shape"] = torch.tensor(self.out_shape, dtype=torch.int64)
             state["count"] = self.count
@@ -317,6 +332,8 @@ class _Accumulator:
         dtype = _DTYPES[state["dtype"]]
         obj = target(**dict(state["config"]), dtype=dtype, device=device)
         obj.seen = [int(s) for s in state["seen"]]
+        if "input_dtype" in state:
+            obj.input_dtype = getattr(torch, str(state["input_dtype"]))
         if "out_shape" in state:
             dev = device if device is not None else state["mean"].device
             obj._allocate(tuple(int(s) for s in state["out_shape"]), torch.device(dev))
@@ -350,9 +367,8 @@ class _Accumulator:
     ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[str, ...]]]:
         """Finished quantities and their factor dims, optionally summed over element groups first."""
         est = self._estimates(n.to(self.dtype), mean, com)
-        eps = torch.finfo(self.dtype).eps
         # An output whose spread is at the rounding level of its mean is constant: its indices are 0/0.
-        level = (64 * eps * mean.abs().amax(dim=-2)).square()
+        level = (self._zero_spread() * mean.abs().amax(dim=-2)).square()
         values, dims = {}, {}
         for name, r in est.items():
             nf = len(r.factor_dims)
@@ -364,6 +380,19 @@ class _Accumulator:
             values[name] = torch.where(den <= lev, torch.nan, value) if r.guard else value
             dims[name] = r.factor_dims
         return self._derived(values, dims)
+
+    def _zero_spread(self) -> float:
+        """Relative spread ``sd / |mean|`` at or below which an output counts as constant.
+
+        Two sources of rounding: the outputs' own dtype (a constant computed in float32 or bfloat16 comes
+        out within about one unit in the last place of its value, so ``2 eps_in`` of margin) and the
+        state arithmetic (centred sums in ``self.dtype``, ``64 eps_state``).  The larger one decides; a
+        spread above it is real variation, however small the output.
+        """
+        state = 64 * torch.finfo(self.dtype).eps
+        if self.input_dtype is None:
+            return state
+        return max(state, 2 * torch.finfo(self.input_dtype).eps)
 
     def _derived(
         self, values: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]]

@@ -28,7 +28,8 @@ class MomentsAccumulator(_Accumulator):
     Notes
     -----
     State per element: ``count``, mean and ``M2`` (Welford / Chan), 3 numbers.  ``aggregate`` averages
-    the element means and pools the variances (``Σ M2 / Σ (n - 1)``).
+    the element means and pools the variances (``Σ M2 / Σ (n - 1)``).  An element without a single finite
+    value has NaN ``mean``, ``var`` and ``cov`` and is left out of aggregates.
     """
 
     def __init__(
@@ -55,8 +56,11 @@ class MomentsAccumulator(_Accumulator):
 
     def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
         mean = mean[..., 0, :]
+        # an element that never saw a finite value has no mean (0 / 0 = NaN, not the state's initial 0),
+        # and it adds nothing to an aggregate's average of element means
+        seen = (n > 0).to(mean.dtype)
         return {
-            "mean": _Ratio(mean, torch.ones_like(mean), (), guard=False),
+            "mean": _Ratio(mean * seen, seen, (), guard=False),
             "var": _Ratio(com[..., 0, :], (n - 1).clamp_min(0), (), guard=False),
         }
 

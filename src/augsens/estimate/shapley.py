@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from augsens.design import MAX_EXACT_SHAPLEY_GROUPS
+from augsens.errors import UserInputError
 from augsens.estimate._base import _Accumulator, _finite_rows, _Ratio
 
 __all__ = ["ShapleyAccumulator", "PermutationShapleyAccumulator", "mobius_inverse", "owen_2014"]
@@ -26,6 +27,19 @@ def _check_groups(D: int, limit: int | None = None) -> None:
         raise ValueError(
             f"exact Shapley effects keep 2^D = {2**D} co-moments per output for D={D} (at most {limit} "
             "groups allowed); use PermutationShapleyAccumulator (method='permutation')"
+        )
+
+
+def _check_orders(perms: torch.Tensor, D: int) -> None:
+    """Refuse rows of ``perms`` ``[b, D]`` that are not permutations of ``0..D-1``: the scatter in
+    :meth:`PermutationShapleyAccumulator.update` would leave some groups' steps unwritten (memory never
+    initialised) and count others twice."""
+    ok = perms.sort(dim=1).values == torch.arange(D, device=perms.device)
+    if not bool(ok.all()):
+        row = int((~ok.all(dim=1)).nonzero()[0, 0])
+        raise UserInputError(
+            f"row {row} of perms ({perms[row].tolist()!r}) is not a permutation of 0..{D - 1}: each base "
+            f"sample needs an order of all {D} groups, each once (as PermutationShapleyDesign draws them)"
         )
 
 
@@ -173,7 +187,17 @@ class PermutationShapleyAccumulator(_Accumulator):
         return {"D": self.D, "replicates": self.replicates}
 
     def update(self, y: torch.Tensor, perms: torch.Tensor, replicate: int = 0) -> None:
-        """Add outputs ``y`` ``[b, D+1, *out]`` (chain order) with their group orders ``perms`` ``[b, D]``."""
+        """Add outputs ``y`` ``[b, D+1, *out]`` (chain order) with their group orders ``perms`` ``[b, D]``.
+
+        Every row of ``perms`` must be a permutation of ``0..D-1`` (checked with one sort and one
+        comparison; for ``perms`` on an accelerator that comparison is the one device-to-host
+        synchronisation of the update, so pass them on the CPU where they are drawn).
+
+        Raises
+        ------
+        UserInputError
+            A row of ``perms`` repeats or misses a group.
+        """
         y = self._check_batch(y, replicate)
         if (
             not isinstance(perms, torch.Tensor)
@@ -184,6 +208,7 @@ class PermutationShapleyAccumulator(_Accumulator):
                 f"perms must be an integer tensor [{y.shape[0]}, {self.D}] (a group order per base sample), "
                 f"got {getattr(perms, 'shape', type(perms).__name__)}"
             )
+        _check_orders(perms, self.D)
         v = y.reshape(y.shape[0], self._rows, -1)
         steps = v[:, 1:] - v[:, :-1]  # step k switches group perms[:, k]
         index = perms.to(device=v.device, dtype=torch.int64)[:, :, None].expand_as(steps)
