@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import augsens as ag
+from augsens.errors import UserInputError
 from augsens.song import SongShapleyAccumulator, SongShapleyDesign
 
 ISHIGAMI_SHAPLEY = np.array([0.4357, 0.4424, 0.1218])
@@ -76,3 +77,51 @@ def test_bad_sizes(problem):
         SongShapleyDesign(problem, permutations=2, outer=2, inner=1)
     with pytest.raises(ValueError, match="no complete permutation"):
         SongShapleyAccumulator(3, 2, 2).finalize(["a", "b", "c"])
+
+
+def _blocks_output(problem, design):
+    unit = design.unit_rows(0, design.n)
+    return ishigami(problem.decode(unit.reshape(-1, 3))).reshape(design.n, design.rows_per_sample)
+
+
+def test_nonfinite_blocks_are_dropped_per_element_and_counted(problem):
+    design = SongShapleyDesign(problem, permutations=40, outer=8, inner=4, seed=4)
+    y = _blocks_output(problem, design)
+    clean = SongShapleyAccumulator(problem.D, 8, 4)
+    clean.update(y[:, :, None].expand(-1, -1, 2), *design.blocks(0, design.n))
+    bad = y[:, :, None].repeat(1, 1, 2)
+    bad[5, 3, 0] = torch.nan  # one row of block 5, element 0 only
+    bad[17, 0, 0] = torch.inf
+    acc = SongShapleyAccumulator(problem.D, 8, 4)
+    for start in range(0, design.n, 7):
+        count = min(7, design.n - start)
+        acc.update(bad[start : start + count], *design.blocks(start, count))
+    ds, ref = acc.finalize(["a", "b", "c"], dims=["unit"]), clean.finalize(["a", "b", "c"], dims=["unit"])
+    assert np.isfinite(ds["shapley"].values).all()
+    np.testing.assert_allclose(ds["shapley"].values[:, 1], ref["shapley"].values[:, 1], rtol=1e-12)
+    assert not np.allclose(ds["shapley"].values[:, 0], ref["shapley"].values[:, 0], rtol=1e-12)
+    assert ds["nonfinite"].values.tolist() == [2, 0] and ds.attrs["nonfinite_total"] == 2
+    np.testing.assert_allclose(ds["shapley"].values[:, 0], ISHIGAMI_SHAPLEY, atol=0.08)
+
+
+def test_merge_refuses_another_configuration_and_returns_self(problem):
+    design = SongShapleyDesign(problem, permutations=2, outer=2, inner=2, seed=5)
+    a, b = SongShapleyAccumulator(3, 2, 2), SongShapleyAccumulator(3, 2, 2)
+    a.update(_blocks_output(problem, design)[:3], *design.blocks(0, 3))
+    b.update(_blocks_output(problem, design)[3:], *design.blocks(3, 3))
+    assert a.merge(b) is a and a.n == 6
+    with pytest.raises(UserInputError, match=r"cannot merge .*inner.: 3.* configuration must match"):
+        a.merge(SongShapleyAccumulator(3, 2, 3))
+    with pytest.raises(UserInputError, match="configuration must match"):
+        a.merge(SongShapleyAccumulator(2, 2, 2))
+
+
+def test_aggregate_leaves_out_negative_ids(problem):
+    design = SongShapleyDesign(problem, permutations=6, outer=4, inner=3, seed=6)
+    y = _blocks_output(problem, design)
+    acc = SongShapleyAccumulator(3, 4, 3)
+    acc.update(torch.stack([y, 2 * y, -y], dim=-1), *design.blocks(0, design.n))
+    agg = acc.aggregate(torch.tensor([0, -1, -1]), 1, factors=["a", "b", "c"])
+    whole = acc.finalize(["a", "b", "c"])
+    assert list(agg["factor"].values) == ["a", "b", "c"]
+    np.testing.assert_allclose(agg["shapley"].values[:, 0], whole["shapley"].values[:, 0], rtol=1e-12)
