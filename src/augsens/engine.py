@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import numpy as np
 import torch
 import xarray as xr
 
@@ -438,8 +437,10 @@ class Study:
         design = self.plan.design
         extra: tuple[torch.Tensor, ...] = ()
         if isinstance(design, designs.PermutationShapleyDesign):
-            unit, perms = design.rows_and_permutations(start, count)  # the orders are drawn once
-            extra = (perms.to(self.device),)
+            # the orders are drawn once, on the host, where the accumulator checks them without a
+            # device-to-host synchronisation (it moves them to the device itself)
+            unit, perms = design.rows_and_permutations(start, count)
+            extra = (perms,)
         else:
             unit = design.unit_rows(start, count)  # [count, R, k]
             if isinstance(design, SongShapleyDesign):
@@ -577,7 +578,7 @@ class Study:
                     [acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="override"
                 )
                 ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="override")
-            nonfinite[c] = int(ds.attrs.get("nonfinite", 0))
+            nonfinite[c] = int(ds.attrs.get("nonfinite_total", 0))
             nodes[c] = ds
         sc = self.config.study
         forwards = state["position"] * self.plan.rows
@@ -614,13 +615,11 @@ class Study:
     def _aggregates(self, acc: Any, factors: list[str], shape: tuple[int, ...]) -> xr.Dataset:
         """Per-channel and per-checkpoint indices: sums of numerators over sums of variances."""
         numel = math.prod(shape)
-        whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=self.device), 1)
+        # factor names go in here, so that every factor dim (factor2 of S2 too) is labelled in design order
+        whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=self.device), 1, factors=factors)
         out = {f"{k}_checkpoint": v.isel(group=0, drop=True) for k, v in whole.data_vars.items()}
         if len(shape) == 3 and numel > shape[0]:
             ids = torch.arange(shape[0], device=self.device).view(-1, 1, 1).expand(shape).contiguous()
-            per = acc.aggregate(ids, shape[0])
+            per = acc.aggregate(ids, shape[0], factors=factors)
             out.update({f"{k}_channel": v.rename(group="channel") for k, v in per.data_vars.items()})
-        ds = xr.Dataset(out)
-        if "factor" in ds.dims:
-            ds = ds.assign_coords(factor=np.asarray(factors))
-        return ds
+        return xr.Dataset(out)

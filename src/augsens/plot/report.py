@@ -95,6 +95,13 @@ def _contrast_section(name: str, tree: xr.DataTree) -> str:
     return "\n".join(parts)
 
 
+def _nonfinite_line(counts: str) -> str:
+    """``'{"fc": 12}'`` -> ``"fc: 12"``: per checkpoint, samples left out of an element's statistics
+    because an output was NaN or inf, summed over elements; ``"none"`` when nothing was dropped."""
+    dropped = {c: k for c, k in json.loads(counts).items() if k}
+    return ", ".join(f"{c}: {k}" for c, k in dropped.items()) or "none"
+
+
 def _study_section(name: str, tree: xr.DataTree) -> str:
     a = tree.attrs
     if a.get("kind") == "contrast":
@@ -109,7 +116,7 @@ def _study_section(name: str, tree: xr.DataTree) -> str:
         "forwards": a.get("forwards"),
         "time": f"{a.get('elapsed_s')} s ({a.get('forwards_per_s')} forwards/s on {a.get('device')})",
         "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
-        "non-finite values": a.get("nonfinite"),
+        "dropped for NaN/inf (samples x elements)": _nonfinite_line(a.get("nonfinite", "{}")),
     }
     parts.append(
         "<table>"
