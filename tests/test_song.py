@@ -125,3 +125,5 @@ def test_aggregate_leaves_out_negative_ids(problem):
     whole = acc.finalize(["a", "b", "c"])
     assert list(agg["factor"].values) == ["a", "b", "c"]
     np.testing.assert_allclose(agg["shapley"].values[:, 0], whole["shapley"].values[:, 0], rtol=1e-12)
+    with pytest.raises(ValueError, match="n_groups=1"):
+        acc.aggregate(torch.tensor([0, 1, 1]), 1)

@@ -311,6 +311,8 @@ class SongShapleyAccumulator:
         raw = self._raw().clamp_min(0).reshape(self.D, -1)
         raw = torch.where(torch.isnan(raw), 0.0, raw)
         ids = torch.broadcast_to(torch.as_tensor(group_ids), self.out_shape or ()).reshape(-1).to(raw.device)
+        if ids.numel() and int(ids.max()) >= n_groups:
+            raise ValueError(f"group_ids holds id {int(ids.max())}, but n_groups={n_groups}")
         sums = _group_sum(raw, ids, int(n_groups))
         total = sums.sum(0, keepdim=True)
         shares = torch.where(total > 0, sums / torch.where(total > 0, total, 1), torch.nan)
