@@ -154,7 +154,6 @@ class _Accumulator:
             raise TypeError(f"{type(self).__name__}.update expects a torch.Tensor, got {type(y).__name__}")
         if not y.is_floating_point():
             y = y.to(self.dtype)
-        self._note_input_dtype(y.dtype)
         if (
             isinstance(replicate, bool)
             or not isinstance(replicate, int)
@@ -182,6 +181,7 @@ class _Accumulator:
                 f"output shape {out} differs from the shape {self.out_shape} this accumulator "
                 "was started with"
             )
+        self._note_input_dtype(y.dtype)
         y = y.to(device=self.device, dtype=self.dtype)
         return y.reshape(y.shape[0], self._rows or 1, math.prod(out))  # [b, R, O], also for b = 0
 
