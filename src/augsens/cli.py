@@ -105,7 +105,7 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
-    from augsens.engine import Study
+    from augsens.quickstudy import run_study
 
     cfg = load_config(config, overrides=_overrides(set_ or []))
     if ray is not None:
@@ -117,7 +117,7 @@ def run(
 
         run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
     else:
-        Study(cfg, progress=not quiet).run(out, resume=resume)
+        run_study(cfg, out, resume=resume, progress=not quiet)
     console.print(f"results: {out / 'results.zarr'}")
     if report:
         from augsens.plot.report import write_report
