@@ -113,7 +113,6 @@ def study(
     kind: Literal["sobol", "shapley", "shapley-song", "moments"] = "sobol",
     n: int = 1024,
     checkpoints: Sequence[str] | None = None,
-    precision: float | None = None,
     out: str | os.PathLike | None = None,
     device: str = "auto",
     *,
@@ -142,8 +141,6 @@ def study(
     checkpoints : sequence of str, optional
         Modules to analyse (default: the model's list).  A module returning a tuple or dict is named with
         its element: ``"blocks.3[0]"``, ``"backbone['out']"``.
-    precision : float, optional
-        The ``[study] precision`` key, where the installed config has it (``None``: not set).
     out : path, optional
         ``None``: results stay in memory.  A folder: results are written to ``out/results.zarr`` and the
         run can be resumed after an interruption.
@@ -155,7 +152,8 @@ def study(
         Show a progress bar (in a terminal or a Jupyter notebook).
     **options
         Any other key of the study config, by its name (``replicates=4``, ``batch_size=32``,
-        ``weights="random"``, ``mode="paper"``) or as ``<section>_<key>`` (module docstring).
+        ``weights="random"``, ``mode="paper"``, a precision target where the config has one) or as
+        ``<section>_<key>`` (module docstring).
 
     Returns
     -------
@@ -180,7 +178,6 @@ def study(
         ("n", n),
         ("device", device),
         ("checkpoints", checkpoints),
-        ("precision", precision),
     ):
         if value is not None:
             given[key] = value
@@ -219,7 +216,12 @@ def study(
 
         ic = config.images
         cache = as_image_cache(
-            cache, device=dev, per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, progress=progress
+            cache,
+            device=dev,
+            per_class=ic.per_class or None,
+            seed=ic.seed,
+            strict=ic.strict,
+            progress=progress,
         )
     return run_study(config, out, model=loaded, images=cache, resume=resume, progress=progress)
 

@@ -112,7 +112,9 @@ def as_image_cache(
     if isinstance(images, Sequence):
         if not images:
             raise UserInputError("images is an empty list: give at least one image path or PIL image")
-        return _cache(torch.stack([_one_image(x, f"images[{i}]") for i, x in enumerate(images)]), None, device)
+        return _cache(
+            torch.stack([_one_image(x, f"images[{i}]") for i, x in enumerate(images)]), None, device
+        )
     raise UserInputError(
         f"images of type {type(images).__name__} are not supported: give a folder, 'bundled', a list of "
         "paths or PIL images, a tensor [N, 3, H, W], a numpy array or a torch Dataset"
@@ -126,7 +128,9 @@ def _from_path(
         return _cache(_one_image(path, str(path))[None], None, device)
     layout = folder_layout(path)
     if layout == "classes":
-        return image_folder(path, per_class=per_class, seed=seed, strict=strict, device=device, progress=progress)
+        return image_folder(
+            path, per_class=per_class, seed=seed, strict=strict, device=device, progress=progress
+        )
     if layout == "empty":
         raise UserInputError(
             f"image folder {str(path)!r} holds no image files (extensions {', '.join(IMG_EXTENSIONS)}): put "
@@ -146,7 +150,9 @@ def _one_image(item: Any, where: str) -> torch.Tensor:
         return decode_pil(item)
     if isinstance(item, torch.Tensor | np.ndarray):
         if item.ndim != 3:
-            raise UserInputError(f"{where}: one image must have 3 dims [3, H, W], got shape {tuple(item.shape)}")
+            raise UserInputError(
+                f"{where}: one image must have 3 dims [3, H, W], got shape {tuple(item.shape)}"
+            )
         return _batch_tensor(item[None], where=where)[0]
     raise UserInputError(
         f"{where} is a {type(item).__name__}, not an image: give a path, a PIL image or a tensor [3, H, W]"
@@ -181,7 +187,7 @@ def _batch_tensor(x: torch.Tensor | np.ndarray, where: str = "images") -> torch.
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
             raise UserInputError(
                 f"float {where} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]: give un-normalised "
-                "images (augsens applies the model's mean and std itself), e.g. x.float() / 255 for 0-255 data"
+                "images (augsens applies the model's mean and std itself), e.g. x.float() / 255 for 0..255"
             )
         u8 = (t.float() * 255).round_().to(torch.uint8)
     else:
@@ -213,14 +219,18 @@ def _from_dataset(data: Any, device: str | torch.device) -> ImageCache:
         item = data[i]
         if isinstance(item, tuple | list):
             if len(item) < 2:
-                raise UserInputError(f"dataset[{i}] is a {type(item).__name__} of {len(item)}: expected (image, label)")
+                raise UserInputError(
+                    f"dataset[{i}] is a {type(item).__name__} of {len(item)}: expected (image, label)"
+                )
             image, label = item[0], item[1]
             labels.append(label.item() if isinstance(label, torch.Tensor) else label)
         else:
             image = item
         images.append(_one_image(image, f"dataset[{i}]"))
     if labels and len(labels) != n:
-        raise UserInputError("some Dataset items carry a label and some do not: return (image, label) for all")
+        raise UserInputError(
+            "some Dataset items carry a label and some do not: return (image, label) for all"
+        )
     return _cache(torch.stack(images), labels or None, device)
 
 
@@ -240,5 +250,9 @@ def _cache(
     ids = torch.tensor([index[v] for v in labels], dtype=torch.int64)
     order = torch.sort(ids, stable=True).indices
     return ImageCache(
-        images[order], ids[order], [str(c) for c in classes], [names[i] for i in order.tolist()], device=device
+        images[order],
+        ids[order],
+        [str(c) for c in classes],
+        [names[i] for i in order.tolist()],
+        device=device,
     )
