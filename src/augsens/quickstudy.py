@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
+import numpy as np
 import xarray as xr
 from torch import nn
 
@@ -69,7 +70,9 @@ def config_keywords() -> dict[str, tuple[str, str]]:
 
 
 def _plain(value: Any) -> Any:
-    """Python values as TOML would give them: tuples as lists, paths as strings."""
+    """Python values as TOML would give them: tuples as lists, paths as strings, numpy scalars as numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, os.PathLike):

@@ -25,11 +25,21 @@ def runs(tmp_path_factory):
     ag.study(
         "augsens.testing:tiny_cnn", images, checkpoints=["act", "pool", "fc"], seed=1, out=root / "two", **KW
     )
+    ag.study(
+        "augsens.testing:tiny_cnn",
+        images,
+        checkpoints=["act", "fc"],
+        kind="shapley",
+        out=root / "three",
+        **KW,
+    )
     return root
 
 
 def test_cli_renders_a_page_with_tables(runs, tmp_path):
-    res = CliRunner().invoke(app, ["compare", str(runs / "one"), str(runs / "two"), "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["compare", str(runs / "one"), str(runs / "two"), "--out", str(tmp_path), "--measures", "S1,ST"]
+    )
     assert res.exit_code == 0, res.output
     page = (tmp_path / "compare.html").read_text()
     # a profile and a difference figure per measure (S1, ST), embedded; the CSV tables beside them
@@ -77,11 +87,20 @@ def test_trees_labels_and_errors(runs):
     assert list(result.runs) == ["mine", "theirs"] and set(result.profiles.measure) == {"ST"}
     model = tree.attrs["model"]  # trees are named by model and kind, numbered when two share a name
     assert list(compare([tree, tree]).runs) == [f"{model} sobol (1)", f"{model} sobol (2)"]
+    # a Shapley run beside a Sobol run: each measure among the runs that have it (the exact Shapley
+    # estimator gives S1 and ST too), differences only for measures both have
+    mixed = compare([runs / "one", runs / "three"], runs / "mixed")
+    assert set(mixed.profiles.query("measure == 'shapley'").run) == {"three"}
+    assert set(mixed.differences.measure) == {"S1", "ST"} and mixed.page is not None
+    assert {"profile_shapley.png", "difference_ST.png"} <= {p.name for p in (runs / "mixed").glob("*.png")}
+    assert not (runs / "mixed" / "difference_shapley.png").exists()
     with pytest.raises(UserInputError, match="at least two results"):
         compare([runs / "one"])
     with pytest.raises(UserInputError, match="1 labels for 2 results"):
         compare([runs / "one", runs / "two"], labels=["x"])
-    with pytest.raises(UserInputError, match=r"measures \['shapley'\] are not in every run"):
+    with pytest.raises(
+        UserInputError, match=r"no run has the measures \['shapley'\]; these runs have \['S1', 'ST'\]"
+    ):
         compare([runs / "one", runs / "two"], measures=["shapley"])
     with pytest.raises(FileNotFoundError, match="no augsens results in"):
         compare([runs / "one", runs / "missing"])

@@ -47,7 +47,7 @@ from augsens.results import find_results, open_results
 
 __all__ = ["compare", "Comparison", "MEASURES"]
 
-#: sensitivity measures compared, in this order, where every run has them
+#: sensitivity measures compared, in this order
 MEASURES = ("S1", "ST", "shapley")
 
 
@@ -233,7 +233,8 @@ def compare(
     labels : sequence of str, optional
         One name per run (default: folder names, or model and kind for trees).
     measures : sequence of str, optional
-        Measures to compare among ``S1``, ``ST``, ``shapley`` (default: those every run has).
+        Measures to compare among ``S1``, ``ST``, ``shapley`` (default: every one a run has; each is
+        compared among the runs that have it).
 
     Returns
     -------
@@ -242,24 +243,23 @@ def compare(
     Raises
     ------
     UserInputError
-        Fewer than two runs, a label count that does not match, measures no run has.
+        Fewer than two runs, a label count that does not match, a measure no run has.
     FileNotFoundError
         A path that holds no results.
     """
     runs = _trees(results, labels)
-    available = [m for m in MEASURES if all(f"{m}_checkpoint" in _first(t) for t in runs.values())]
+    # a measure any run has is compared among the runs that have it (Sobol runs beside Shapley runs)
+    available = [m for m in MEASURES if any(f"{m}_checkpoint" in _first(t) for t in runs.values())]
     if measures is None:
         chosen = available
     else:
         chosen = list(measures)
         missing = [m for m in chosen if m not in available]
         if missing:
-            raise UserInputError(
-                f"measures {missing!r} are not in every run's results; the runs share {available!r}"
-            )
+            raise UserInputError(f"no run has the measures {missing!r}; these runs have {available!r}")
     if not chosen:
         raise UserInputError(
-            "these results share no aggregated sensitivity measure (S1, ST or shapley): compare sobol or "
+            "these results hold no aggregated sensitivity measure (S1, ST or shapley): compare sobol or "
             "shapley studies (moments studies have no indices)"
         )
     profiles = _profiles(runs, chosen)
