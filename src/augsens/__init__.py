@@ -11,6 +11,8 @@ batch on the model's device without storing activations.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from augsens.factors import (
@@ -39,6 +41,8 @@ __all__ = [
     "shapley",
     "moments",
     "open_results",
+    "study",
+    "compare",
 ]
 
 _LAZY = {
@@ -46,7 +50,30 @@ _LAZY = {
     "shapley": "augsens.api",
     "moments": "augsens.api",
     "open_results": "augsens.results",
+    "compare": "augsens.analysis.compare",
 }
+
+
+class _Package(types.ModuleType):
+    """The package's module type: ``augsens.study`` is the one-call study function.
+
+    ``augsens.study`` is also the name of a submodule (the factor model), and importing a submodule sets
+    the package attribute of that name; the property keeps the function there (``from augsens.study
+    import ...`` reads the submodule from ``sys.modules`` and is unaffected).
+    """
+
+    @property
+    def study(self) -> Any:
+        from augsens.quickstudy import study
+
+        return study
+
+    @study.setter
+    def study(self, value: Any) -> None:
+        pass  # the submodule stays reachable as sys.modules["augsens.study"]
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
-"""Command line: ``augsens demo | run | report | info | gallery | mask | contrast | correlation | lda |
-segments``.
+"""Command line: ``augsens demo | run | report | compare | info | gallery | mask | contrast | correlation |
+lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2); Ctrl-C during a run saves its
 state (exit code 130) and ``--resume`` finishes it.
@@ -105,7 +105,7 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
-    from augsens.engine import Study
+    from augsens.quickstudy import run_study
 
     cfg = load_config(config, overrides=_overrides(set_ or []))
     if ray is not None:
@@ -117,7 +117,7 @@ def run(
 
         run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
     else:
-        Study(cfg, progress=not quiet).run(out, resume=resume)
+        run_study(cfg, out, resume=resume, progress=not quiet)
     console.print(f"results: {out / 'results.zarr'}")
     if report:
         from augsens.plot.report import write_report
@@ -151,6 +151,23 @@ def report(
     from augsens.plot.report import write_report
 
     console.print(f"report: {write_report(results, out)}")
+
+
+@app.command()
+@_friendly
+def compare(
+    results: Annotated[
+        list[Path], typer.Argument(help="Two or more results folders (or folders of results folders).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (compare.html, PNG, CSV).")],
+    labels: Annotated[str | None, typer.Option(help="Comma-separated run names (default: folders).")] = None,
+    measures: Annotated[str | None, typer.Option(help="Comma-separated: S1, ST, shapley.")] = None,
+) -> None:
+    """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
+    from augsens.analysis.compare import compare as compare_runs
+
+    result = compare_runs(results, out, labels=_csv(labels), measures=_csv(measures))
+    console.print(f"comparison: {result.page} ({len(result.files)} figures and tables in {out})")
 
 
 @app.command()

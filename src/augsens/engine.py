@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import threading
@@ -35,12 +34,14 @@ import xarray as xr
 
 from augsens import design as designs
 from augsens import estimate
+from augsens.aggregates import named_aggregates
 from augsens.augment import compose, postprocess
 from augsens.config import StudyConfig
 from augsens.data import ImageCache, bundled_photos, image_folder
 from augsens.models import LoadedModel, load
+from augsens.models.layout import checkpoint_layouts
 from augsens.progress import forwards_bar
-from augsens.results import output_dims, versions, write_results
+from augsens.results import versions, write_results
 from augsens.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.study import AugmentationFactors
 
@@ -183,6 +184,7 @@ class Study:
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.shapes = model.output_shapes(self.checkpoints)
+        self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
         if images is None:
             images = self._load_images()
         self.images = images.to(self.device)
@@ -568,7 +570,7 @@ class Study:
         nonfinite: dict[str, int] = {}
         for c in self.checkpoints:
             shape = tuple(self.shapes[c])
-            dims = output_dims(shape)
+            dims = self.layouts[c].dims
             acc = state["acc"][c]
             moments = state["moments"][c] if c in state["moments"] else acc.pooled_moments()
             ds = moments.finalize(factors, dims=dims)
@@ -577,7 +579,7 @@ class Study:
                 ds = xr.merge(
                     [acc.finalize(factors, dims=dims), ds], compat="override", combine_attrs="override"
                 )
-                ds = xr.merge([ds, self._aggregates(acc, factors, shape)], combine_attrs="override")
+                ds = xr.merge([ds, self._aggregates(acc, factors, shape, dims)], combine_attrs="override")
             nonfinite[c] = int(ds.attrs.get("nonfinite_total", 0))
             nodes[c] = ds
         sc = self.config.study
@@ -589,6 +591,7 @@ class Study:
                 "mode": sc.mode,
                 "model": self.model.name,
                 "checkpoints": json.dumps(self.checkpoints),
+                "depth": json.dumps({c: self.layouts[c].depth for c in self.checkpoints}),
                 "factors": json.dumps(factors),
                 "parameters": json.dumps(self.factors.describe()),
                 "augmentations": json.dumps(list(self.factors.augmentations)),
@@ -612,14 +615,8 @@ class Study:
         tree = xr.DataTree.from_dict({"/": root, **nodes})
         return tree
 
-    def _aggregates(self, acc: Any, factors: list[str], shape: tuple[int, ...]) -> xr.Dataset:
-        """Per-channel and per-checkpoint indices: sums of numerators over sums of variances."""
-        numel = math.prod(shape)
-        # factor names go in here, so that every factor dim (factor2 of S2 too) is labelled in design order
-        whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=self.device), 1, factors=factors)
-        out = {f"{k}_checkpoint": v.isel(group=0, drop=True) for k, v in whole.data_vars.items()}
-        if len(shape) == 3 and numel > shape[0]:
-            ids = torch.arange(shape[0], device=self.device).view(-1, 1, 1).expand(shape).contiguous()
-            per = acc.aggregate(ids, shape[0], factors=factors)
-            out.update({f"{k}_channel": v.rename(group="channel") for k, v in per.data_vars.items()})
-        return xr.Dataset(out)
+    def _aggregates(
+        self, acc: Any, factors: list[str], shape: tuple[int, ...], dims: tuple[str, ...]
+    ) -> xr.Dataset:
+        """Per-checkpoint, per-channel and per-token indices: sums of numerators over sums of variances."""
+        return named_aggregates(acc, factors, dims, shape, self.device)

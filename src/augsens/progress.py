@@ -1,8 +1,14 @@
-"""One progress bar for every long loop: forwards done, forwards/s, ETA (and shards, for Ray runs)."""
+"""One progress bar for every long loop: forwards done, forwards/s, ETA (and shards, for Ray runs).
+
+The bar is rich's: live in a terminal, and live in a Jupyter notebook where ``ipywidgets`` is installed
+(rich draws notebook output through it); in a notebook without it the bar is printed once, at the end,
+rather than leaving rich to warn on every refresh.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable, Iterator
 
 __all__ = ["forwards_bar"]
@@ -20,6 +26,7 @@ def forwards_bar(
     if not enabled:
         yield lambda k: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -40,7 +47,10 @@ def forwards_bar(
     ]
     if shards is not None:
         columns.insert(4, TextColumn("shards {task.fields[shards]}"))
-    with Progress(*columns, transient=False) as bar:
+    console = Console()
+    if console.is_jupyter and importlib.util.find_spec("ipywidgets") is None:
+        console = Console(force_jupyter=False)
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(label, total=total, completed=done, rate="", shards=f"0/{shards}")
         finished = 0
 

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import xarray as xr
 
@@ -31,12 +31,38 @@ __all__ = [
 RESULTS_NAME = "results.zarr"
 
 
-def output_dims(shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Dimension names of one sample's activation: ``(channel, y, x)``, ``(unit,)`` or ``dim_i``."""
-    if len(shape) == 3:
-        return ("channel", "y", "x")
+def output_dims(
+    shape: tuple[int, ...], channel_axis: Literal["first", "last"] | None = None
+) -> tuple[str, ...]:
+    """Dimension names of one sample's activation.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-sample shape (batch dim excluded).
+    channel_axis : {"first", "last"}, optional
+        Where the feature (channel) axis is, as :func:`augsens.models.layout.checkpoint_layouts` finds
+        it.  ``None``: unknown, so 3-D outputs are taken as conv maps and 2-D outputs stay anonymous.
+
+    Returns
+    -------
+    tuple of str
+        ``(unit,)`` for a vector (a fully connected layer); ``(channel, y, x)`` for a conv map and
+        ``(y, x, channel)`` for a channels-last map (Swin-style stages); ``(token, channel)`` for a
+        transformer block (class token included, if the model has one) and ``(channel, token)`` for a
+        channels-first 1-D sequence (Conv1d); ``dim_i`` otherwise.
+
+    Examples
+    --------
+    >>> output_dims((64, 56, 56)), output_dims((197, 192), "last"), output_dims((1000,))
+    (('channel', 'y', 'x'), ('token', 'channel'), ('unit',))
+    """
     if len(shape) == 1:
         return ("unit",)
+    if len(shape) == 3:
+        return ("y", "x", "channel") if channel_axis == "last" else ("channel", "y", "x")
+    if len(shape) == 2 and channel_axis is not None:
+        return ("token", "channel") if channel_axis == "last" else ("channel", "token")
     return tuple(f"dim_{i}" for i in range(len(shape)))
 
 

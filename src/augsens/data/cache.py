@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-__all__ = ["ImageCache", "decode_image", "redraw_within_class", "SIZE", "RESIZE"]
+__all__ = ["ImageCache", "decode_image", "decode_pil", "redraw_within_class", "SIZE", "RESIZE"]
 
 RESIZE = 256  # shorter side after resizing
 SIZE = 224  # side of the centre crop
@@ -32,11 +32,17 @@ def decode_image(path: str | os.PathLike) -> torch.Tensor:
     OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError
         The file cannot be read or decoded.
     """
+    with Image.open(path) as img:
+        return decode_pil(img)
+
+
+def decode_pil(img: Image.Image) -> torch.Tensor:
+    """A PIL image as uint8 ``[3, 224, 224]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``."""
     import torchvision.transforms.functional as TF
 
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-    resized = TF.resize(rgb, RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    resized = TF.resize(
+        img.convert("RGB"), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+    )
     return TF.pil_to_tensor(TF.center_crop(resized, SIZE))
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .capture import LoadedModel, UnknownModuleError
+from .capture import LoadedModel, OutputSelectionError, UnknownModuleError
 from .categories import imagenet_categories, read_categories, resolve_categories
 from .registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelSpec, available_models, seeded_build
 from .weights import (
@@ -48,6 +48,7 @@ __all__ = [
     "load",
     "LoadedModel",
     "UnknownModuleError",
+    "OutputSelectionError",
     "available_models",
     "imagenet_categories",
     "read_categories",

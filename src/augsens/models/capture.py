@@ -5,11 +5,17 @@ its default checkpoints (the modules analysed), its class names and the module w
 :meth:`LoadedModel.capture` returns the outputs of named modules from one forward pass: hooks are registered
 for that call only and removed in ``finally``, the forward stops right after the last requested module, and
 the module's training flags are restored.
+
+A module that returns a tuple, list or dict (an attention block returning ``(out, weights)``, a backbone
+returning ``{"out": ..., "aux": ...}``) is captured by naming the element after the module name, as in
+Python: ``"blocks.3[0]"``, ``"backbone['out']"``, ``"head[1]['logits']"``.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +25,7 @@ from torch import nn
 
 from augsens.errors import UserInputError
 
-__all__ = ["LoadedModel", "UnknownModuleError"]
+__all__ = ["LoadedModel", "UnknownModuleError", "OutputSelectionError", "split_checkpoint", "select_output"]
 
 
 class UnknownModuleError(KeyError, UserInputError):
@@ -27,6 +33,91 @@ class UnknownModuleError(KeyError, UserInputError):
 
     def __str__(self) -> str:  # KeyError would show the message quoted
         return str(self.args[0])
+
+
+class OutputSelectionError(UserInputError, TypeError):
+    """A checkpoint's output is not one tensor, or its element selector does not fit the output.
+
+    A ``TypeError`` (the output has the wrong type) and a :class:`~augsens.errors.UserInputError`."""
+
+
+# "name", "name[0]", "name['out']", "name[1][\"x\"]": the module name, then Python-style subscripts
+_SELECTOR = re.compile(r"\[(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\")\]")
+
+
+def split_checkpoint(name: str) -> tuple[str, tuple[int | str, ...]]:
+    """``"blocks.3[0]['out']"`` -> ``("blocks.3", (0, "out"))``: the module name and its output selectors.
+
+    Examples
+    --------
+    >>> split_checkpoint("layer1"), split_checkpoint("encoder[0]['out']")
+    (('layer1', ()), ('encoder', (0, 'out')))
+    """
+    keys: list[int | str] = []
+    rest = name
+    while rest.endswith("]"):
+        found = [m for m in _SELECTOR.finditer(rest) if m.end() == len(rest)]
+        if not found:
+            break
+        m = found[-1]
+        keys.insert(0, ast.literal_eval(m.group()[1:-1]))
+        rest = rest[: m.start()]
+    return rest, tuple(keys)
+
+
+def _describe(output: Any) -> str:
+    """A short description of a module output: ``tuple of 2 (Tensor [1, 197, 192], NoneType)``."""
+    if isinstance(output, torch.Tensor):
+        return f"Tensor {list(output.shape)}"
+    if isinstance(output, dict):
+        inner = ", ".join(f"{k!r}: {_describe(v)}" for k, v in list(output.items())[:6])
+        return f"dict with keys {{{inner}}}"
+    if isinstance(output, tuple | list):
+        inner = ", ".join(_describe(v) for v in output[:6])
+        return f"{type(output).__name__} of {len(output)} ({inner})"
+    return type(output).__name__
+
+
+def _example_selector(name: str, output: Any) -> str:
+    """A checkpoint name that picks the first tensor of a tuple / list / dict output, for messages."""
+    if isinstance(output, dict):
+        for k, v in output.items():
+            if isinstance(v, torch.Tensor):
+                return f"{name}[{k!r}]"
+    elif isinstance(output, tuple | list):
+        for i, v in enumerate(output):
+            if isinstance(v, torch.Tensor):
+                return f"{name}[{i}]"
+    return f"{name}[0]"
+
+
+def select_output(name: str, output: Any, keys: Sequence[int | str]) -> torch.Tensor:
+    """The tensor that checkpoint ``name`` (module name + ``keys``) designates in a module's ``output``.
+
+    Raises
+    ------
+    OutputSelectionError
+        The output is not one tensor and no selector names an element, or a selector does not fit; the
+        message describes the output and gives a checkpoint name that works.
+    """
+    module = split_checkpoint(name)[0]
+    value = output
+    for depth, key in enumerate(keys):
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError) as exc:
+            where = module + "".join(f"[{k!r}]" for k in keys[:depth])
+            raise OutputSelectionError(
+                f"checkpoint {name!r}: {where!r} returns {_describe(value)}, which has no element {key!r}; "
+                f"name an existing one, e.g. {_example_selector(where, value)!r}"
+            ) from exc
+    if not isinstance(value, torch.Tensor):
+        where = module + "".join(f"[{k!r}]" for k in keys)
+        raise OutputSelectionError(
+            f"module {where!r} returns {_describe(value)}, not a tensor: name the element to capture "
+            f"after the module, e.g. checkpoint {_example_selector(where, value)!r}"
+        )
+    return value
 
 
 class _StopForward(Exception):
@@ -122,12 +213,12 @@ class LoadedModel:
         if not names:
             raise ValueError("checkpoints is empty: name at least one module (see m.module_names)")
         for n in names:
-            if n not in self._index:
+            if not isinstance(n, str) or split_checkpoint(n)[0] not in self._index:
                 raise _unknown_module(n, self.module_names)
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"checkpoints names {dupes!r} more than once: list each module once")
-        return sorted(names, key=self._index.__getitem__)
+        return sorted(names, key=lambda n: self._index[split_checkpoint(n)[0]])
 
     @property
     def num_classes(self) -> int | None:
@@ -268,31 +359,32 @@ class LoadedModel:
         versions: dict[str, int] = {}
         modules = self._modules
 
-        def make_hook(name: str):
+        def make_hook(targets: list[tuple[str, tuple[int | str, ...]]]):
             def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-                if name in out:
-                    return
-                if not isinstance(output, torch.Tensor):
-                    raise TypeError(
-                        f"module {name!r} returns {type(output).__name__}, not a tensor: capture a module "
-                        "whose output is a single tensor"
-                    )
-                if softmax and name == self.classifier:
-                    output = torch.softmax(output.float(), dim=-1)
-                elif name in self._clone:
-                    output = output.clone()
-                out[name] = output
-                if not output.is_inference():  # inference tensors (torch.inference_mode) have no version
-                    versions[name] = output._version
+                for name, keys in targets:
+                    if name in out:
+                        continue
+                    value = select_output(name, output, keys)
+                    if softmax and name == self.classifier:
+                        value = torch.softmax(value.float(), dim=-1)
+                    elif name in self._clone:
+                        value = value.clone()
+                    out[name] = value
+                    if not value.is_inference():  # inference tensors (torch.inference_mode) have no version
+                        versions[name] = value._version
                 if len(out) == len(wanted):
                     raise _StopForward
 
             return hook
 
+        by_module: dict[str, list[tuple[str, tuple[int | str, ...]]]] = {}
+        for n in names:
+            module_name, keys = split_checkpoint(n)
+            by_module.setdefault(module_name, []).append((n, keys))
         handles = []
         try:
-            for n in names:
-                handles.append(modules[n].register_forward_hook(make_hook(n)))
+            for module_name, targets in by_module.items():
+                handles.append(modules[module_name].register_forward_hook(make_hook(targets)))
             with torch.no_grad(), self._eval():
                 try:
                     self.module(x)

@@ -95,7 +95,9 @@ def top_unit_maps(
     for i, f in enumerate(names):
         score = agg.sel(factor=f).values if agg is not None else da.sel(factor=f).mean(("y", "x")).values
         order = np.argsort(np.nan_to_num(score, nan=-np.inf))[::-1][:units]
-        maps = np.clip(da.sel(factor=f).isel(channel=[int(c) for c in order]).values, 0, None)
+        # channels-last maps (y, x, channel) are drawn like conv maps: one image per channel
+        chosen = da.sel(factor=f).isel(channel=[int(c) for c in order]).transpose("channel", "y", "x")
+        maps = np.clip(chosen.values, 0, None)
         vmax = max(0.01, float(np.nanpercentile(maps, 99)))
         for j, ch in enumerate(order):
             ax = axes[i, j]

@@ -1,0 +1,58 @@
+"""Indices aggregated over named groups of a checkpoint's elements: the whole checkpoint, each channel,
+each token.
+
+An aggregated index is the sum of the elements' index numerators over the sum of their variances
+(Gamboa et al. 2014, arXiv:1311.1797): the share of the group's whole activation variance owed to a factor.
+Confidence half-widths come from the aggregated per-replicate estimates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = ["named_aggregates", "AGGREGATE_DIMS"]
+
+#: element dims that get per-group aggregates, and the suffix of their variables (``ST_channel``)
+AGGREGATE_DIMS = ("channel", "token")
+
+
+def named_aggregates(
+    acc: Any, factors: Sequence[str], dims: Sequence[str], shape: Sequence[int], device: torch.device
+) -> xr.Dataset:
+    """``<measure>_checkpoint`` (dims ``factor``) and, where the output has such a dim beside others,
+    ``<measure>_channel`` and ``<measure>_token`` (dims ``factor, channel`` / ``factor, token``).
+
+    Parameters
+    ----------
+    acc : accumulator
+        A Sobol or Shapley accumulator with ``aggregate(group_ids, n_groups)``.
+    factors : sequence of str
+        Factor names.
+    dims, shape : sequence
+        The checkpoint's per-sample dim names and sizes (:func:`augsens.results.output_dims`).
+    device : torch.device
+        Where the accumulator lives.
+    """
+    shape = tuple(int(s) for s in shape)
+    # factor names go in here, so that every factor dim (factor2 of S2 too) is labelled in design order
+    whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=device), 1, factors=list(factors))
+    out = {f"{k}_checkpoint": v.isel(group=0, drop=True) for k, v in whole.data_vars.items()}
+    for name in AGGREGATE_DIMS:
+        if name not in dims or math.prod(shape) == shape[list(dims).index(name)]:
+            continue  # a vector of channels (or tokens) alone: its per-element indices are the aggregate
+        axis = list(dims).index(name)
+        view = [1] * len(shape)
+        view[axis] = shape[axis]
+        ids = torch.arange(shape[axis], device=device).view(view).expand(shape).contiguous()
+        per = acc.aggregate(ids, shape[axis], factors=list(factors))
+        out.update({f"{k}_{name}": v.rename(group=name) for k, v in per.data_vars.items()})
+    ds = xr.Dataset(out)
+    if "factor" in ds.dims:
+        ds = ds.assign_coords(factor=np.asarray(factors))
+    return ds

@@ -1,0 +1,279 @@
+"""A whole augmentation study in one call: :func:`study` (``ag.study``), and :func:`run_study`, the
+path every study takes (the TOML config, ``augsens run`` and ``ag.study``).
+
+Every key of the study config (:mod:`augsens.config`) is a keyword of :func:`study`: the plain key name
+(``n=256``, ``batch_size=32``, ``weights="random"``, ``per_class=10``) or, always, ``<section>_<key>``
+(``study_seed=1``, ``images_seed=3``).  A plain name that two sections share goes to the first of
+``study``, ``run``, ``model``, ``images`` (``seed`` is the study's seed).  The keywords are gathered into
+the same nested table a TOML file gives and validated by the same code, so the messages are the same.
+
+Examples
+--------
+>>> import torch, augsens as ag
+>>> tree = ag.study(
+...     "augsens.testing:tiny_cnn", torch.rand(4, 3, 224, 224), augmentations=["hflip", "grayscale"],
+...     n=8, replicates=2, checkpoints=["act", "fc"], device="cpu", progress=False,
+... )
+>>> tree["act"].dataset["ST_checkpoint"].dims, list(tree.children)
+(('factor',), ['act', 'fc'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+import numpy as np
+import xarray as xr
+from torch import nn
+
+from augsens.config import ConfigError, StudyConfig
+from augsens.data import ImageCache
+from augsens.errors import UserInputError
+from augsens.models import LoadedModel
+
+__all__ = ["study", "run_study", "config_keywords"]
+
+# sections that win a plain keyword they share with another section (``seed`` -> [study] seed)
+_PRECEDENCE = ("study", "run", "model", "images")
+# keys filled by the positional arguments of study()
+_POSITIONAL = {("model", "name"): "model", ("images", "source"): "images"}
+
+
+def config_keywords() -> dict[str, tuple[str, str]]:
+    """Every keyword :func:`study` accepts for a config key: ``{keyword: (section, key)}``.
+
+    Walks the :class:`~augsens.config.StudyConfig` schema, so keys added there are keywords at once.
+
+    Examples
+    --------
+    >>> kw = config_keywords()
+    >>> kw["n"], kw["seed"], kw["images_seed"], kw["batch_size"]
+    (('study', 'n'), ('study', 'seed'), ('images', 'seed'), ('run', 'batch_size'))
+    """
+    sections = {f.name: get_type_hints(StudyConfig)[f.name] for f in dataclasses.fields(StudyConfig)}
+    order = [s for s in _PRECEDENCE if s in sections] + [s for s in sections if s not in _PRECEDENCE]
+    plain: dict[str, tuple[str, str]] = {}
+    qualified: dict[str, tuple[str, str]] = {}
+    for section in order:
+        for f in dataclasses.fields(sections[section]):
+            if (section, f.name) in _POSITIONAL:
+                continue
+            qualified[f"{section}_{f.name}"] = (section, f.name)
+            plain.setdefault(f.name, (section, f.name))
+    return {**qualified, **plain}
+
+
+def _plain(value: Any) -> Any:
+    """Python values as TOML would give them: tuples as lists, paths as strings, numpy scalars as numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _config(model_name: str, images_source: str, options: Mapping[str, Any]) -> StudyConfig:
+    keywords = config_keywords()
+    data: dict[str, dict[str, Any]] = {"model": {"name": model_name}, "images": {"source": images_source}}
+    for key, value in options.items():
+        if key in ("name", "model_name", "source", "images_source"):
+            which = "model" if "name" in key else "images"
+            raise ConfigError(f"study(): pass the {which} as the {which!r} argument, not as {key}=")
+        if key not in keywords:
+            close = difflib.get_close_matches(key, list(keywords), n=3)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            plain = sorted(k for k, (section, name) in keywords.items() if k == name)
+            raise ConfigError(
+                f"study(): unknown option {key!r}.{hint} Options are the study config's keys "
+                f"({', '.join(plain)}), each also as <section>_<key>"
+            )
+        section, name = keywords[key]
+        data.setdefault(section, {})[name] = _plain(value)
+    return StudyConfig.from_dict(data, source="study()")
+
+
+def _label(obj: Any) -> str:
+    """A name for an in-memory object in the config's provenance (it cannot be reloaded from there)."""
+    if hasattr(obj, "shape"):
+        return f"<{type(obj).__name__} {list(obj.shape)}>"
+    if isinstance(obj, Sequence):
+        return f"<list of {len(obj)} images>"
+    return f"<{type(obj).__name__}>"
+
+
+def study(
+    model: str | nn.Module | LoadedModel,
+    images: Any = "bundled",
+    augmentations: str | Sequence[str] = "set1",
+    kind: Literal["sobol", "shapley", "shapley-song", "moments"] = "sobol",
+    n: int = 1024,
+    checkpoints: Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+    device: str = "auto",
+    *,
+    resume: bool | Literal["auto"] = "auto",
+    progress: bool = True,
+    **options: Any,
+) -> xr.DataTree:
+    """Run an augmentation study and return its results tree.
+
+    Parameters
+    ----------
+    model : str, torch.nn.Module or LoadedModel
+        A registry name (``"efficientnet_lite0"``, ``"resnet18"``, ... see ``augsens info``),
+        ``"package.module:factory"``, or any ``nn.Module`` taking ``[B, 3, 224, 224]`` (its input
+        normalisation via ``mean=`` / ``std=``; default ImageNet's).  A module is put in eval mode in place.
+    images : default "bundled"
+        ``"bundled"`` (the photos shipped with scikit-image / scikit-learn), a folder (class sub-folders,
+        or images directly in it), a list of paths or PIL images, a uint8 or float tensor ``[N, 3, H, W]``,
+        a numpy array, a torch ``Dataset`` returning images or ``(image, label)``, or an ``ImageCache``
+        (see :func:`augsens.data.inputs.as_image_cache`).
+    augmentations : str or sequence of str, default "set1"
+        ``"set1"``, ``"set2"`` or augmentation names (``augsens info`` lists them).
+    kind : {"sobol", "shapley", "shapley-song", "moments"}, default "sobol"
+    n : int, default 1024
+        Base samples (a power of 2 for the Sobol' design).
+    checkpoints : sequence of str, optional
+        Modules to analyse (default: the model's list).  A module returning a tuple or dict is named with
+        its element: ``"blocks.3[0]"``, ``"backbone['out']"``.
+    out : path, optional
+        ``None``: results stay in memory.  A folder: results are written to ``out/results.zarr`` and the
+        run can be resumed after an interruption.
+    device : str, default "auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    resume : bool or "auto", default "auto"
+        Continue the interrupted run saved in ``out`` (``"auto"``: when there is one).
+    progress : bool, default True
+        Show a progress bar (in a terminal or a Jupyter notebook).
+    **options
+        Any other key of the study config, by its name (``replicates=4``, ``batch_size=32``,
+        ``weights="random"``, ``mode="paper"``, a precision target where the config has one) or as
+        ``<section>_<key>`` (module docstring).
+
+    Returns
+    -------
+    xarray.DataTree
+        The same tree :func:`augsens.open_results` reads: one node per checkpoint (``S1``, ``ST``,
+        ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``) and the
+        provenance in the root attributes (``depth``: relative depth of each checkpoint).
+
+    Raises
+    ------
+    UserInputError
+        A bad option value or name (the message names it and what is allowed), images of the wrong shape,
+        dtype or range, an empty folder, an unknown checkpoint, a checkpoint whose module returns a tuple or
+        dict without an element named.
+    FileNotFoundError
+        A folder, image or weights file that does not exist.
+    """
+    given = dict(options)
+    for key, value in (
+        ("augmentations", augmentations),
+        ("kind", kind),
+        ("n", n),
+        ("device", device),
+        ("checkpoints", checkpoints),
+    ):
+        if value is not None:
+            given[key] = value
+    loaded: LoadedModel | None = None
+    if isinstance(model, str):
+        model_name = model
+    elif isinstance(model, nn.Module | LoadedModel):
+        model_name = model.name if isinstance(model, LoadedModel) else type(model).__name__
+    else:
+        raise UserInputError(
+            f"model of type {type(model).__name__} is not supported: give a registry name (see `augsens "
+            "info`), 'package.module:factory' or a torch.nn.Module"
+        )
+    cache, source = _images(images)
+    config = _config(model_name, source, given)
+    from augsens.engine import resolve_device
+
+    dev = resolve_device(config.run.device)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    elif isinstance(model, nn.Module):
+        from augsens.models import load
+
+        mc = config.model
+        loaded = load(
+            model,
+            weights=mc.weights,
+            checkpoints=mc.checkpoints or None,
+            mean=mc.mean or None,
+            std=mc.std or None,
+            categories=mc.categories or None,
+            device=dev,
+        )
+    if cache is not None and not isinstance(cache, ImageCache):
+        from augsens.data.inputs import as_image_cache
+
+        ic = config.images
+        cache = as_image_cache(
+            cache,
+            device=dev,
+            per_class=ic.per_class or None,
+            seed=ic.seed,
+            strict=ic.strict,
+            progress=progress,
+        )
+    return run_study(config, out, model=loaded, images=cache, resume=resume, progress=progress)
+
+
+def _images(images: Any) -> tuple[Any, str]:
+    """(what to decode here, or None when the config's own loader reads it; the config's source)."""
+    if isinstance(images, str) and images == "bundled":
+        return None, "bundled"
+    if isinstance(images, str | os.PathLike):
+        from augsens.data.inputs import folder_layout
+
+        path = Path(images)
+        if path.is_dir() and folder_layout(path) == "classes":
+            return None, os.fspath(path)  # a class-folder tree: read as a TOML source would be
+        return images, os.fspath(path)
+    return images, _label(images)
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    model: LoadedModel | None = None,
+    images: ImageCache | None = None,
+    resume: bool | Literal["auto"] = False,
+    progress: bool = True,
+) -> xr.DataTree:
+    """Run a validated config (model and images loaded from it unless given) and return the results tree.
+
+    ``out=None`` runs in a temporary folder and returns the tree loaded into memory; otherwise results
+    are written to ``out/results.zarr`` and read back, so both give exactly what
+    :func:`augsens.open_results` gives.  ``resume="auto"`` resumes when ``out`` holds a saved state.
+    """
+    from augsens.engine import STATE_NAME, Study, StudyInterrupted
+    from augsens.results import open_results
+
+    engine = Study(config, model=model, images=images, progress=progress)
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="augsens-") as tmp:
+            try:
+                engine.run(tmp)
+            except StudyInterrupted:
+                raise KeyboardInterrupt(
+                    "study interrupted; its results were kept in memory only, so nothing is saved: pass "
+                    "out=FOLDER to make a run resumable"
+                ) from None
+            return open_results(tmp).load()
+    folder = Path(out)
+    if resume == "auto":
+        resume = (folder / "state" / STATE_NAME).is_file()
+    engine.run(folder, resume=bool(resume))
+    return open_results(folder)
