@@ -160,6 +160,8 @@ def test_checkpoints_that_return_a_dict_or_tuple():
         ValueError, match=r"'pair' returns tuple of 2 .*, which has no element 5; name an existing"
     ):
         ag.study(_Net(), images, checkpoints=["pair[5]"], **TINY)
+    with pytest.raises(UserInputError, match=r"'pool' returns one tensor, so there is no element to name"):
+        ag.study(_Net(), images, checkpoints=["pool[0]"], **TINY)
 
 
 def test_unknown_checkpoint_names_the_fix():

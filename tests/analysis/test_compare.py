@@ -66,6 +66,8 @@ def test_tables_follow_the_results(runs):
     # the dominant factor is the argmax of the aggregated index
     row = result.dominance.query("run == 'two' and checkpoint == 'pool' and measure == 'ST'").iloc[0]
     st = two["pool"].dataset["ST_checkpoint"]
+    augs = st.sel(factor=["hflip", "grayscale", "hue"])
+    assert row.augmentation == str(augs["factor"].values[int(np.argmax(augs.values))])
     assert row.factor == str(st["factor"].values[int(np.argmax(st.values))]) and row.value == pytest.approx(
         float(st.max())
     )

@@ -64,8 +64,9 @@ class Comparison:
         ``value`` (the aggregated index) and ``conf`` (its 95 % half-width; NaN without replicates).
     dominance : pandas.DataFrame
         One row per run, checkpoint and measure: the ``factor`` with the largest aggregated index, its
-        ``value``, the ``runner_up`` and its value, and ``separated``: whether the two intervals are
-        disjoint (so the ranking is not noise).
+        ``value``, the ``runner_up`` and its value, ``separated``: whether the two intervals are
+        disjoint (so the ranking is not noise), and the strongest ``augmentation`` with its
+        ``augmentation_value`` (auxiliary factors such as ``image`` and ``order`` left out).
     differences : pandas.DataFrame
         One row per pair of runs, shared checkpoint, measure and shared factor: ``value_a``, ``value_b``,
         ``difference`` (a - b), its 95 % half-width ``conf`` and ``significant`` (interval excludes 0).
@@ -163,7 +164,8 @@ def _profiles(runs: dict[str, xr.DataTree], measures: Sequence[str]) -> pd.DataF
     return pd.DataFrame(rows, columns=["run", "checkpoint", "depth", "measure", "factor", "value", "conf"])
 
 
-def _dominance(profiles: pd.DataFrame) -> pd.DataFrame:
+def _dominance(profiles: pd.DataFrame, runs: dict[str, xr.DataTree]) -> pd.DataFrame:
+    augmentations = {run: set(json.loads(t.attrs.get("augmentations", "[]"))) for run, t in runs.items()}
     rows = []
     for (run, checkpoint, measure), g in profiles.groupby(["run", "checkpoint", "measure"], sort=False):
         ranked = g.sort_values("value", ascending=False)
@@ -175,6 +177,8 @@ def _dominance(profiles: pd.DataFrame) -> pd.DataFrame:
             and np.isfinite(second["conf"])
             and top["value"] - top["conf"] > second["value"] + second["conf"]
         )
+        # the image factor often dominates everywhere; the strongest augmentation says more about the network
+        augs = ranked[ranked["factor"].isin(augmentations[run])]
         rows.append(
             dict(
                 run=run,
@@ -186,6 +190,8 @@ def _dominance(profiles: pd.DataFrame) -> pd.DataFrame:
                 runner_up=None if second is None else second["factor"],
                 runner_up_value=np.nan if second is None else second["value"],
                 separated=separated,
+                augmentation=augs["factor"].iloc[0] if len(augs) else None,
+                augmentation_value=augs["value"].iloc[0] if len(augs) else np.nan,
             )
         )
     return pd.DataFrame(rows)
@@ -263,7 +269,7 @@ def compare(
             "shapley studies (moments studies have no indices)"
         )
     profiles = _profiles(runs, chosen)
-    result = Comparison(runs, profiles, _dominance(profiles), _differences(profiles, list(runs)))
+    result = Comparison(runs, profiles, _dominance(profiles, runs), _differences(profiles, list(runs)))
     if out is not None:
         from augsens.plot.compare import write_comparison
 

@@ -103,6 +103,12 @@ def select_output(name: str, output: Any, keys: Sequence[int | str]) -> torch.Te
     module = split_checkpoint(name)[0]
     value = output
     for depth, key in enumerate(keys):
+        if isinstance(value, torch.Tensor):  # indexing a tensor would pick a sample, not an element
+            where = module + "".join(f"[{k!r}]" for k in keys[:depth])
+            raise OutputSelectionError(
+                f"checkpoint {name!r}: {where!r} returns one tensor, so there is no element to name: "
+                f"use checkpoint {where!r}"
+            )
         try:
             value = value[key]
         except (KeyError, IndexError, TypeError) as exc:
@@ -153,7 +159,8 @@ class LoadedModel:
     module : torch.nn.Module
         The network, in eval mode, on :attr:`device`.
     checkpoints : list of str
-        Modules analysed by default, in model order.
+        Modules analysed by default, in model order (with an element selector such as ``"blocks.3[0]"``
+        where a module returns a tuple or dict; see the module docstring).
     module_names : list of str
         Every named module (``named_modules()`` order, the root excluded): the valid checkpoint names.
     mean, std : tuple of float
@@ -307,7 +314,9 @@ class LoadedModel:
             Images on :attr:`device`: float in [0, 1], or already normalised when ``normalized=True``.
             Any float dtype and memory format (channels_last works); ``torch.autocast`` applies.
         checkpoints : sequence of str or str, optional
-            Module names (see :attr:`module_names`).  Default: :attr:`checkpoints`.
+            Module names (see :attr:`module_names`), each with an element selector (``"blocks.3[0]"``,
+            ``"backbone['out']"``) where the module returns a tuple, list or dict.  Default:
+            :attr:`checkpoints`.
         normalized : bool, default False
             ``x`` is already normalised; skip :meth:`normalize`.
         softmax : bool, default True

@@ -176,7 +176,8 @@ def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
         dom = result.dominance[result.dominance["measure"] == measure]
         body.append(
             "<h3>Dominant factor per checkpoint</h3><p>The factor with the largest aggregated index; "
-            "<i>separated</i>: its interval lies above the runner-up's.</p>"
+            "<i>separated</i>: its interval lies above the runner-up's; <i>augmentation</i>: the strongest "
+            "augmentation (factors such as image and order left out).</p>"
         )
         body.append(
             dom.drop(columns="measure").to_html(
