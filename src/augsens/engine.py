@@ -298,7 +298,7 @@ class Study:
             diff = [f"{s}.{k}" for s in now for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
             raise UserInputError(
                 f"cannot resume from {source}: the config changed since it was saved ({', '.join(diff)}); "
-                "restore it or start a new output folder"
+                "restore it, or start over with --overwrite (or another --out)"
             )
         state = self.new_state()
         state["position"] = int(blob["position"])

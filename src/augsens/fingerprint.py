@@ -60,6 +60,10 @@ def _names(items: list[str], limit: int = 3) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
 def compare(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """What changed between two fingerprints, in words (empty when nothing did)."""
     changes: list[str] = []
@@ -71,11 +75,11 @@ def compare(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     removed = sorted((counts_before - counts_after).elements())
     changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
     if added:
-        changes.append(f"{len(added)} images added ({_names(added)})")
+        changes.append(f"{_images(len(added))} added ({_names(added)})")
     if removed:
-        changes.append(f"{len(removed)} images removed ({_names(removed)})")
+        changes.append(f"{_images(len(removed))} removed ({_names(removed)})")
     if changed:
-        changes.append(f"{len(changed)} images changed ({_names(changed)})")
+        changes.append(f"{_images(len(changed))} changed ({_names(changed)})")
     if not changes and saved.get("images") != now.get("images"):
         changes.append("the images are in a different order")
     if saved.get("weights") != now.get("weights"):

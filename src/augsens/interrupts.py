@@ -108,7 +108,8 @@ def deferred_signals() -> Iterator[Callable[[], int]]:
         yield lambda: 0
         return
     hit = 0
-    previous: dict[int, Any] = {int(s): signal.getsignal(s) for s in _SIGNALS}
+    # getsignal gives None for a handler installed outside Python: restore the default then
+    previous: dict[int, Any] = {int(s): signal.getsignal(s) or signal.SIG_DFL for s in _SIGNALS}
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal hit
