@@ -498,6 +498,11 @@ CASES: list[Case] = [
     Case("--out holds other results", _other_results, words=("results", "--overwrite"), check=_first_kept),
     Case("--out other results, --overwrite", _other_results_overwrite, code=0, check=_n_is(16)),
     Case("--out holds an unfinished run", _unfinished, words=("unfinished", "--resume"), check=_state_kept),
+    Case(
+        "--resume with --overwrite",
+        _tiny("--resume", "--overwrite"),
+        words=("--resume", "--overwrite", "not both"),
+    ),
     Case("--resume without state", _resume_empty, words=("--resume", "no saved state")),
     Case("--resume on a finished run", _resume_finished, words=("finished",), check=_first_kept),
     Case(
@@ -576,6 +581,11 @@ CASES: list[Case] = [
         "correlation on a missing folder",
         lambda d: ["correlation", str(d / "nope"), "--out", str(d / "o")],
         words=("nope",),
+    ),
+    Case(
+        "mask on a folder without results",
+        lambda d: ["mask", str(d), "--out", str(d / "o"), "--model", "augsens.testing:tiny_cnn"],
+        words=("not an augsens results folder", "--out folder of a finished run"),
     ),
     Case(
         "contrast with an unknown augmentation",

@@ -63,7 +63,6 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from augsens.errors import UserInputError
         from augsens.interrupts import StudyInterrupted, signal_label, sigterm_interrupts
 
         try:
@@ -177,7 +176,15 @@ def run(
     if report:
         from augsens.plot.report import write_report
 
-        console.print(f"report:  {escape(str(write_report(out)))}")
+        try:
+            console.print(f"report:  {escape(str(write_report(out)))}")
+        except KeyboardInterrupt as exc:  # the results are complete; only the page is missing
+            signum = getattr(exc, "signum", int(signal.SIGINT))
+            _say(
+                "yellow",
+                f"stopped while writing the report; the results are complete. Run: augsens report {out}",
+            )
+            raise typer.Exit(128 + signum) from None
 
 
 @app.command()
@@ -281,6 +288,16 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
     return m, image_folder(images, per_class=per_class or None, device=dev)
 
 
+def _results_exist(paths: list[Path]) -> None:
+    """Name a results folder that is not there before the analysis stack (seconds of imports) loads."""
+    for p in paths:
+        if not (p / "results.zarr").is_dir():
+            what = (
+                "does not exist" if not p.exists() else "is not an augsens results folder (no results.zarr)"
+            )
+            raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
+
+
 def _csv(text: str | None) -> list[str] | None:
     return None if not text else [t.strip() for t in text.split(",") if t.strip()]
 
@@ -344,6 +361,7 @@ def mask(
     device: DeviceOpt = "auto",
 ) -> None:
     """Guided masking of activations by their sensitivity, and single-class analysis."""
+    _results_exist(results)
     from augsens.analysis.masking import guided_masking_report
 
     m, imgs = _model_and_images(model, weights, images, per_class, device)
@@ -416,6 +434,7 @@ def correlation(
     factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
 ) -> None:
     """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
+    _results_exist(results)
     from augsens.analysis.correlation import correlation_report
 
     files = correlation_report(results, out, measures=_csv(measures), factors=_csv(factors))
@@ -435,6 +454,7 @@ def lda(
     seed: int = 0,
 ) -> None:
     """Linear discriminant analysis: can a unit's sensitivity map tell which factor it belongs to?"""
+    _results_exist(results)
     from augsens.analysis.lda import lda_report
 
     files = lda_report(
@@ -461,6 +481,7 @@ def segments(
     channels: Annotated[str, typer.Option(help="Comma-separated HSV channels.")] = "hue,saturation,value",
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
+    _results_exist([segment_results, network_results])
     from augsens.analysis.segments import example_segments, segment_report
 
     path = (

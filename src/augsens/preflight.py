@@ -56,9 +56,14 @@ def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool
     ------
     UserInputError
         ``out`` is a file, passes through one, cannot be created or written; it holds another run's results
-        or state (without ``overwrite``); ``resume`` with nothing to resume, or on a finished run.
+        or state (without ``overwrite``); ``resume`` with nothing to resume, or on a finished run; both
+        ``resume`` and ``overwrite``.
     """
     out = Path(out)
+    if resume and overwrite:
+        raise UserInputError(
+            "--resume continues the run in --out and --overwrite discards it: pass one of them, not both"
+        )
     if out.exists() and not out.is_dir():
         raise UserInputError(
             f"--out {str(out)!r} is a file, not a folder: choose a folder path (it is created)"
