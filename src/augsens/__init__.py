@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from augsens.factors import (
-    Categorical,
-    ImageFactor,
-    Integer,
-    Parameter,
-    Permutation,
-    Problem,
-    Switch,
-    Uniform,
-)
+if TYPE_CHECKING:
+    from augsens.api import moments, shapley, sobol
+    from augsens.factors import (
+        Categorical,
+        ImageFactor,
+        Integer,
+        Parameter,
+        Permutation,
+        Problem,
+        Switch,
+        Uniform,
+    )
+    from augsens.results import open_results
 
 __version__ = "0.1.0"
 
@@ -46,6 +49,10 @@ __all__ = [
 ]
 
 _LAZY = {
+    **dict.fromkeys(
+        ("Categorical", "ImageFactor", "Integer", "Parameter", "Permutation", "Problem", "Switch", "Uniform"),
+        "augsens.factors",
+    ),
     "sobol": "augsens.api",
     "shapley": "augsens.api",
     "moments": "augsens.api",
@@ -77,9 +84,14 @@ sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
-    # Heavy modules (xarray, scipy) load on first use, so `import augsens.factors` stays light.
+    # Every public name loads on first use (PEP 562): torch, xarray and scipy take seconds to import, and
+    # the command line must answer a bad config or a missing path before it needs any of them.
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'augsens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,12 +1,15 @@
 """Command line: ``augsens demo | run | report | compare | info | gallery | mask | contrast | correlation |
 lda | segments``.
 
-Every user mistake ends in one message naming what to fix (exit code 2); Ctrl-C during a run saves its
-state (exit code 130) and ``--resume`` finishes it.
+Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
+checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
+Ctrl-C or SIGTERM during a run saves its state (exit code 130 or 143) and ``--resume`` finishes it.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -14,6 +17,9 @@ from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from augsens.errors import MissingFileError, UserInputError
 
 __all__ = ["app"]
 
@@ -28,34 +34,67 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # never break a path or message mid-word
 
 
+_debug = False  # set by --debug: user errors keep their traceback too
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="AUGSENS_DEBUG", help="Show the traceback of user errors too (for bug reports)."
+        ),
+    ] = False,
+) -> None:
+    """augsens: which parts of a network react to which image changes, and how much."""
+    global _debug
+    _debug = debug
+
+
+def _say(style: str, text: str) -> None:
+    # escape: messages name config sections ("[run]"), which Rich would otherwise read as markup and drop
+    console.print(f"[{style}]{escape(text)}[/{style}]")
+
+
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn user errors into one clear line (exit 2) instead of a traceback."""
+    """Print a user's mistake (:class:`~augsens.errors.UserInputError`) as one line (exit 2) and a stop by
+    Ctrl-C or SIGTERM as one line saying what was kept (exit 128 + signal); anything else is a bug and
+    keeps its traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from augsens.engine import StudyInterrupted
+        from augsens.interrupts import StudyInterrupted, signal_label, sigterm_interrupts
 
         try:
-            return fn(*args, **kwargs)
+            with sigterm_interrupts():
+                return fn(*args, **kwargs)
         except StudyInterrupted as exc:
-            console.print(f"[yellow]{exc}[/yellow]")
-            raise typer.Exit(130) from None
-        except (
-            ValueError,
-            KeyError,
-            TypeError,
-            FileNotFoundError,
-            FileExistsError,
-            ModuleNotFoundError,  # e.g. Ray not installed: the message says how to install it
-            ConnectionError,
-        ) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            console.print(f"[red]error:[/red] {msg}")
+            _say("yellow", str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:  # outside a study's loop: at startup, or a command without state
+            signum = getattr(exc, "signum", int(signal.SIGINT))
+            what = (
+                "before the study started: nothing was computed, and a saved state or results in --out are "
+                "unchanged"
+                if fn.__name__ == "run"
+                else "before the command finished"
+            )
+            _say("yellow", f"stopped by {signal_label(signum)} {what}. Run the same command again.")
+            raise typer.Exit(128 + signum) from None
+        except UserInputError as exc:
+            if _debug:
+                raise
+            _say("red", f"error: {exc}")
             raise typer.Exit(2) from None
-        except torch_oom() as exc:  # pragma: no cover - needs a GPU running out of memory
-            console.print(
-                f"[red]out of memory:[/red] {exc}. Lower [run] batch_size (state was saved if the run had "
-                "started; rerun with --resume)."
+        except Exception as exc:
+            torch = sys.modules.get("torch")  # an out-of-memory error can only come once torch is loaded
+            oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+            if oom is None or not isinstance(exc, oom):
+                raise
+            _say(  # pragma: no cover - needs a GPU running out of memory
+                "red",
+                f"out of memory: {exc}. Lower [run] batch_size (state was saved if the run had started; "
+                "rerun with --resume).",
             )
             raise typer.Exit(3) from None
 
@@ -70,19 +109,21 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or "." not in key:
-            raise ValueError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set study.n=4096")
+            raise UserInputError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set study.n=4096")
         try:
-            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+            out[key] = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = text
+            if "," in text:  # a list written without its brackets and quotes
+                items_ = ", ".join(f'"{part.strip()}"' for part in text.split(","))
+                raise UserInputError(
+                    f"--set {item!r}: {text!r} is not a TOML value. Write a list in brackets with quoted "
+                    f"strings: --set '{key}=[{items_}]' (or a string with commas in quotes: "
+                    f"--set '{key}=\"{text}\"')"
+                ) from None
+            out[key] = text
     return out
-
-
-def torch_oom() -> type[BaseException]:
-    import torch
-
-    return getattr(torch, "OutOfMemoryError", MemoryError)
 
 
 @app.command()
@@ -91,6 +132,9 @@ def run(
     config: Annotated[Path, typer.Argument(help="Study config (TOML).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run (results or unfinished state) that --out holds.")
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html into --out when done.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ray: Annotated[str | None, typer.Option("--ray", help="Run on Ray: local | auto | ADDRESS.")] = None,
@@ -105,24 +149,41 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
+    from augsens.preflight import check_paths, prepare_out
     from augsens.quickstudy import run_study
 
+    # everything that can be checked without torch is checked first, so a mistake answers in a second
     cfg = load_config(config, overrides=_overrides(set_ or []))
-    if ray is not None:
-        if resume:
-            raise ValueError(
-                "--resume cannot be combined with --ray (failed shards are retried automatically)"
-            )
-        from augsens.distributed import run_distributed
+    check_paths(cfg)
+    if ray is not None and resume:
+        raise UserInputError(
+            "--resume cannot be combined with --ray (failed shards are retried automatically)"
+        )
+    created = prepare_out(out, resume=resume, overwrite=overwrite)
+    try:
+        if ray is not None:
+            from augsens.distributed import run_distributed
 
-        run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
-    else:
-        run_study(cfg, out, resume=resume, progress=not quiet)
-    console.print(f"results: {out / 'results.zarr'}")
+            run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
+        else:
+            run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a folder this call created and nothing went into: leave no trace
+        raise
+    console.print(f"results: {escape(str(out / 'results.zarr'))}")
     if report:
         from augsens.plot.report import write_report
 
-        console.print(f"report:  {write_report(out)}")
+        try:
+            console.print(f"report:  {escape(str(write_report(out)))}")
+        except KeyboardInterrupt as exc:  # the results are complete; only the page is missing
+            signum = getattr(exc, "signum", int(signal.SIGINT))
+            _say(
+                "yellow",
+                f"stopped while writing the report; the results are complete. Run: augsens report {out}",
+            )
+            raise typer.Exit(128 + signum) from None
 
 
 @app.command()
@@ -138,7 +199,7 @@ def demo(
     from augsens.demo import run_demo
 
     report = run_demo(out, n=n, device=device, progress=not quiet)
-    console.print(f"report: {report}")
+    console.print(f"report: {escape(str(report))}")
 
 
 @app.command()
@@ -148,9 +209,11 @@ def report(
     out: Annotated[Path | None, typer.Option(help="HTML file (default RESULTS/report.html).")] = None,
 ) -> None:
     """Rebuild the HTML report from a results folder."""
+    if not results.exists():
+        raise MissingFileError(f"{str(results)!r} does not exist: pass a results folder (the --out of a run)")
     from augsens.plot.report import write_report
 
-    console.print(f"report: {write_report(results, out)}")
+    console.print(f"report: {escape(str(write_report(results, out)))}")
 
 
 @app.command()
@@ -218,13 +281,15 @@ def gallery(
     seed: Annotated[int, typer.Option(help="Seed of the random combinations.")] = 0,
 ) -> None:
     """Show one photo under each augmentation and a few simultaneous combinations (paper Fig. 2)."""
+    if image.is_dir():
+        raise UserInputError(f"{str(image)!r} is a folder: pass one image file (any format PIL reads)")
+    if not image.is_file():
+        raise MissingFileError(f"image file {str(image)!r} does not exist")
+    if mode not in ("clean", "paper"):
+        raise UserInputError(f"--mode {mode!r}: choose 'clean' or 'paper'")
     from augsens.plot.gallery import gallery as make_gallery
 
-    if not image.is_file():
-        raise FileNotFoundError(f"image {str(image)!r} does not exist")
-    if mode not in ("clean", "paper"):
-        raise ValueError(f"--mode {mode!r}: choose 'clean' or 'paper'")
-    console.print(f"gallery: {make_gallery(image, out, mode=cast(Mode, mode), seed=seed)}")
+    console.print(f"gallery: {escape(str(make_gallery(image, out, mode=cast(Mode, mode), seed=seed)))}")
 
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
@@ -239,6 +304,16 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
     return m, image_folder(images, per_class=per_class or None, device=dev)
 
 
+def _results_exist(paths: list[Path]) -> None:
+    """Name a results folder that is not there before the analysis stack (seconds of imports) loads."""
+    for p in paths:
+        if not (p / "results.zarr").is_dir():
+            what = (
+                "does not exist" if not p.exists() else "is not an augsens results folder (no results.zarr)"
+            )
+            raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
+
+
 def _csv(text: str | None) -> list[str] | None:
     return None if not text else [t.strip() for t in text.split(",") if t.strip()]
 
@@ -247,9 +322,9 @@ def _floats(text: str, option: str) -> list[float]:
     try:
         values = [float(t) for t in _csv(text) or []]
     except ValueError as exc:
-        raise ValueError(f"{option} {text!r}: give comma-separated numbers, e.g. 0.5,0.9") from exc
+        raise UserInputError(f"{option} {text!r}: give comma-separated numbers, e.g. 0.5,0.9") from exc
     if not values:
-        raise ValueError(f"{option} is empty: give comma-separated numbers, e.g. 0.5,0.9")
+        raise UserInputError(f"{option} is empty: give comma-separated numbers, e.g. 0.5,0.9")
     return values
 
 
@@ -302,6 +377,7 @@ def mask(
     device: DeviceOpt = "auto",
 ) -> None:
     """Guided masking of activations by their sensitivity, and single-class analysis."""
+    _results_exist(results)
     from augsens.analysis.masking import guided_masking_report
 
     m, imgs = _model_and_images(model, weights, images, per_class, device)
@@ -374,6 +450,7 @@ def correlation(
     factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
 ) -> None:
     """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
+    _results_exist(results)
     from augsens.analysis.correlation import correlation_report
 
     files = correlation_report(results, out, measures=_csv(measures), factors=_csv(factors))
@@ -393,6 +470,7 @@ def lda(
     seed: int = 0,
 ) -> None:
     """Linear discriminant analysis: can a unit's sensitivity map tell which factor it belongs to?"""
+    _results_exist(results)
     from augsens.analysis.lda import lda_report
 
     files = lda_report(
@@ -419,6 +497,7 @@ def segments(
     channels: Annotated[str, typer.Option(help="Comma-separated HSV channels.")] = "hue,saturation,value",
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
+    _results_exist([segment_results, network_results])
     from augsens.analysis.segments import example_segments, segment_report
 
     path = (

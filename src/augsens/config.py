@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from augsens.errors import UserInputError
+from augsens.errors import MissingFileError, UserInputError
 
 __all__ = [
     "ConfigError",
@@ -182,8 +182,10 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     ``overrides`` maps dotted keys (``"study.n"``) to values applied before validation.
     """
     p = Path(path)
+    if p.is_dir():
+        raise MissingFileError(f"config {str(p)!r} is a folder: pass a TOML file (see configs/ for examples)")
     if not p.is_file():
-        raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+        raise MissingFileError(f"config file {str(p)!r} does not exist")
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:

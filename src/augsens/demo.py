@@ -73,7 +73,10 @@ def run_demo(out: str | Path, *, n: int = 256, device: str = "auto", progress: b
         resume = (target / "state" / STATE_NAME).exists()
         if not resume and is_results_dir(target) and _same_study(open_results(target).attrs, cfg):
             continue  # finished by an earlier demo run with the same settings
-        Study(cfg, model=model, images=images, progress=progress).run(target, resume=resume)
+        # results of a demo with other settings are replaced: the demo folder holds the latest demo
+        Study(cfg, model=model, images=images, progress=progress).run(
+            target, resume=resume, overwrite=not resume
+        )
     return write_report(root)
 
 

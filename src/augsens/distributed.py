@@ -36,17 +36,28 @@ import xarray as xr
 
 from augsens.config import StudyConfig
 from augsens.engine import Study
+from augsens.errors import UserInputError
 from augsens.progress import forwards_bar
 from augsens.results import write_results
 from augsens.song import SongShapleyDesign
 
-__all__ = ["run_distributed", "shard_ranges", "RayNotInstalledError", "ShardFailedError"]
+__all__ = [
+    "run_distributed",
+    "shard_ranges",
+    "RayNotInstalledError",
+    "RayConnectionError",
+    "ShardFailedError",
+]
 
 _INSTALL_HINT = 'pip install "augsens[ray]"  (or: pip install "ray>=2.30")'
 
 
-class RayNotInstalledError(ModuleNotFoundError):
+class RayNotInstalledError(ModuleNotFoundError, UserInputError):
     """Ray is needed for distributed runs but is not installed; the message says how to install it."""
+
+
+class RayConnectionError(ConnectionError, UserInputError):
+    """No Ray cluster answers at the address given; the message says how to start one."""
 
 
 class ShardFailedError(RuntimeError):
@@ -174,7 +185,7 @@ def _connect(ray: ModuleType, address: str, workers: int | None) -> Iterator[Non
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except ConnectionError as exc:
-            raise ConnectionError(
+            raise RayConnectionError(
                 f"cannot connect to a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`, "
                 "or use --ray local to start one on this machine"
             ) from exc

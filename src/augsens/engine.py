@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,8 +37,12 @@ from augsens.aggregates import named_aggregates
 from augsens.augment import compose, postprocess
 from augsens.config import StudyConfig
 from augsens.data import ImageCache, bundled_photos, image_folder
+from augsens.errors import UserInputError
+from augsens.fingerprint import compare, fingerprint
+from augsens.interrupts import StudyInterrupted, deferred_signals
 from augsens.models import LoadedModel, load
 from augsens.models.layout import checkpoint_layouts
+from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import versions, write_results
 from augsens.song import SongShapleyAccumulator, SongShapleyDesign
@@ -47,51 +50,12 @@ from augsens.study import AugmentationFactors
 
 __all__ = ["Study", "StudyInterrupted", "resolve_device", "STATE_NAME"]
 
-STATE_NAME = "state.pt"
 _STATE_VERSION = 1
-
-
-class StudyInterrupted(RuntimeError):
-    """The run was stopped (Ctrl-C); its state was saved and ``--resume`` continues it."""
-
-    def __init__(self, state_path: Path, done: int, total: int, *, saved: bool = True) -> None:
-        where = (
-            f"state saved to {str(state_path)!r}"
-            if saved
-            else f"stopped inside an accumulator update, so the last periodic save in {str(state_path)!r} "
-            "is kept (work since then is redone)"
-        )
-        super().__init__(
-            f"interrupted after {done} of {total} base samples; {where}. "
-            "Run the same command with --resume to finish."
-        )
-        self.state_path = state_path
+_STATE_KEYS = ("version", "config", "position", "elapsed", "acc", "moments")
 
 
 # torch >= 2.5 names it torch.OutOfMemoryError; older releases only have the CUDA one
 _OOM: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-
-
-@contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C during a run sets a flag that the loop reads between batches, so the state is saved
-    whole; a second Ctrl-C raises at once (the last periodic save is then kept)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    hit = False
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal hit
-        hit = True
-        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C behaves as before
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: hit
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -101,12 +65,16 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(
+        raise UserInputError(
             f"[run] device = {device!r} is not a device name (try 'cpu', 'cuda', 'auto')"
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"[run] device = {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+        raise UserInputError(f"[run] device = {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
     return dev
+
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), "")
 
 
 @dataclass
@@ -228,7 +196,7 @@ class Study:
         ic = self.config.images
         if ic.source == "bundled":
             if ic.partition2:
-                raise ValueError("[images] partition2 needs a folder source, not 'bundled'")
+                raise UserInputError("[images] partition2 needs a folder source, not 'bundled'")
             return bundled_photos(device=self.device)
         kw: dict[str, Any] = dict(
             per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, device=self.device
@@ -318,7 +286,10 @@ class Study:
     def import_state(self, blob: dict[str, Any], *, source: str = "state") -> dict[str, Any]:
         """Inverse of :meth:`export_state`; refuses a state made under a different study config."""
         if blob.get("version") != _STATE_VERSION:
-            raise ValueError(f"{source}: state format {blob.get('version')!r} is not {_STATE_VERSION}")
+            raise UserInputError(
+                f"{source}: state format {blob.get('version')!r} is not {_STATE_VERSION} (saved by another "
+                "version of augsens): finish it with that version, or start over with --overwrite"
+            )
         saved = json.loads(blob["config"])
         now = json.loads(self.config.to_json())
         # the run section (batch size, device, checkpoint interval) may change on resume; nothing else
@@ -326,9 +297,9 @@ class Study:
         now.pop("run", None)
         if saved != now:
             diff = [f"{s}.{k}" for s in now for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
-            raise ValueError(
+            raise UserInputError(
                 f"cannot resume from {source}: the config changed since it was saved ({', '.join(diff)}); "
-                "restore it or start a new output folder"
+                "restore it, or start over with --overwrite (or another --out)"
             )
         state = self.new_state()
         state["position"] = int(blob["position"])
@@ -355,14 +326,36 @@ class Study:
             merged["elapsed"] += st["elapsed"]
         return merged
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Hashes of this study's decoded images and model weights (see :mod:`augsens.fingerprint`)."""
+        if not hasattr(self, "_fingerprint"):
+            self._fingerprint = fingerprint(self.images, self.model.module)
+        return self._fingerprint
+
     def _save_state(self, path: Path, state: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save(self.export_state(state), tmp)
+        # the fingerprint goes only into files: a resumed run must read the same images and weights
+        torch.save({**self.export_state(state), "fingerprint": self.fingerprint()}, tmp)
         os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
 
     def _load_state(self, path: Path) -> dict[str, Any]:
-        blob = torch.load(path, map_location=self.device, weights_only=True)
+        fix = "Restore the file, or start over with --overwrite (the work it held is lost)"
+        try:
+            blob = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # torch.load raises many types on a cut-short or foreign file
+            raise UserInputError(
+                f"state file {str(path)!r} cannot be read ({type(exc).__name__}: {_first_line(exc)}): "
+                f"it was cut short or is not an augsens state. {fix}"
+            ) from exc
+        if not isinstance(blob, dict) or any(k not in blob for k in _STATE_KEYS):
+            raise UserInputError(f"state file {str(path)!r} is not an augsens run state. {fix}")
+        changes = compare(blob.get("fingerprint", {}), self.fingerprint()) if "fingerprint" in blob else []
+        if changes:
+            raise UserInputError(
+                f"cannot resume from {str(path)!r}: the inputs changed since it was saved: "
+                f"{'; '.join(changes)}. Restore them, or start over with --overwrite (or another --out)"
+            )
         return self.import_state(blob, source=repr(str(path)))
 
     # ------------------------------------------------------------------ hot path
@@ -471,6 +464,7 @@ class Study:
         out: str | Path,
         *,
         resume: bool = False,
+        overwrite: bool = False,
         stop_after: int | None = None,
     ) -> xr.DataTree | None:
         """Run the study and write ``out/results.zarr``.
@@ -480,8 +474,12 @@ class Study:
         out : path
             Results folder (created).  Resume state lives in ``out/state/``.
         resume : bool
-            Continue from ``out/state/state.pt``.  Without it an existing state is an error (so a
-            finished or partial run is never overwritten by accident).
+            Continue from ``out/state/state.pt``; refused when the images or model weights differ from
+            the saved run's.  Without it (and without ``overwrite``) an existing state or results folder
+            is an error, so a finished or partial run is never overwritten by accident.
+        overwrite : bool
+            Start afresh in a folder holding another run: its state is discarded, its results are
+            replaced once the new ones are written.
         stop_after : int, optional
             Stop (saving state, as on Ctrl-C) once this many base samples are done; for tests and for
             splitting long runs.
@@ -493,64 +491,70 @@ class Study:
 
         Raises
         ------
+        UserInputError
+            ``out`` cannot hold the run (see :func:`augsens.preflight.prepare_out`), or the saved state
+            is unreadable or was made with other images, weights or config.
         StudyInterrupted
-            On Ctrl-C, after saving the state.
+            On Ctrl-C or SIGTERM: after saving the state, or (the signal came while the results were
+            written) once they are complete.
         """
         out = Path(out)
-        state_path = out / "state" / STATE_NAME
-        if resume:
-            if not state_path.is_file():
-                raise FileNotFoundError(f"--resume: no saved state at {str(state_path)!r}")
-            state = self._load_state(state_path)
-        else:
-            if state_path.exists():
-                raise FileExistsError(
-                    f"{str(out)!r} holds the state of an unfinished run; pass --resume to continue it "
-                    "or choose another output folder"
-                )
-            state = self.new_state()
+        state_path = out / STATE_DIR / STATE_NAME
+        prepare_out(out, resume=resume, overwrite=overwrite)
+        state = self._load_state(state_path) if resume else self.new_state()
         n, R = self.plan.n, self.plan.rows
         every = self.config.run.checkpoint_every
         last_save = time.monotonic()
         t0 = time.monotonic() - state["elapsed"]
-        with (
-            forwards_bar(
-                self.progress, total=n * R, done=state["position"] * R, label=self._label()
-            ) as advance,
-            _deferred_interrupt() as interrupted,
-        ):
+
+        def save() -> None:
+            state["elapsed"] = time.monotonic() - t0
+            self._save_state(state_path, state)
+
+        with deferred_signals() as pending:
             try:
-                for start, count, rep in self.batches(state["position"]):
-                    if stop_after is not None and start >= stop_after:
-                        state["elapsed"] = time.monotonic() - t0
-                        self._save_state(state_path, state)
-                        return None
-                    self._step(state, start, count, rep)
-                    state["position"] = start + count
-                    advance(count * R)
-                    if interrupted():
-                        raise KeyboardInterrupt
-                    if time.monotonic() - last_save > every:
-                        state["elapsed"] = time.monotonic() - t0
-                        self._save_state(state_path, state)
-                        last_save = time.monotonic()
-            except KeyboardInterrupt:
+                with forwards_bar(
+                    self.progress, total=n * R, done=state["position"] * R, label=self._label()
+                ) as advance:
+                    for start, count, rep in self.batches(state["position"]):
+                        if stop_after is not None and start >= stop_after:
+                            save()
+                            return None
+                        self._step(state, start, count, rep)
+                        state["position"] = start + count
+                        advance(count * R)
+                        if pending():
+                            raise KeyboardInterrupt
+                        if time.monotonic() - last_save > every:
+                            save()
+                            last_save = time.monotonic()
+                # every sample is done: keep them on disk until the results are, so that a stop while
+                # the results are assembled or written loses no forward pass
+                save()
+            except KeyboardInterrupt as exc:
                 if not self._updating:
-                    state["elapsed"] = time.monotonic() - t0
-                    self._save_state(state_path, state)
-                raise StudyInterrupted(state_path, state["position"], n, saved=not self._updating) from None
+                    save()
+                signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
+                raise StudyInterrupted(
+                    state_path, state["position"], n, saved=not self._updating, signum=signum
+                ) from None
             except _OOM:
                 if not self._updating:  # out of memory in the forward pass: the state is intact
-                    state["elapsed"] = time.monotonic() - t0
-                    self._save_state(state_path, state)
+                    save()
                 raise
-        state["elapsed"] = time.monotonic() - t0
-        tree = self.finalize(state)
-        write_results(tree, out)
-        if state_path.exists():
+            try:
+                tree = self.finalize(state)
+                if pending():
+                    raise KeyboardInterrupt
+                written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+            except KeyboardInterrupt as exc:
+                signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
+                raise StudyInterrupted(state_path, n, n, signum=signum, phase="finalising") from None
             state_path.unlink()
             with contextlib.suppress(OSError):
                 state_path.parent.rmdir()
+            if pending():
+                raise StudyInterrupted(state_path, n, n, signum=pending(), phase="written", results=written)
         return tree
 
     def _label(self) -> str:

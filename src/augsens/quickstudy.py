@@ -120,6 +120,7 @@ def study(
     device: str = "auto",
     *,
     resume: bool | Literal["auto"] = "auto",
+    overwrite: bool = False,
     progress: bool = True,
     **options: Any,
 ) -> xr.DataTree:
@@ -151,6 +152,8 @@ def study(
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     resume : bool or "auto", default "auto"
         Continue the interrupted run saved in ``out`` (``"auto"``: when there is one).
+    overwrite : bool, default False
+        Replace results of a different study already in ``out`` (otherwise that is refused).
     progress : bool, default True
         Show a progress bar (in a terminal or a Jupyter notebook).
     **options
@@ -226,7 +229,9 @@ def study(
             strict=ic.strict,
             progress=progress,
         )
-    return run_study(config, out, model=loaded, images=cache, resume=resume, progress=progress)
+    return run_study(
+        config, out, model=loaded, images=cache, resume=resume, overwrite=overwrite, progress=progress
+    )
 
 
 def _images(images: Any) -> tuple[Any, str]:
@@ -250,6 +255,7 @@ def run_study(
     model: LoadedModel | None = None,
     images: ImageCache | None = None,
     resume: bool | Literal["auto"] = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> xr.DataTree:
     """Run a validated config (model and images loaded from it unless given) and return the results tree.
@@ -275,5 +281,5 @@ def run_study(
     folder = Path(out)
     if resume == "auto":
         resume = (folder / "state" / STATE_NAME).is_file()
-    engine.run(folder, resume=bool(resume))
+    engine.run(folder, resume=bool(resume), overwrite=overwrite)
     return open_results(folder)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import xarray as xr
 
+from augsens.errors import MissingFileError, UserInputError
+
 __all__ = [
     "open_results",
     "write_results",
@@ -78,19 +80,26 @@ def versions() -> dict[str, str]:
 
 
 def write_results(tree: xr.DataTree, directory: str | Path) -> Path:
-    """Write ``tree`` to ``directory/results.zarr`` (replacing an earlier one atomically enough:
-    written beside, then swapped)."""
+    """Write ``tree`` to ``directory/results.zarr``, atomically.
+
+    The tree is written to a temporary sibling and renamed into place, so a crash or a kill while writing
+    leaves the previous results (or none), never a half-written folder under the results name.
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     final = d / RESULTS_NAME
     tmp = d / (RESULTS_NAME + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    old = d / (RESULTS_NAME + ".old")
+    for stale in (tmp, old):  # left by a run killed while writing
+        if stale.exists():
+            shutil.rmtree(stale)
     # Zarr v2 format: readable by zarr 2 and 3 and free of v3's unstable string-dtype warnings.
     tree.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
     if final.exists():
-        shutil.rmtree(final)
+        final.rename(old)  # two renames: the results name is never bound to a partial folder
     tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
     return final
 
 
@@ -111,16 +120,28 @@ def open_results(directory: str | Path) -> xr.DataTree:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         ``directory`` holds no ``results.zarr`` (the message lists results sub-folders if any).
+    UserInputError
+        ``results.zarr`` is incomplete (no ``.zmetadata``: its writing never finished) or unreadable.
     """
     d = Path(directory)
     path = d / RESULTS_NAME
     if not path.is_dir():
         subs = find_results(d) if d.is_dir() else []
         hint = f" It contains results folders: {[p.name for p in subs]!r}." if subs else ""
-        raise FileNotFoundError(f"{str(d)!r} is not an augsens results folder (no {RESULTS_NAME}).{hint}")
-    tree = xr.open_datatree(path, engine="zarr", consolidated=True)
+        what = "does not exist" if not d.exists() else f"is not an augsens results folder (no {RESULTS_NAME})"
+        raise MissingFileError(f"{str(d)!r} {what}.{hint}")
+    incomplete = (
+        f"{str(d)!r} is not a complete results folder: {RESULTS_NAME} {{}}. Rerun the study into it with "
+        "--overwrite (or with --resume if it holds a state/ folder)"
+    )
+    if not (path / ".zmetadata").is_file():
+        raise UserInputError(incomplete.format("has no .zmetadata (its writing never finished)"))
+    try:
+        tree = xr.open_datatree(path, engine="zarr", consolidated=True)
+    except (OSError, KeyError, ValueError) as exc:  # zarr's answers to a missing or damaged array
+        raise UserInputError(incomplete.format(f"cannot be read ({type(exc).__name__}: {exc})")) from exc
     order = _json_attr(tree.attrs, "checkpoints", default=list(tree.children))
     nodes: dict[str, Any] = {"/": tree.to_dataset(inherit=False)}
     for name in order:

@@ -31,6 +31,7 @@ import torch
 
 from augsens.augment import AUGMENTATIONS, SET1, SET2
 from augsens.augment import spec as augmentation_spec
+from augsens.errors import UserInputError
 from augsens.factors import (
     Categorical,
     ImageFactor,
@@ -62,11 +63,11 @@ def resolve_augmentations(augmentations: str | Sequence[str]) -> tuple[str, ...]
     else:
         names = list(augmentations)
     if not names:
-        raise ValueError("the augmentation list is empty: give 'set1', 'set2' or a list of names")
+        raise UserInputError("the augmentation list is empty: give 'set1', 'set2' or a list of names")
     for name in names:
         augmentation_spec(name)  # raises with close-match suggestions
     if len(set(names)) != len(names):
-        raise ValueError(f"augmentation list {list(names)!r} names an augmentation twice")
+        raise UserInputError(f"augmentation list {list(names)!r} names an augmentation twice")
     return tuple(names)
 
 
@@ -130,11 +131,11 @@ class AugmentationFactors:
         order: bool = True,
     ) -> None:
         if switches not in ("all", "nonparametric", "none"):
-            raise ValueError(f"switches={switches!r}: allowed values are 'all', 'nonparametric', 'none'")
+            raise UserInputError(f"switches={switches!r}: allowed values are 'all', 'nonparametric', 'none'")
         if mode not in ("clean", "paper"):
-            raise ValueError(f"mode={mode!r}: allowed values are 'clean', 'paper'")
+            raise UserInputError(f"mode={mode!r}: allowed values are 'clean', 'paper'")
         if not partitions or any(len(sizes) == 0 for sizes in partitions):
-            raise ValueError("every image partition needs at least one class with images")
+            raise UserInputError("every image partition needs at least one class with images")
         self.augmentations = resolve_augmentations(augmentations)
         self.switch_model = switches
         self.mode = mode

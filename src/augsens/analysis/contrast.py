@@ -37,6 +37,8 @@ import torch
 import xarray as xr
 
 from augsens.augment.draws import single_draws
+from augsens.augment.registry import UnknownAugmentationError
+from augsens.errors import UserInputError
 from augsens.estimate import MomentsAccumulator
 from augsens.results import output_dims
 
@@ -391,13 +393,15 @@ def _plans(augmentations: Sequence[str] | None, draws: int) -> list[_AugPlan]:
 
     names = list(AUGMENTATIONS) if augmentations is None else list(augmentations)
     if not names:
-        raise ValueError("augmentations is empty; name at least one of " + repr(list(AUGMENTATIONS)))
+        raise UserInputError("augmentations is empty; name at least one of " + repr(list(AUGMENTATIONS)))
     plans = []
     for name in names:
         if name not in AUGMENTATIONS:
             close = difflib.get_close_matches(str(name), list(AUGMENTATIONS), n=3)
             hint = f" Did you mean {close!r}?" if close else ""
-            raise KeyError(f"unknown augmentation {name!r}; allowed: {list(AUGMENTATIONS)!r}.{hint}")
+            raise UnknownAugmentationError(
+                f"unknown augmentation {name!r}; allowed: {list(AUGMENTATIONS)!r}.{hint}"
+            )
         # A parameter-free op gives the same image every time: one copy per image, as the authors did.
         plans.append(_AugPlan(name, draws if AUGMENTATIONS[name].params else 1))
     return plans
@@ -478,22 +482,24 @@ def contrast_study(
     from augsens.augment import postprocess
 
     if mode not in ("clean", "paper"):
-        raise ValueError(f"mode must be 'clean' or 'paper', got {mode!r}")
+        raise UserInputError(f"mode must be 'clean' or 'paper', got {mode!r}")
     if swap_effect_names and mode != "paper":
-        raise ValueError("swap_effect_names=True reproduces the authors' naming bug; it needs mode='paper'")
+        raise UserInputError(
+            "swap_effect_names=True reproduces the authors' naming bug; it needs mode='paper'"
+        )
     if pairing is None:
         pairing = "draw" if mode == "paper" else "image"
     if pairing not in ("draw", "image"):
-        raise ValueError(f"pairing must be 'draw' or 'image', got {pairing!r}")
+        raise UserInputError(f"pairing must be 'draw' or 'image', got {pairing!r}")
     for name, value, low in (("draws", draws, 1), ("batch_size", batch_size, 1)):
         if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise UserInputError(f"{name} must be an integer >= {low}, got {value!r}")
     if block_elements is not None and (int(block_elements) != block_elements or block_elements < 1):
-        raise ValueError(f"block_elements must be a positive integer or None, got {block_elements!r}")
+        raise UserInputError(f"block_elements must be a positive integer or None, got {block_elements!r}")
     available = int(images.images.shape[0])
     n_images = available if n_images is None else n_images
     if int(n_images) != n_images or not 1 <= n_images <= available:
-        raise ValueError(
+        raise UserInputError(
             f"n_images must be an integer in [1, {available}] (images in the cache), got {n_images!r}"
         )
     # Unknown names are refused by model.capture itself, on the one-image probe before any pass.
@@ -620,7 +626,7 @@ def contrast_report(
     from augsens.results import open_results
 
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+        raise UserInputError(f"alpha must lie in (0, 1), got {alpha!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -631,7 +637,9 @@ def contrast_report(
         table: dict[str, dict[str, list[float]]] = {}
         ckpts = [c for c in tree.children if "p_value_by" in tree[c].data_vars]
         if not ckpts:
-            raise ValueError(f"{str(rdir)!r} holds no contrast results (no 'p_value_by'); run contrast_study")
+            raise UserInputError(
+                f"{str(rdir)!r} holds no contrast results (no 'p_value_by'); run contrast_study"
+            )
         for c in ckpts:
             ds = tree[c].to_dataset()
             other = [d for d in ds["p_value_by"].dims if d != "augmentation"]

@@ -29,6 +29,8 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from augsens.errors import UserInputError
+
 __all__ = [
     "MEASURES",
     "coefficient_of_variation",
@@ -51,7 +53,7 @@ def _factor_dim(da: xr.DataArray) -> str:
     for d in _FACTOR_DIMS:
         if d in da.dims:
             return d
-    raise ValueError(
+    raise UserInputError(
         f"maps {da.name!r} have dims {da.dims!r}, without a factor dim: expected one of {_FACTOR_DIMS!r} "
         "(results of a Sobol, Shapley or contrast study)"
     )
@@ -61,7 +63,7 @@ def _sample_dim(da: xr.DataArray) -> str:
     for d in ("channel", "unit"):
         if d in da.dims:
             return d
-    raise ValueError(
+    raise UserInputError(
         f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations)"
     )
 
@@ -132,7 +134,7 @@ def positionwise_correlation(maps: xr.DataArray, other: xr.DataArray | None = No
     a = _as_factor_maps(maps)
     b = a if other is None else _as_factor_maps(other)
     if a.shape[1:] != b.shape[1:] or a.dims[1:] != b.dims[1:]:
-        raise ValueError(
+        raise UserInputError(
             "the two measures must share channels and positions: got dims "
             f"{a.dims[1:]!r} shape {a.shape[1:]!r} and dims {b.dims[1:]!r} shape {b.shape[1:]!r}"
         )
@@ -220,7 +222,7 @@ def _collect(
                 if cov is not None:
                     covs.setdefault(c, {})[label] = cov
     if not maps:
-        raise ValueError(
+        raise UserInputError(
             f"no measure among {wanted!r} found in the results {list(trees)!r}; "
             "pass measures= naming variables of the results tree"
         )
@@ -388,7 +390,7 @@ def correlation_report(
     from augsens.results import open_results
 
     if not results_dirs:
-        raise ValueError("results_dirs is empty: pass at least one results folder")
+        raise UserInputError("results_dirs is empty: pass at least one results folder")
     trees = {Path(d).name: open_results(d) for d in results_dirs}
     tree = correlation_analysis(trees, measures=measures, factors=factors)
     out = Path(out_dir)

@@ -23,6 +23,7 @@ from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import RepeatedKFold
 
 from augsens.analysis.correlation import _as_factor_maps, plot_heatmap, save_figure
+from augsens.errors import UnknownNameError, UserInputError
 
 __all__ = ["lda_analysis", "plot_lda_projection", "lda_report"]
 
@@ -35,18 +36,20 @@ def _design_matrix(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     da = _as_factor_maps(maps)
     if "channel" not in da.dims or da.ndim < 3:
-        raise ValueError(
+        raise UserInputError(
             f"LDA needs spatial maps with dims ('factor', 'channel', 'y', 'x'), got {da.dims!r}: "
             "a fully connected checkpoint has one value per unit, so no map to classify (skip it)"
         )
     if factors is not None:
         missing = [f for f in factors if f not in set(da["factor"].values)]
         if missing:
-            raise KeyError(f"factors {missing!r} not in the maps; available: {list(da['factor'].values)!r}")
+            raise UnknownNameError(
+                f"factors {missing!r} not in the maps; available: {list(da['factor'].values)!r}"
+            )
         da = da.sel(factor=list(factors))
     names = [str(f) for f in da["factor"].values]
     if len(names) < 2:
-        raise ValueError(f"LDA needs at least two factors to tell apart, got {names!r}")
+        raise UserInputError(f"LDA needs at least two factors to tell apart, got {names!r}")
     n_factor, n_channel = da.shape[:2]
     x = da.values.reshape(n_factor * n_channel, -1).astype(np.float64)
     y = np.repeat(np.arange(n_factor), n_channel)
@@ -95,11 +98,13 @@ def lda_analysis(
     x, y, names = _design_matrix(maps, factors)
     for label, value in (("n_splits", n_splits), ("n_repeats", n_repeats)):
         if int(value) != value or value < (2 if label == "n_splits" else 1):
-            raise ValueError(
+            raise UserInputError(
                 f"{label} must be an integer >= {2 if label == 'n_splits' else 1}, got {value!r}"
             )
     if n_splits > len(y):
-        raise ValueError(f"n_splits={n_splits!r} exceeds the {len(y)} samples (factors x channels); lower it")
+        raise UserInputError(
+            f"n_splits={n_splits!r} exceeds the {len(y)} samples (factors x channels); lower it"
+        )
     non_finite = int((~np.isfinite(x)).sum())
     x = np.where(np.isfinite(x), x, 0.0)
     k = len(names)
@@ -240,7 +245,7 @@ def lda_report(
                     save_figure(plot_lda_projection(res, title=f"{c} {m}"), out / f"{stem}_projection.png")
                 )
     if not rows:
-        raise ValueError(
+        raise UserInputError(
             f"no spatial maps of {list(measures)!r} in {[str(d) for d in results_dirs]!r}: "
             "LDA needs conv checkpoints with dims ('factor', 'channel', 'y', 'x')"
         )

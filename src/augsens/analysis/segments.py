@@ -43,6 +43,7 @@ from torch import nn
 
 from augsens.analysis.correlation import _as_factor_maps, plot_heatmap, save_figure
 from augsens.augment import IMAGENET_MEAN, IMAGENET_STD, paper_rgb_to_hsv, postprocess, rgb_to_hsv
+from augsens.errors import MissingFileError, UserInputError
 
 __all__ = [
     "HSV_CHANNELS",
@@ -101,34 +102,34 @@ def _parse_entry(entry: Mapping[str, Any], where: str) -> SegmentSpec:
     required = ("unit_name", "modules_names", "neurons")
     missing = [k for k in required if k not in entry]
     if missing:
-        raise ValueError(
+        raise UserInputError(
             f"{where}: segment entry lacks keys {missing!r}; each entry needs {list(required)!r}"
         )
     modules = tuple(str(m) for m in entry["modules_names"])
     neurons = entry["neurons"]
     if not modules or not isinstance(neurons, Mapping) or len(neurons) != 1:
-        raise ValueError(
+        raise UserInputError(
             f"{where}: segment {entry['unit_name']!r} needs a non-empty 'modules_names' list and 'neurons' "
             f"naming exactly one module, got modules {list(modules)!r} and neurons keys "
             f"{list(neurons) if isinstance(neurons, Mapping) else neurons!r}"
         )
     ((select, chans),) = neurons.items()
     if select not in modules:
-        raise ValueError(
+        raise UserInputError(
             f"{where}: segment {entry['unit_name']!r} selects channels at {select!r}, "
             f"which is not one of its modules {list(modules)!r}"
         )
     module_type = entry.get("module_type", "sequential")
     if module_type not in ("sequential", "residual"):
-        raise ValueError(f"{where}: module_type must be 'sequential' or 'residual', got {module_type!r}")
+        raise UserInputError(f"{where}: module_type must be 'sequential' or 'residual', got {module_type!r}")
     try:
         channels = tuple(int(c) for c in chans)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
+        raise UserInputError(
             f"{where}: channel keys of {select!r} must be integers, got {list(chans)!r}"
         ) from exc
     if not channels or len(set(channels)) != len(channels) or min(channels) < 0:
-        raise ValueError(
+        raise UserInputError(
             f"{where}: channels of {select!r} must be distinct non-negative integers, got {channels!r}"
         )
     reasons = dict(chans) if isinstance(chans, Mapping) else {}
@@ -156,23 +157,23 @@ def load_segments(path: str | Path) -> list[SegmentSpec]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"segment file {str(path)!r} does not exist; see example_segments() for a template"
         )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"segment file {str(path)!r} is not valid JSON: {exc}") from exc
+        raise UserInputError(f"segment file {str(path)!r} is not valid JSON: {exc}") from exc
     entries = data.get("segments") if isinstance(data, Mapping) else data
     if not isinstance(entries, list) or not entries:
-        raise ValueError(
+        raise UserInputError(
             f"segment file {str(path)!r} must hold a non-empty list of segments (or {{'segments': [...]}})"
         )
     specs = [_parse_entry(e, f"{path.name} entry {i}") for i, e in enumerate(entries)]
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"segment file {str(path)!r} names segments {dupes!r} more than once")
+        raise UserInputError(f"segment file {str(path)!r} names segments {dupes!r} more than once")
     return specs
 
 
@@ -182,7 +183,7 @@ def example_segments(model: Literal["alexnet", "resnet18"] = "alexnet") -> Path:
     The channels are illustrative (a few per segment, chosen to span each layer), not the authors' lists.
     """
     if model not in _EXAMPLES:
-        raise ValueError(f"no example segments for {model!r}; available: {sorted(_EXAMPLES)!r}")
+        raise UserInputError(f"no example segments for {model!r}; available: {sorted(_EXAMPLES)!r}")
     return Path(str(resources.files("augsens.examples").joinpath(_EXAMPLES[model])))
 
 

@@ -35,6 +35,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 from scipy import stats
 
+from augsens.errors import UserInputError
+
 __all__ = [
     "top_sensitive_classes",
     "jaccard_index",
@@ -79,12 +81,12 @@ def top_sensitive_classes(sensitivity: xr.DataArray | np.ndarray, k: int = 5) ->
     """
     values = np.asarray(sensitivity, dtype=np.float64)
     if values.ndim != 2:
-        raise ValueError(
+        raise UserInputError(
             f"sensitivity must be 2-D (factor, classes), got shape {values.shape!r}; select the classifier "
             "checkpoint's map, e.g. tree['fc']['S1']."
         )
     if not 1 <= k <= values.shape[1]:
-        raise ValueError(f"k={k!r} must lie in [1, {values.shape[1]}] (the number of classes).")
+        raise UserInputError(f"k={k!r} must lie in [1, {values.shape[1]}] (the number of classes).")
     keys = np.where(np.isnan(values), -np.inf, values)
     # A stable sort on the negated values keeps the lower class index first among ties.
     return np.argsort(-keys, axis=1, kind="stable")[:, :k].astype(np.int64)
@@ -199,9 +201,9 @@ def jaccard_threshold(
     """
     for name, value in (("n_classes", n_classes), ("n_samples", n_samples), ("k", k), ("repeats", repeats)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer.")
+            raise UserInputError(f"{name}={value!r} must be a positive integer.")
     if k > n_classes:
-        raise ValueError(
+        raise UserInputError(
             f"k={k!r} must not exceed n_classes={n_classes!r}: a top-k set needs k distinct classes."
         )
     overlaps = np.arange(k + 1)

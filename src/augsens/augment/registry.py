@@ -23,7 +23,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["ParamSpec", "AugmentationSpec", "AUGMENTATIONS", "SET1", "SET2", "spec"]
+from augsens.errors import UserInputError
+
+__all__ = [
+    "ParamSpec",
+    "AugmentationSpec",
+    "AUGMENTATIONS",
+    "SET1",
+    "SET2",
+    "spec",
+    "UnknownAugmentationError",
+]
+
+
+class UnknownAugmentationError(KeyError, UserInputError):
+    """An augmentation name that is not in :data:`AUGMENTATIONS` (a ``KeyError`` and a ``ValueError``)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
 
 #: Image side the bounds refer to (the authors' Resize(256) + CenterCrop(224)).
 _SIDE = 224
@@ -233,6 +251,9 @@ def spec(name: str) -> AugmentationSpec:
     except (KeyError, TypeError) as exc:
         close = difflib.get_close_matches(str(name), AUGMENTATIONS, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(
+        if isinstance(name, str) and "," in name:  # a TOML string where a list was meant
+            items = ", ".join(f'"{part.strip()}"' for part in name.split(","))
+            hint = f" A list is written in brackets: augmentations = [{items}]."
+        raise UnknownAugmentationError(
             f"unknown augmentation {name!r}.{hint} Valid names: {', '.join(AUGMENTATIONS)}."
         ) from exc

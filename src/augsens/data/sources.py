@@ -14,6 +14,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
+from augsens.errors import MissingFileError, UserInputError
+
 from .cache import DECODE_ERRORS, SIZE, ImageCache, decode_image
 
 __all__ = ["IMG_EXTENSIONS", "BUNDLED_PHOTOS", "bundled_photos", "image_folder", "train_val", "TrainVal"]
@@ -85,7 +87,7 @@ def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
             continue
         names.append(name)
     if not images:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "none of the bundled photos was found in the installed scikit-image / scikit-learn: reinstall "
             "them or use image_folder() on your own images"
         )
@@ -213,20 +215,20 @@ def image_folder(
     """
     base = Path(root)
     if not base.is_dir():
-        raise FileNotFoundError(f"image folder {str(base)!r} does not exist or is not a folder")
+        raise MissingFileError(f"image folder {str(base)!r} does not exist or is not a folder")
     if layout not in ("imagefolder", "nested"):
-        raise ValueError(f"layout must be 'imagefolder' or 'nested', got {layout!r}")
+        raise UserInputError(f"layout must be 'imagefolder' or 'nested', got {layout!r}")
     if per_class is not None and (int(per_class) != per_class or per_class < 1):
-        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+        raise UserInputError(f"per_class must be a positive integer or None, got {per_class!r}")
     classes, files = _scan(base, layout)
     if not classes:
-        raise ValueError(
+        raise UserInputError(
             f"no class folders with images in {str(base)!r}: expected {str(base)}/<class>/<image> with "
             f"extensions {IMG_EXTENSIONS!r}"
         )
     empty = [c for c, fs in zip(classes, files, strict=True) if not fs]
     if empty:
-        raise ValueError(
+        raise UserInputError(
             f"class folders {empty[:5]!r} in {str(base)!r} hold no image files ({len(empty)} in all): remove "
             "them or add images"
         )
@@ -252,7 +254,7 @@ def image_folder(
 
     skipped = [(rel(p), f"{type(e).__name__}: {e}") for p, e in failed]
     if failed and strict:
-        raise ValueError(
+        raise UserInputError(
             f"{len(failed)} unreadable image files in {str(base)!r}, e.g. {skipped[:3]!r}. Fix or remove "
             "them, or pass strict=False to skip them"
         )
@@ -266,7 +268,7 @@ def image_folder(
     kept_labels = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     lost = sorted(set(range(len(classes))) - set(kept_labels.tolist()))
     if lost:
-        raise ValueError(
+        raise UserInputError(
             f"every image of classes {[classes[c] for c in lost][:5]!r} in {str(base)!r} is unreadable: "
             f"fix the files (see the skipped list: {skipped[:3]!r})"
         )
@@ -319,7 +321,7 @@ def train_val(
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))[:3]
         only_val = sorted(set(val.classes) - set(train.classes))[:3]
-        raise ValueError(
+        raise UserInputError(
             f"train folder {str(root_train)!r} and val folder {str(root_val)!r} have different classes "
             f"({len(train.classes)} vs {len(val.classes)}; only in train e.g. {only_train!r}, only in val "
             f"e.g. {only_val!r}): both need the same class sub-folders"

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from augsens.errors import UserInputError, UserTypeError
+
 from .capture import LoadedModel, OutputSelectionError, UnknownModuleError
 from .categories import imagenet_categories, read_categories, resolve_categories
 from .registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelSpec, available_models, seeded_build
@@ -135,7 +137,7 @@ def load(
             type(model).__name__, model, weights, checkpoints, mean, std, categories, classifier, device
         )
     if not isinstance(model, str):
-        raise TypeError(f"model must be a name, 'package.module:factory' or an nn.Module, got {model!r}")
+        raise UserTypeError(f"model must be a name, 'package.module:factory' or an nn.Module, got {model!r}")
     if model in MODELS:
         return _load_named(MODELS[model], weights, checkpoints, mean, std, categories, classifier, device)
     if ":" in model:
@@ -144,7 +146,7 @@ def load(
         )
     close = difflib.get_close_matches(model, available_models(), n=3, cutoff=0.5)
     hint = f" Did you mean {close!r}?" if close else ""
-    raise ValueError(
+    raise UserInputError(
         f"unknown model {model!r}.{hint} Known models: {available_models()!r}; or pass "
         "'package.module:factory' or an nn.Module."
     )
@@ -155,7 +157,7 @@ def _from_factory(spec: str) -> nn.Module:
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise UserInputError(
             f"cannot import module {module_name!r} named in model {spec!r}: {exc}. Check the spelling and "
             "that the package is installed (or on PYTHONPATH)"
         ) from exc
@@ -163,19 +165,27 @@ def _from_factory(spec: str) -> nn.Module:
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
-            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (model {spec!r})") from exc
+            raise UserInputError(
+                f"module {module_name!r} has no attribute {attr!r} (model {spec!r})"
+            ) from exc
     if not callable(obj):
-        raise TypeError(f"{spec!r} is not callable: name a function or class that builds the network")
-    built = obj()
+        raise UserTypeError(f"{spec!r} is not callable: name a function or class that builds the network")
+    try:
+        built = obj()
+    except Exception as exc:  # the user's code: name it and keep its message (--debug shows the traceback)
+        raise UserInputError(
+            f"model factory {spec!r} raised {type(exc).__name__}: {exc}. Fix the factory (run with --debug "
+            "for its traceback)"
+        ) from exc
     if not isinstance(built, nn.Module):
-        raise TypeError(f"{spec!r}() returned {type(built).__name__}, not a torch.nn.Module")
+        raise UserTypeError(f"{spec!r}() returned {type(built).__name__}, not a torch.nn.Module")
     return built
 
 
-def _weights_name_error(model: str, weights: object, allowed: Sequence[str]) -> ValueError:
+def _weights_name_error(model: str, weights: object, allowed: Sequence[str]) -> UserInputError:
     close = difflib.get_close_matches(str(weights), list(allowed), n=2, cutoff=0.6)
     hint = f" Did you mean {close!r}?" if close else ""
-    return ValueError(
+    return UserInputError(
         f"weights={weights!r} is not available for model {model!r}.{hint} Choose one of {list(allowed)!r} "
         "or pass the path of a state-dict file"
     )
@@ -220,7 +230,7 @@ def _load_named(
     else:
         names = resolve_categories(categories, spec.num_classes)
     if names is not None and len(names) != spec.num_classes:
-        raise ValueError(
+        raise UserInputError(
             f"{len(names)} category names for model {spec.name!r} with {spec.num_classes} classes: "
             "pass one name per class"
         )
@@ -276,7 +286,7 @@ def _wrap_user(
     if checkpoints is None:
         checkpoints = [n for n, _ in module.named_children()]
         if not checkpoints:
-            raise ValueError(
+            raise UserInputError(
                 f"model {name!r} has no submodules to capture: pass checkpoints=[...] naming modules, or "
                 "wrap the network so that its layers are attributes"
             )

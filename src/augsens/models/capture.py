@@ -130,12 +130,16 @@ class _StopForward(Exception):
     """Raised from a hook once every requested module has run, to skip the rest of the forward."""
 
 
+_LISTED = 40  # module names shown in full in an unknown-name message
+
+
 def _unknown_module(name: object, known: Sequence[str]) -> UnknownModuleError:
     close = difflib.get_close_matches(str(name), known, n=5, cutoff=0.5)
     hint = f" Close matches: {close!r}." if close else ""
+    shown = ", ".join(known[:_LISTED]) + (f", ... ({len(known)} in all)" if len(known) > _LISTED else "")
     return UnknownModuleError(
-        f"no module named {name!r} in this network.{hint} The valid names are listed in m.module_names "
-        "(and the default analysis list in m.checkpoints)."
+        f"no module named {name!r} in this network.{hint} Its modules: {shown} (listed in m.module_names; "
+        "the default analysis list is m.checkpoints)."
     )
 
 
@@ -143,9 +147,9 @@ def _check_rgb(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float
     mean_t = tuple(float(v) for v in mean)
     std_t = tuple(float(v) for v in std)
     if len(mean_t) != 3 or len(std_t) != 3:
-        raise ValueError(f"mean and std need 3 values (R, G, B), got mean={mean!r}, std={std!r}")
+        raise UserInputError(f"mean and std need 3 values (R, G, B), got mean={mean!r}, std={std!r}")
     if min(std_t) <= 0:
-        raise ValueError(f"std values must be positive, got std={std!r}")
+        raise UserInputError(f"std values must be positive, got std={std!r}")
     return mean_t, std_t
 
 
@@ -218,13 +222,13 @@ class LoadedModel:
             checkpoints = [checkpoints]
         names = list(checkpoints)
         if not names:
-            raise ValueError("checkpoints is empty: name at least one module (see m.module_names)")
+            raise UserInputError("checkpoints is empty: name at least one module (see m.module_names)")
         for n in names:
             if not isinstance(n, str) or split_checkpoint(n)[0] not in self._index:
                 raise _unknown_module(n, self.module_names)
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"checkpoints names {dupes!r} more than once: list each module once")
+            raise UserInputError(f"checkpoints names {dupes!r} more than once: list each module once")
         return sorted(names, key=lambda n: self._index[split_checkpoint(n)[0]])
 
     @property
@@ -354,7 +358,7 @@ class LoadedModel:
             out, _ = self._forward(xin, names, softmax)
         missing = [n for n in names if n not in out]
         if missing:
-            raise ValueError(
+            raise UserInputError(
                 f"modules {missing!r} did not run during the forward pass, so they have no output to "
                 "capture: choose modules that the model's forward calls (see m.checkpoints)"
             )
@@ -429,7 +433,18 @@ class LoadedModel:
         names = self._resolve(checkpoints)
         todo = [n for n in names if n not in self._shapes]
         if todo:
-            acts = self.capture(self._dummy(), todo, normalized=True, softmax=False)
+            x = self._dummy()
+            try:
+                acts = self.capture(x, todo, normalized=True, softmax=False)
+            except UserInputError:
+                raise
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # raised by the model's forward
+                raise UserInputError(
+                    f"model {self.name!r} rejects the input augsens gives it: a batch of shape "
+                    f"{tuple(x.shape)} (RGB, 224 x 224, float32, normalised) made its forward raise "
+                    f"{type(exc).__name__}: {exc}. Wrap the network so that it takes 3-channel 224 x 224 "
+                    "images (run with --debug for the traceback)"
+                ) from exc
             self._shapes.update({n: tuple(t.shape[1:]) for n, t in acts.items()})
         return {n: self._shapes[n] for n in names}
 

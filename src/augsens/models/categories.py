@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from augsens.errors import MissingFileError, UserInputError
+
 __all__ = ["imagenet_categories", "read_categories", "resolve_categories"]
 
 # CSAIL's file: "/a/apartment_building/outdoor 8" -> name "apartment_building/outdoor", index 8.
@@ -59,7 +61,7 @@ def read_categories(path: str | os.PathLike) -> list[str]:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"categories file {str(p)!r} not found: pass the path of an existing file")
+        raise MissingFileError(f"categories file {str(p)!r} not found: pass the path of an existing file")
     text = p.read_text(encoding="utf-8")
     if p.suffix.lower() == ".json":
         data = json.loads(text)
@@ -68,10 +70,10 @@ def read_categories(path: str | os.PathLike) -> list[str]:
             return _ordered(indexed, p)
         if isinstance(data, list):
             return [str(v) for v in data]
-        raise ValueError(f"categories file {str(p)!r} must hold a JSON list or {{index: name}} object")
+        raise UserInputError(f"categories file {str(p)!r} must hold a JSON list or {{index: name}} object")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
-        raise ValueError(f"categories file {str(p)!r} is empty: it needs one class name per line")
+        raise UserInputError(f"categories file {str(p)!r} is empty: it needs one class name per line")
     matches = [_INDEXED_LINE.match(line) for line in lines]
     if all(matches):
         indexed = {int(m["index"]): _strip_places_prefix(m["name"]) for m in matches if m}
@@ -81,7 +83,7 @@ def read_categories(path: str | os.PathLike) -> list[str]:
 
 def _ordered(indexed: dict[int, str], path: Path) -> list[str]:
     if sorted(indexed) != list(range(len(indexed))):
-        raise ValueError(
+        raise UserInputError(
             f"categories file {str(path)!r}: class indices must be 0..{len(indexed) - 1} "
             "without gaps or repeats"
         )
@@ -103,7 +105,7 @@ def resolve_categories(
     else:
         names = [str(c) for c in categories]
     if num_classes is not None and len(names) != num_classes:
-        raise ValueError(
+        raise UserInputError(
             f"got {len(names)} category names for a model with {num_classes} classes: pass one name per class"
         )
     return names

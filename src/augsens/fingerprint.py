@@ -1,0 +1,87 @@
+"""Fingerprints of what a run reads — its images and its model weights — so that a resumed run can tell
+that they are the ones it started with.
+
+An interrupted run's state is only meaningful with the exact inputs that produced it: a resumed run on an
+image folder that gained two files would silently mix samples of two image sets.  The fingerprints are
+hashes of the *decoded* images (so they follow the pixels, whatever happens to file names, sizes or
+modification times) and of every tensor of the model's state dict, saved with the run's state and
+compared on resume; :func:`compare` says in words what changed.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from augsens.data import ImageCache
+
+__all__ = ["fingerprint", "compare", "image_digests", "weights_digest"]
+
+_DIGEST = 8  # bytes per image digest: collisions are out of reach for any real image set
+_CHUNK = 256  # images hashed per device -> host copy
+
+
+def _bytes(t: torch.Tensor) -> bytes:
+    # .view(uint8) reinterprets any dtype (bfloat16 included) without numpy, which lacks some of them
+    return t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def image_digests(images: ImageCache) -> list[list[str]]:
+    """``[[name, digest], ...]`` for every decoded image, in cache order."""
+    out: list[list[str]] = []
+    for lo in range(0, len(images), _CHUNK):
+        chunk = images.images[lo : lo + _CHUNK].to("cpu")
+        for i, img in enumerate(chunk):
+            digest = hashlib.blake2b(_bytes(img), digest_size=_DIGEST).hexdigest()
+            out.append([images.names[lo + i], digest])
+    return out
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """One digest over every parameter and buffer of ``module`` (names, dtypes, shapes and values)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in module.state_dict().items():
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(_bytes(t))
+    return h.hexdigest()
+
+
+def fingerprint(images: ImageCache, module: torch.nn.Module) -> dict[str, Any]:
+    """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest}``."""
+    return {"images": image_digests(images), "weights": weights_digest(module)}
+
+
+def _names(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def compare(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What changed between two fingerprints, in words (empty when nothing did)."""
+    changes: list[str] = []
+    before = {n: d for n, d in saved.get("images", [])}
+    after = {n: d for n, d in now.get("images", [])}
+    counts_before = collections.Counter(n for n, _ in saved.get("images", []))
+    counts_after = collections.Counter(n for n, _ in now.get("images", []))
+    added = sorted((counts_after - counts_before).elements())
+    removed = sorted((counts_before - counts_after).elements())
+    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+    if added:
+        changes.append(f"{_images(len(added))} added ({_names(added)})")
+    if removed:
+        changes.append(f"{_images(len(removed))} removed ({_names(removed)})")
+    if changed:
+        changes.append(f"{_images(len(changed))} changed ({_names(changed)})")
+    if not changes and saved.get("images") != now.get("images"):
+        changes.append("the images are in a different order")
+    if saved.get("weights") != now.get("weights"):
+        changes.append("the model weights changed")
+    return changes
