@@ -150,7 +150,6 @@ def run(
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
     from augsens.preflight import check_paths, prepare_out
-    from augsens.quickstudy import run_study
 
     # everything that can be checked without torch is checked first, so a mistake answers in a second
     cfg = load_config(config, overrides=_overrides(set_ or []))
@@ -166,6 +165,8 @@ def run(
 
             run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
         else:
+            from augsens.quickstudy import run_study
+
             run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
