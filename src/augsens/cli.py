@@ -172,19 +172,19 @@ def run(
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a folder this call created and nothing went into: leave no trace
         raise
-    console.print(f"results: {escape(str(out / 'results.zarr'))}")
-    if report:
-        from augsens.plot.report import write_report
+    try:
+        console.print(f"results: {escape(str(out / 'results.zarr'))}")
+        if report:
+            from augsens.plot.report import write_report
 
-        try:
             console.print(f"report:  {escape(str(write_report(out)))}")
-        except KeyboardInterrupt as exc:  # the results are complete; only the page is missing
-            signum = getattr(exc, "signum", int(signal.SIGINT))
-            _say(
-                "yellow",
-                f"stopped while writing the report; the results are complete. Run: augsens report {out}",
-            )
-            raise typer.Exit(128 + signum) from None
+    except KeyboardInterrupt as exc:  # the results are complete; at most the report page is missing
+        from augsens.interrupts import signal_label
+
+        signum = getattr(exc, "signum", int(signal.SIGINT))
+        page = f" (the report was not written: augsens report {out})" if report else ""
+        _say("yellow", f"stopped by {signal_label(signum)}; the results are complete in {out}{page}.")
+        raise typer.Exit(128 + signum) from None
 
 
 @app.command()

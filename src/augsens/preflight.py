@@ -94,7 +94,7 @@ def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool
         )
     elif results.exists() and not overwrite:
         raise OutFolderInUseError(
-            f"{str(out)!r} already holds results ({RESULTS_NAME}) of another run: pass --overwrite to "
+            f"{str(out)!r} already holds results ({RESULTS_NAME}) of an earlier run: pass --overwrite to "
             "replace them (they are kept until the new ones are written), or choose another --out"
         )
     created = not out.exists()
