@@ -8,6 +8,8 @@ stored.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -22,6 +24,7 @@ from augsens.estimate import (
     SobolAccumulator,
 )
 from augsens.factors import Problem
+from augsens.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
 
 __all__ = ["sobol", "shapley", "moments"]
 
@@ -30,6 +33,10 @@ _AnyAccumulator = SobolAccumulator | ShapleyAccumulator | PermutationShapleyAccu
 
 #: Default cap on the rows passed to ``f`` in one call.
 DEFAULT_BATCH_SIZE = 8192
+
+#: Default number of independent randomisations (``docs/statistics.md``: with 4, the default sizes keep
+#: at least :data:`~augsens.design.MIN_QMC_POINTS` points per replicate).
+DEFAULT_REPLICATES = 4
 
 
 def _check_common(
@@ -49,6 +56,39 @@ def _check_common(
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not valid; choose one of {list(allowed)!r}")
+
+
+def _budget(
+    n: Any, replicates: Any, precision: Any, max_n: Any, time_limit: Any
+) -> tuple[int, int | None, float, float]:
+    """Validated ``(design size, first round or None, target, time limit)`` of a run."""
+    if precision is None:
+        if max_n is not None or time_limit is not None:
+            raise ValueError(
+                "max_n and time_limit bound a run with a precision target; pass precision=... as well "
+                f"(got max_n={max_n!r}, time_limit={time_limit!r})"
+            )
+        return n, None, 0.0, 0.0
+    if isinstance(precision, bool) or not isinstance(precision, int | float) or not 0 < precision < 1:
+        raise ValueError(f"precision must be a half-width in (0, 1), e.g. 0.02, got {precision!r}")
+    if isinstance(replicates, int) and replicates < 2:
+        raise ValueError(
+            f"a precision target needs replicates >= 2 (half-widths come from the spread of the replicates), "
+            f"got replicates={replicates!r}"
+        )
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (base samples of the first round) must be a positive integer, got {n!r}")
+    budget = default_max_n(n) if max_n is None else max_n
+    ratio = budget // n if isinstance(budget, int) and not isinstance(budget, bool) and budget >= n else 0
+    if not ratio or budget % n or ratio & (ratio - 1):
+        raise ValueError(
+            f"max_n={max_n!r} must be n={n} times a power of 2 (each round doubles the base samples), "
+            f"e.g. max_n={default_max_n(n)}"
+        )
+    limit = 0.0 if time_limit is None else time_limit
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
+        raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
+    return budget, n, float(precision), float(limit)
 
 
 def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
@@ -77,11 +117,51 @@ def _run(
     acc: _AnyAccumulator,
     batch_size: int,
     device: torch.device | str | None,
+    target: float = 0.0,
+    time_limit: float = 0.0,
 ) -> xr.Dataset:
-    """The shared loop: design rows -> values -> f -> accumulator, then ``finalize``."""
+    """The shared loop: design rows -> values -> f -> accumulator, round by round, then ``finalize``."""
+    t0 = time.monotonic()
+    done, reason, precision = 0, "n reached", math.nan
+    for end in design.round_ends:
+        _run_range(f, problem, design, acc, batch_size, device, done, end)
+        done = end
+        if isinstance(acc, MomentsAccumulator):
+            continue
+        precision = precision_of([acc])
+        why = stop_reason(
+            precision, target, done=done, total=design.n, elapsed=time.monotonic() - t0, time_limit=time_limit
+        )
+        if why is not None:
+            reason = why
+            break
+    ds = acc.finalize(problem.group_names if not isinstance(acc, MomentsAccumulator) else None)
+    ds.attrs.update({"seed": design.seed, "design": design.method, "rows_per_sample": design.rows_per_sample})
+    if not isinstance(acc, MomentsAccumulator):
+        ds.attrs.update(
+            precision=precision,
+            precision_target=target,
+            precision_rule=PRECISION_RULE,
+            stop_reason=reason,
+            max_n=design.n,
+        )
+    return ds
+
+
+def _run_range(
+    f: Function,
+    problem: Problem,
+    design: _Design,
+    acc: _AnyAccumulator,
+    batch_size: int,
+    device: torch.device | str | None,
+    first: int,
+    stop: int,
+) -> None:
+    """Evaluate ``f`` on base samples ``[first, stop)`` and add the outputs to ``acc``."""
     R = design.rows_per_sample
     per_batch = max(1, batch_size // R)
-    for replicate, start, count in design.batches(per_batch):
+    for replicate, start, count in design.batches(per_batch, first, stop):
         perms: torch.Tensor | None = None
         if isinstance(design, PermutationShapleyDesign):
             unit, perms = design.rows_and_permutations(start, count)
@@ -96,9 +176,6 @@ def _run(
             acc.update(y)
         else:
             acc.update(y, replicate=replicate)
-    ds = acc.finalize(problem.group_names if not isinstance(acc, MomentsAccumulator) else None)
-    ds.attrs.update({"seed": design.seed, "design": design.method, "rows_per_sample": R})
-    return ds
 
 
 def sobol(
@@ -109,8 +186,11 @@ def sobol(
     seed: int = 0,
     second_order: bool = False,
     method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
-    design: Literal["sobol", "iid"] = "sobol",
-    replicates: int = 8,
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    replicates: int = DEFAULT_REPLICATES,
+    precision: float | None = None,
+    max_n: int | None = None,
+    time_limit: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
@@ -126,18 +206,29 @@ def sobol(
         Independent factors and their groups; indices are reported per group.
     n : int
         Base samples; ``f`` is evaluated on ``n (D + 2)`` rows (``n (2D + 2)`` with ``second_order``).
-        With ``design="sobol"``, ``n / replicates`` must be a power of 2.
+        With a Sobol' design, ``n / replicates`` must be a power of 2, and at least
+        :data:`~augsens.design.MIN_QMC_POINTS` (256) to beat i.i.d. sampling (fewer warn).  With
+        ``precision``: the base samples of the first round.
     seed : int, default 0
         Seeds the scrambles (one independent scramble per replicate).
     second_order : bool, default False
         Also return ``S2`` (Saltelli 2002), at about twice the cost.
     method : {"saltelli_2010", "janon_2014"}, default "saltelli_2010"
         First-order estimator; totals are always Jansen (1999).
-    design : {"sobol", "iid"}, default "sobol"
-        Scrambled Sobol' base points or i.i.d. ones.
-    replicates : int, default 8
+    design : {"sobol", "sobol-lms", "iid"}, default "sobol"
+        Sobol' base points with nested uniform (Owen) scrambling, Sobol' with scipy's linear matrix
+        scramble and digital shift, or i.i.d. points (:mod:`augsens.design`).
+    replicates : int, default 4
         Independent randomisations of the design, used for the confidence half-widths; the point
         estimate pools them.  ``1`` gives NaN half-widths.
+    precision : float, optional
+        Target for the 95 % half-widths (:data:`augsens.precision.PRECISION_RULE`, e.g. ``0.02``): after
+        the first ``n`` base samples, rounds that double them are added until the target is met or the
+        budget is spent.  Default: no target, ``n`` base samples.
+    max_n : int, optional
+        Budget of a precision run in base samples: ``n`` times a power of 2 (default ``16 n``).
+    time_limit : float, optional
+        Seconds: with a precision target, no round is started that is predicted to end later.
     batch_size : int, default 8192
         Most rows passed to ``f`` in one call (whole base samples; at least one).
     dtype : torch.dtype, default torch.float64
@@ -151,7 +242,10 @@ def sobol(
         ``S1``, ``ST``, ``S1_conf``, ``ST_conf`` with dims ``("factor", "dim_0", ...)`` (``"factor"``
         coordinates: group names), ``S2`` and ``S2_conf`` with dims ``("factor", "factor2", ...)``
         when asked (symmetric, NaN diagonal),
-        ``nonfinite`` (dropped base samples per output).  Attributes record ``n``, ``seed``, methods.
+        ``nonfinite`` (dropped base samples per output).  Attributes record ``n`` (base samples used),
+        ``seed``, methods, ``precision`` (the summary of the half-widths reached), ``precision_target``
+        (0: none), ``precision_rule``, ``stop_reason`` (``"precision reached"``, ``"max_n reached"``,
+        ``"time limit"`` or ``"n reached"``) and ``max_n``.
 
     Raises
     ------
@@ -204,15 +298,24 @@ def sobol(
       * factor   (factor) <U2 24B 'x1' 'x2' 'x3'
     >>> ds["ST"].values.round(2)
     array([0.56, 0.44, 0.24])
-    >>> bool((ds["S1_conf"] < 0.01).all())  # 95 % half-widths over the 8 replicates
+    >>> bool((ds["S1_conf"] < 0.01).all())  # 95 % half-widths over the 4 replicates
     True
+
+    With a precision target, rounds double ``n`` until the half-widths are small enough:
+
+    >>> ds = sobol(ishigami, problem, n=1024, precision=0.02, seed=0)
+    >>> ds.attrs["stop_reason"], ds.attrs["precision"] <= 0.02, ds.attrs["n"] > 1024
+    ('precision reached', True, True)
     """
     _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
-    d = SobolDesign(problem, n, second_order=second_order, seed=seed, method=design, replicates=replicates)
+    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
+    d = SobolDesign(
+        problem, size, second_order=second_order, seed=seed, method=design, replicates=replicates, first=first
+    )
     acc = SobolAccumulator(
         problem.D, second_order=second_order, replicates=replicates, method=method, dtype=dtype, device=device
     )
-    return _run(f, problem, d, acc, batch_size, device)
+    return _run(f, problem, d, acc, batch_size, device, target, limit)
 
 
 def shapley(
@@ -222,8 +325,11 @@ def shapley(
     n: int,
     seed: int = 0,
     method: Literal["exact", "permutation"] = "exact",
-    design: Literal["sobol", "iid"] = "sobol",
-    replicates: int = 8,
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    replicates: int = DEFAULT_REPLICATES,
+    precision: float | None = None,
+    max_n: int | None = None,
+    time_limit: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
@@ -232,8 +338,9 @@ def shapley(
 
     Parameters
     ----------
-    f, problem, seed, design, replicates, batch_size, dtype, device
-        As in :func:`sobol`.
+    f, problem, seed, design, replicates, precision, max_n, time_limit, batch_size, dtype, device
+        As in :func:`sobol` (the precision rule reads the Shapley effects' and, exact method, ``ST``'s
+        half-widths).
     n : int
         Base samples; ``f`` is evaluated on ``n 2^D`` rows (exact) or ``n (D + 1)`` (permutation).
     method : {"exact", "permutation"}, default "exact"
@@ -284,15 +391,17 @@ def shapley(
     (array([0.44, 0.44, 0.12]), 1.0)
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
+    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
+    common: dict[str, Any] = dict(seed=seed, method=design, replicates=replicates, first=first)
     if method == "exact":
-        d: _Design = ShapleyDesign(problem, n, seed=seed, method=design, replicates=replicates)
+        d: _Design = ShapleyDesign(problem, size, **common)
         acc: ShapleyAccumulator | PermutationShapleyAccumulator = ShapleyAccumulator(
             problem.D, replicates=replicates, dtype=dtype, device=device
         )
     else:
-        d = PermutationShapleyDesign(problem, n, seed=seed, method=design, replicates=replicates)
+        d = PermutationShapleyDesign(problem, size, **common)
         acc = PermutationShapleyAccumulator(problem.D, replicates=replicates, dtype=dtype, device=device)
-    return _run(f, problem, d, acc, batch_size, device)
+    return _run(f, problem, d, acc, batch_size, device, target, limit)
 
 
 def moments(
@@ -301,7 +410,7 @@ def moments(
     *,
     n: int,
     seed: int = 0,
-    design: Literal["sobol", "iid"] = "sobol",
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
     batch_size: int = DEFAULT_BATCH_SIZE,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,

@@ -20,6 +20,9 @@
     n = 1024                         # base samples (a power of 2 for the Sobol' design)
     seed = 0
     mode = "clean"                   # clean | paper
+    precision = 0.0                  # target half-width (e.g. 0.02): add rounds until reached; 0 = run n
+    max_n = 0                        # budget of a precision run: n x 2^k base samples (0 = 16 n)
+    time_limit = 0.0                 # seconds; no round is started that would end later (0 = none)
 
     [run]
     batch_size = 64
@@ -93,16 +96,21 @@ class StudySection:
     switches: Literal["default", "all", "nonparametric", "none"] = "default"
     switch_p: float = 0.5
     order: bool = True
-    design: Literal["sobol", "iid"] = "sobol"
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol"
     second_order: bool = False
     sobol_method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010"
-    # independent scrambles of the design for confidence half-widths (sobol, shapley); memory x replicates
-    replicates: int = 8
+    # independent scrambles of the design for confidence half-widths (sobol, shapley); memory x replicates.
+    # 4 keeps the default n at 256 points per replicate, where the design beats i.i.d. (docs/statistics.md)
+    replicates: int = 4
     shapley_method: Literal["exact", "permutation"] = "exact"
     # shapley-song (the authors' double loop): permutations x outer x inner samples
     song_permutations: int = 8
     song_outer: int = 4
     song_inner: int = 4
+    # precision target (augsens.precision): rounds double n until the half-widths' summary is <= it
+    precision: float = 0.0
+    max_n: int = 0  # 0: 16 n
+    time_limit: float = 0.0  # seconds, 0: none
 
 
 @dataclass
@@ -161,6 +169,13 @@ class StudyConfig:
             raise ConfigError(
                 f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
             )
+        if s.precision:
+            self._validate_precision(source)
+        elif s.max_n or s.time_limit:
+            raise ConfigError(
+                f"{source}: [study] max_n and time_limit bound a run with a precision target; set "
+                "[study] precision (e.g. 0.02) or remove them"
+            )
         if not 0.0 <= s.switch_p <= 1.0:
             raise ConfigError(f"{source}: [study] switch_p must lie in [0, 1], got {s.switch_p!r}")
         for key in ("song_permutations", "song_outer", "song_inner"):
@@ -174,6 +189,32 @@ class StudyConfig:
             raise ConfigError(f"{source}: [run] checkpoint_every must be > 0 seconds")
         if self.images.per_class < 0:
             raise ConfigError(f"{source}: [images] per_class must be >= 0 (0 = all images)")
+
+    def _validate_precision(self, source: str) -> None:
+        s = self.study
+        if not 0.0 < s.precision < 1.0:
+            raise ConfigError(
+                f"{source}: [study] precision = {s.precision!r} must be a half-width in (0, 1), e.g. 0.02 "
+                "(0 = no target)"
+            )
+        if s.kind not in ("sobol", "shapley"):
+            raise ConfigError(
+                f"{source}: [study] precision needs kind = 'sobol' or 'shapley' (confidence half-widths), "
+                f"not {s.kind!r}"
+            )
+        if s.replicates < 2:
+            raise ConfigError(
+                f"{source}: [study] precision needs replicates >= 2 (half-widths come from the spread of "
+                f"the replicates), got {s.replicates}"
+            )
+        ratio = s.max_n // s.n if s.max_n >= s.n else 0
+        if s.max_n and (not ratio or s.max_n % s.n or ratio & (ratio - 1)):
+            raise ConfigError(
+                f"{source}: [study] max_n = {s.max_n} must be n = {s.n} times a power of 2 (each round "
+                f"doubles the base samples), e.g. {16 * s.n}; 0 = 16 n"
+            )
+        if s.time_limit < 0:
+            raise ConfigError(f"{source}: [study] time_limit must be >= 0 seconds (0 = none)")
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:

@@ -273,8 +273,13 @@ def run_distributed(
         use_gpu = resources.get("GPU", 0) >= 1 and config.run.device != "cpu"
         slots = int(resources.get("GPU", 0) if use_gpu else resources.get("CPU", 1))
         k = max(1, min(workers or slots, slots))
-        ranges = shard_ranges(plan.n, shards or 4 * k, granularity)
-        k = min(k, len(ranges))
+        # one set of shards per round (a precision target runs rounds until it is met; else one round)
+        starts = [0, *driver.round_ends[:-1]]
+        rounds = [
+            [(a + lo, b + lo) for a, b in shard_ranges(hi - lo, shards or 4 * k, granularity)]
+            for lo, hi in zip(starts, driver.round_ends, strict=True)
+        ]
+        k = min(k, max(len(r) for r in rounds))
         actor_cls = ray.remote(_ShardWorker).options(
             num_cpus=1,
             num_gpus=1 if use_gpu else 0,
@@ -283,11 +288,20 @@ def run_distributed(
         )
         worker_config = _with_device(config, "cuda" if use_gpu else "cpu")
         actors = [actor_cls.remote(worker_config) for _ in range(k)]
+        merged: dict[str, Any] | None = None
+        n_shards = 0
         try:
-            merged = _schedule(ray, actors, ranges, driver, progress, _fail_once, max_retries)
+            for ranges in rounds:
+                part = _schedule(ray, actors, ranges, driver, progress, _fail_once, max_retries)
+                merged = part if merged is None else driver.merge_states([merged, part])
+                n_shards += len(ranges)
+                # the time limit is on the wall clock of the whole run, not the workers' summed time
+                if driver._round_check(merged, elapsed=time.monotonic() - t0) is not None:
+                    break
         finally:
             for actor in actors:
                 ray.kill(actor)
+    assert merged is not None  # there is at least one round
 
     tree = driver.finalize(merged)
     forwards = merged["position"] * plan.rows
@@ -299,7 +313,7 @@ def run_distributed(
         forwards_per_s=round(forwards / max(wall, 1e-9), 2),
         worker_elapsed_s=round(merged["elapsed"], 3),
         ray_workers=k,
-        ray_shards=len(ranges),
+        ray_shards=n_shards,
     )
     write_results(tree, Path(out))
     return tree
@@ -331,7 +345,7 @@ def _schedule(
     done: dict[int, dict[str, Any]] = {}
     merged: dict[str, Any] | None = None
     next_merge = 0
-    total = driver.plan.n * rows
+    total = sum(b - a for a, b in ranges) * rows
     label = f"{driver.config.study.kind} on {len(actors)} Ray workers"
     with forwards_bar(progress, total=total, shards=len(ranges), label=label) as advance:
         while pending:

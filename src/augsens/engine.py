@@ -42,6 +42,7 @@ from augsens.fingerprint import compare, fingerprint
 from augsens.interrupts import StudyInterrupted, deferred_signals
 from augsens.models import LoadedModel, load
 from augsens.models.layout import checkpoint_layouts
+from augsens.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import versions, write_results
@@ -213,33 +214,38 @@ class Study:
         D = problem.D
         dtype = torch.float64 if rc.state_dtype == "float64" else torch.float32
         # every kind but the Song-type double loop splits n into independently scrambled replicates
-        # (confidence half-widths); memory grows with them
+        # (confidence half-widths); memory grows with them.  A precision target makes the design the
+        # budget, run in rounds that double the first n (augsens.precision).
         common: dict[str, Any] = dict(seed=sc.seed, method=sc.design, replicates=sc.replicates)
+        size = sc.n
+        if sc.precision:
+            size = sc.max_n or default_max_n(sc.n)
+            common["first"] = sc.n
         reps: dict[str, Any] = dict(replicates=sc.replicates, dtype=dtype, device=self.device)
         d: designs._Design | SongShapleyDesign
         if sc.kind == "sobol":
-            d = designs.SobolDesign(problem, sc.n, second_order=sc.second_order, **common)
+            d = designs.SobolDesign(problem, size, second_order=sc.second_order, **common)
             return _Plan(
                 d,
-                sc.n,
+                size,
                 d.rows_per_sample,
                 lambda: estimate.SobolAccumulator(
                     D, second_order=sc.second_order, method=sc.sobol_method, **reps
                 ),
             )
         if sc.kind == "shapley" and sc.shapley_method == "exact":
-            d = designs.ShapleyDesign(problem, sc.n, **common)
+            d = designs.ShapleyDesign(problem, size, **common)
             return _Plan(
                 d,
-                sc.n,
+                size,
                 d.rows_per_sample,
                 lambda: estimate.ShapleyAccumulator(D, **reps),
             )
         if sc.kind == "shapley":
-            d = designs.PermutationShapleyDesign(problem, sc.n, **common)
+            d = designs.PermutationShapleyDesign(problem, size, **common)
             return _Plan(
                 d,
-                sc.n,
+                size,
                 d.rows_per_sample,
                 lambda: estimate.PermutationShapleyAccumulator(D, **reps),
             )
@@ -359,21 +365,42 @@ class Study:
         return self.import_state(blob, source=repr(str(path)))
 
     # ------------------------------------------------------------------ hot path
+    @property
+    def round_ends(self) -> list[int]:
+        """Base samples done at the end of each round (one round, ``[n]``, without a precision target)."""
+        design = self.plan.design
+        return list(design.round_ends) if isinstance(design, designs._Design) else [self.plan.n]
+
     def batches(self, start: int, stop: int | None = None) -> Iterator[tuple[int, int, int]]:
         """(start, count, replicate) ranges of base samples in ``[start, stop)``, never straddling a
-        replicate (each Sobol replicate is its own scrambled sequence and accumulator)."""
-        sc = self.config.study
+        replicate block (each Sobol replicate is its own scrambled sequence and accumulator slot)."""
         n, R = self.plan.n, self.plan.rows
         stop = n if stop is None else min(stop, n)
         per_batch = max(1, self.config.run.batch_size // R)
-        reps = 1 if sc.kind in ("moments", "shapley-song") else sc.replicates
-        size = n // reps
-        pos = start
-        while pos < stop:
-            rep = pos // size
-            end = min(pos + per_batch, (rep + 1) * size, stop)
-            yield pos, end - pos, rep
-            pos = end
+        design = self.plan.design
+        if isinstance(design, designs._Design):
+            for rep, pos, count in design.batches(per_batch, start, stop):
+                yield pos, count, rep
+            return
+        for pos in range(start, stop, per_batch):  # the Song-type design has no replicates
+            yield pos, min(per_batch, stop - pos), 0
+
+    def _round_check(self, state: dict[str, Any], elapsed: float | None = None) -> str | None:
+        """At the end of a round: the precision reached (kept in ``state``) and why to stop, if so.
+
+        ``elapsed`` (default ``state["elapsed"]``) is the time the time limit is compared with."""
+        sc = self.config.study
+        state["precision"] = precision_of(a for a in state["acc"].values() if a is not None)
+        reason = stop_reason(
+            state["precision"],
+            sc.precision,
+            done=state["position"],
+            total=self.plan.n,
+            elapsed=state["elapsed"] if elapsed is None else elapsed,
+            time_limit=sc.time_limit,
+        )
+        state["stop_reason"] = reason
+        return reason
 
     def accumulate(
         self, state: dict[str, Any], start: int, stop: int, advance: Callable[[int], None] | None = None
@@ -503,6 +530,8 @@ class Study:
         prepare_out(out, resume=resume, overwrite=overwrite)
         state = self._load_state(state_path) if resume else self.new_state()
         n, R = self.plan.n, self.plan.rows
+        target = self.config.study.precision or None
+        ends = self.round_ends
         every = self.config.run.checkpoint_every
         last_save = time.monotonic()
         t0 = time.monotonic() - state["elapsed"]
@@ -511,12 +540,24 @@ class Study:
             state["elapsed"] = time.monotonic() - t0
             self._save_state(state_path, state)
 
+        def round_end(position: int) -> int:
+            return next(e for e in ends if e > position) if position < n else n
+
         with deferred_signals() as pending:
             try:
                 with forwards_bar(
-                    self.progress, total=n * R, done=state["position"] * R, label=self._label()
+                    self.progress,
+                    total=(round_end(state["position"]) if target else n) * R,
+                    done=state["position"] * R,
+                    label=self._label(),
+                    target=target,
                 ) as advance:
                     for start, count, rep in self.batches(state["position"]):
+                        if start > 0 and start in ends:  # a round ended: check the precision before the next
+                            state["elapsed"] = time.monotonic() - t0
+                            if self._round_check(state) is not None:
+                                break
+                            advance(0, total=round_end(start) * R, precision=state["precision"])
                         if stop_after is not None and start >= stop_after:
                             save()
                             return None
@@ -528,6 +569,9 @@ class Study:
                         if time.monotonic() - last_save > every:
                             save()
                             last_save = time.monotonic()
+                state["elapsed"] = time.monotonic() - t0
+                if state["position"] >= n:
+                    self._round_check(state)
                 # every sample is done: keep them on disk until the results are, so that a stop while
                 # the results are assembled or written loses no forward pass
                 save()
@@ -549,12 +593,16 @@ class Study:
                 written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
             except KeyboardInterrupt as exc:
                 signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
-                raise StudyInterrupted(state_path, n, n, signum=signum, phase="finalising") from None
+                raise StudyInterrupted(
+                    state_path, state["position"], n, signum=signum, phase="finalising"
+                ) from None
             state_path.unlink()
             with contextlib.suppress(OSError):
                 state_path.parent.rmdir()
             if pending():
-                raise StudyInterrupted(state_path, n, n, signum=pending(), phase="written", results=written)
+                raise StudyInterrupted(
+                    state_path, state["position"], n, signum=pending(), phase="written", results=written
+                )
         return tree
 
     def _label(self) -> str:
@@ -588,6 +636,11 @@ class Study:
             nodes[c] = ds
         sc = self.config.study
         forwards = state["position"] * self.plan.rows
+        reason = state.get("stop_reason") or (
+            ("max_n reached" if sc.precision else "n reached")
+            if state["position"] >= self.plan.n
+            else "stopped"
+        )
         root = xr.Dataset(
             attrs={
                 "augsens_results": 1,
@@ -602,7 +655,7 @@ class Study:
                 "config": self.config.to_json(),
                 "versions": json.dumps(versions()),
                 "seed": sc.seed,
-                "n": self.plan.n,
+                "n": sc.n if sc.precision else self.plan.n,
                 "base_samples_done": state["position"],
                 "rows_per_sample": self.plan.rows,
                 "forwards": forwards,
@@ -613,6 +666,12 @@ class Study:
                 "skipped_images": len(getattr(self.images, "skipped", [])),
                 "skipped_files": json.dumps([s[0] for s in getattr(self.images, "skipped", [])]),
                 "nonfinite": json.dumps(nonfinite),
+                # the precision reached (NaN without replicate intervals), its rule and why the run stopped
+                "precision": precision_of(nodes.values()),
+                "precision_target": sc.precision,
+                "precision_rule": PRECISION_RULE,
+                "stop_reason": reason,
+                "max_n": self.plan.n,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
         )

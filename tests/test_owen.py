@@ -1,0 +1,123 @@
+"""Nested uniform (Owen) scrambling, design rounds and the small-net warning."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.stats import qmc
+
+from augsens.design import (
+    MIN_QMC_POINTS,
+    IIDDesign,
+    QMCSmallSampleWarning,
+    ShapleyDesign,
+    SobolDesign,
+    owen_scramble,
+)
+from augsens.factors import Problem, Uniform
+
+
+def _keys(seed: int, dims: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2**63, size=(dims, 33), dtype=np.uint64)
+
+
+def _sobol_digits(m: int, dims: int) -> np.ndarray:
+    return (qmc.Sobol(dims, scramble=False, bits=32).random(2**m) * 2.0**32).astype(np.uint64)
+
+
+def _one_point_per_box(x: np.ndarray, m: int) -> bool:
+    """Every elementary box of volume 2^-m (2^a x 2^(m-a) cells) holds exactly one of the 2^m points."""
+    for a in range(m + 1):
+        cell = np.floor(x[:, 0] * 2**a).astype(np.int64) * 2 ** (m - a) + np.floor(x[:, 1] * 2 ** (m - a))
+        if len(np.unique(cell)) != 2**m:
+            return False
+    return True
+
+
+def test_owen_scrambling_keeps_the_0_m_2_net():
+    # Sobol' dimensions 0 and 1 form a (0, m, 2)-net: nested scrambling must keep every box filled once
+    digits = _sobol_digits(8, 2)
+    for seed in range(5):
+        assert _one_point_per_box(owen_scramble(digits, _keys(seed, 2)), 8)
+    # and the check can fail: i.i.d. points do not fill every box once
+    assert not _one_point_per_box(np.random.default_rng(0).random((256, 2)), 8)
+
+
+def test_owen_scrambling_keeps_common_prefixes_and_is_uniform():
+    gen = np.random.default_rng(1)
+    x = gen.integers(0, 2**32, size=(2000, 1), dtype=np.uint64)
+    y = x ^ (
+        gen.integers(1, 2**32, size=(2000, 1), dtype=np.uint64)
+        >> gen.integers(0, 32, size=(2000, 1)).astype(np.uint64)
+    )
+    keys = _keys(2, 1)
+    sx, sy = (np.floor(owen_scramble(v, keys) * 2.0**32).astype(np.uint64) for v in (x, y))
+    # nested: two points share exactly as many leading digits after scrambling as before
+    lead = lambda a, b: 32 - np.array([int(v).bit_length() for v in (a ^ b).ravel()])  # noqa: E731
+    np.testing.assert_array_equal(lead(sx, sy), lead(x, y))
+    # uniform: one fixed point under 2000 independent scrambles follows U(0, 1)
+    point = np.array([[123456789]], dtype=np.uint64)
+    draws = [owen_scramble(point, _keys(s, 1))[0, 0] for s in range(2000)]
+    assert stats.kstest(draws, "uniform").pvalue > 1e-3
+
+
+@pytest.fixture(scope="module")
+def problem() -> Problem:
+    return Problem([Uniform(x, 0, 1) for x in "abc"])
+
+
+def test_a_and_b_columns_of_a_sobol_design_are_a_net_together(problem):
+    # A_j and B_j sit on Sobol' dimensions 2j and 2j+1: (A_0, B_0) are dimensions 0 and 1, a (0, m, 2)-net
+    design = SobolDesign(problem, 256, seed=5)
+    a, b = design.base(0, 256)
+    assert _one_point_per_box(torch.stack([a[:, 0], b[:, 0]], dim=1).numpy(), 8)
+
+
+def test_rounds_extend_every_replicate_and_keep_ranges_addressable(problem):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QMCSmallSampleWarning)
+        design = SobolDesign(problem, 1024, replicates=4, first=256, seed=2)
+        one_round = SobolDesign(problem, 256, replicates=4, seed=2)
+    assert design.round_ends == [256, 512, 1024]
+    full = design.unit_rows(0, 1024)
+    torch.testing.assert_close(full[:256], one_round.unit_rows(0, 256), rtol=0, atol=0)
+    for start, count in [(250, 20), (500, 100), (700, 324)]:
+        torch.testing.assert_close(
+            design.unit_rows(start, count), full[start : start + count], rtol=0, atol=0
+        )
+    a, _ = design.base(0, 1024)
+    for end in design.round_ends:
+        # after every round each replicate holds a 2^m net: one point per stratum of each coordinate
+        reps = torch.tensor([design.replicate_of(i) for i in range(end)])
+        for r in range(4):
+            col = a[:end][reps == r, 0].numpy()
+            assert sorted(np.floor(col * len(col)).astype(int)) == list(range(len(col)))
+    assert [design.replicate_of(i) for i in (0, 63, 64, 256, 319, 320, 512, 639, 640)] == [
+        0,
+        0,
+        1,
+        0,
+        0,
+        1,
+        0,
+        0,
+        1,
+    ]
+    with pytest.raises(ValueError, match="first=384 must divide n=1024 by a power of 2"):
+        SobolDesign(problem, 1024, replicates=4, first=384)
+
+
+def test_small_nets_warn_and_others_do_not(problem):
+    with pytest.warns(QMCSmallSampleWarning, match=r"64 points per replicate .* below 256.*use n >= 1024"):
+        SobolDesign(problem, 256, replicates=4)
+    with pytest.warns(QMCSmallSampleWarning, match="points per replicate"):
+        ShapleyDesign(problem, 128, method="sobol-lms")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SobolDesign(problem, MIN_QMC_POINTS * 4, replicates=4)
+        SobolDesign(problem, 64, replicates=4, method="iid")
+        IIDDesign(problem, 16, method="iid")
