@@ -184,8 +184,9 @@
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, 0, 0, w * scale, h * scale);
     canvas.dataset.key = [study.name, state.checkpoint, state.measure, state.factor, state.channel].join("|");
-    $("map-range").innerHTML = `${fmt(enc.vmax)}<br><br>…<br><br>${fmt(enc.vmin)}` +
-      `<br><small>data ${fmt(enc.lo)} – ${fmt(enc.hi)}</small>`;
+    $("map-range").innerHTML = `<span>${fmt(enc.vmax)}</span><span>${fmt(enc.vmin)}</span>`;
+    $("map-scale").textContent = `Colour scale ${fmt(enc.vmin)} – ${fmt(enc.vmax)} (values beyond it clipped); ` +
+      `values of this ${state.measure} map over all its channels: ${fmt(enc.lo)} – ${fmt(enc.hi)}.`;
     $("map-note").textContent = cp.note ? `${state.checkpoint}: ${cp.note}.` : "";
     canvas.onmousemove = (ev) => {
       const x = Math.floor((ev.offsetX * canvas.width) / canvas.clientWidth / scale);
@@ -250,8 +251,9 @@
     const ranked = Array.from({ length: n }, (_, i) => i).filter((i) => vals[i] !== null)
       .sort((a, b) => vals[b] - vals[a]);
     const list = (ids) => ids.map((i) => `${unit} ${i} (${fmt(vals[i])})`).join(", ");
-    $("channel-summary").textContent = ranked.length
-      ? `${factor} — most sensitive: ${list(ranked.slice(0, 5))}; least: ${list(ranked.slice(-5).reverse())}.`
+    const k = Math.min(5, Math.floor(ranked.length / 2));
+    $("channel-summary").textContent = k
+      ? `${factor} — most sensitive: ${list(ranked.slice(0, k))}; least: ${list(ranked.slice(-k).reverse())}.`
       : "";
     table.querySelectorAll("th").forEach((th) => th.addEventListener("click", () => {
       const col = th.dataset.col;
@@ -264,6 +266,17 @@
       $("sel-channel").value = String(state.channel);
       drawMap();
     }));
+  }
+
+  function mostSensitiveMapped() {
+    // the mapped channel with the largest aggregated index for the chosen factor: a telling first view
+    const { study, cp } = current();
+    const t = (study.tables[state.checkpoint] || {})[state.measure];
+    if (cp.kind !== "channel" || !t || !t[state.factor]) return state.channel;
+    const v = t[state.factor].value;
+    let best = 0;
+    cp.channels.forEach((c, i) => { if ((v[c] ?? -Infinity) > (v[cp.channels[best]] ?? -Infinity)) best = i; });
+    return best;
   }
 
   function setupViewer() {
@@ -280,6 +293,8 @@
     on("sel-channel", (v) => { state.channel = Number(v); });
     drawColorbar();
     refreshChoices();
+    state.channel = mostSensitiveMapped();
+    $("sel-channel").value = String(state.channel);
     drawMap();
   }
 

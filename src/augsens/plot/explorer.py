@@ -129,6 +129,7 @@ _VIEWER = """
   </div>
  </div>
  <p id="map-readout" class="readout">hover the map for values</p>
+ <p id="map-scale" class="readout"></p>
  <p id="map-note" class="note"></p>
 </div>
 """
