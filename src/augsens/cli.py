@@ -147,7 +147,7 @@ def demo(
         console.print(
             f"Open it in a browser. Next: [bold]augsens demo --full --out {out}[/bold] adds augmentation "
             "sets 1 and 2 (all twelve augmentations), Shapley effects and all eight checkpoints: four "
-            "studies, 14,336 forwards (about 8x this demo's time; see README)."
+            "studies, 14,336 forwards at the default --n (see the README for timings)."
         )
 
 

@@ -29,6 +29,10 @@ GLOSSARY = {
     "(E Var[Y | X_~j] / Var Y), interactions included. ST - S1 measures interactions.",
     "shapley": "Shapley effect: the variance shared fairly among factors (each interaction split equally "
     "among its members); the effects of an activation sum to 1.",
+    "S2": "Second-order Sobol index of a pair of factors (when the study computes it): the share of "
+    "variance owed to their interaction alone.",
+    "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
+    "over the replicates); intervals that do not overlap separate two factors at the study's size.",
     "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "
     "over all design rows.",
     "aggregated index": "For a channel or a checkpoint: the sum of the elements' numerators divided by the "
