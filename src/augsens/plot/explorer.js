@@ -79,7 +79,7 @@
     for (let k = 0; k <= 5; k++) {
       const v = lo + ((hi - lo) * k) / 5;
       ctx.beginPath(); ctx.moveTo(L, yOf(v)); ctx.lineTo(W - R, yOf(v)); ctx.stroke();
-      ctx.fillText(v.toFixed(2), L - 6, yOf(v) + 4);
+      ctx.fillText(v.toFixed(2).replace(/^-(0\.00)$/, "$1"), L - 6, yOf(v) + 4);
     }
     p.checkpoints.forEach((c, i) => {
       ctx.save(); ctx.translate(xOf(i), H - B + 12); ctx.rotate(-Math.PI / 6);
