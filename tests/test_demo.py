@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from augsens.demo import DEMO_CHECKPOINTS, _same_study, demo_configs, run_demo
+import augsens.demo
+from augsens.demo import (
+    DEMO_CHECKPOINTS,
+    QUICK_CHECKPOINTS,
+    QUICK_NAME,
+    _same_study,
+    demo_configs,
+    quick_config,
+    run_demo,
+)
 from augsens.results import open_results
 
 
@@ -24,10 +33,29 @@ def test_finished_study_is_reused_only_with_the_same_settings():
     assert not _same_study(attrs, demo_configs(n=128)["set1-sobol"])
 
 
+def test_quick_demo_is_one_sobol_study_of_hue_flip_and_rotation():
+    cfg = quick_config(device="cpu")
+    assert cfg.model.name == "efficientnet_lite0" and cfg.model.checkpoints == QUICK_CHECKPOINTS
+    assert cfg.study.kind == "sobol" and cfg.study.augmentations == ["hue", "hflip", "rotation"]
+    assert set(QUICK_CHECKPOINTS) <= set(DEMO_CHECKPOINTS) and QUICK_CHECKPOINTS[-1] == "classifier"
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end_at_a_small_size(tmp_path, monkeypatch):
+    """The quick demo's path, with its sample size cut down: one results folder and the explorer page."""
+    monkeypatch.setattr(augsens.demo, "QUICK_SIZE", {"n": 8})
+    report = run_demo(tmp_path, device="cpu", progress=False)
+    assert report == tmp_path / "report.html"
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [QUICK_NAME]
+    tree = open_results(tmp_path / QUICK_NAME)
+    assert list(tree.children) == QUICK_CHECKPOINTS and tree.attrs["base_samples_done"] == 8
+    assert "quick-sobol</b>: sobol on efficientnet_lite0" in report.read_text()
+
+
 @pytest.mark.slow
 def test_small_demo_end_to_end(tmp_path):
     """The real default model on the bundled photos, at a small n: four results folders and the report."""
-    report = run_demo(tmp_path, n=8, device="cpu", progress=False)
+    report = run_demo(tmp_path, full=True, n=8, device="cpu", progress=False)
     assert report == tmp_path / "report.html" and report.stat().st_size > 50_000
     for name in ("set1-sobol", "set1-shapley", "set2-sobol", "set2-shapley"):
         tree = open_results(tmp_path / name)
@@ -36,5 +64,5 @@ def test_small_demo_end_to_end(tmp_path):
         np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)  # class probabilities
     # a second run reuses the finished studies
     before = (tmp_path / "set1-sobol" / "results.zarr").stat().st_mtime_ns
-    run_demo(tmp_path, n=8, device="cpu", progress=False)
+    run_demo(tmp_path, full=True, n=8, device="cpu", progress=False)
     assert (tmp_path / "set1-sobol" / "results.zarr").stat().st_mtime_ns == before

@@ -147,10 +147,16 @@ def _runs_table(result: Comparison) -> str:
     return pd.DataFrame(rows).to_html(index=False, escape=True)
 
 
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+img { max-width: 100%; } table { border-collapse: collapse; margin: .5em 0 1em; }
+th, td { text-align: left; padding: 2px 10px; border-bottom: 1px solid #ddd; font-size: 90%; }
+dt { font-weight: bold; margin-top: .5em; } h2 { border-top: 2px solid #333; padding-top: .6em; }
+"""
+
+
 def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
     """Write the CSV tables, PNG figures and ``compare.html`` of ``result`` into ``out``."""
-    from augsens.plot.report import _CSS
-
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name in ("profiles", "dominance", "differences"):

@@ -1,8 +1,9 @@
 """The self-contained HTML report of one or more results folders.
 
-Figures are embedded as base64 PNG, so ``report.html`` can be mailed or archived on its own.  Other
-analyses (masking, contrast, correlation, LDA) add sections by writing ``*.section.html`` fragments
-into the report folder; :func:`write_report` includes every fragment it finds there.
+The report is the explorer page of :mod:`augsens.plot.explorer`: one HTML file with its data and viewer
+inside, so ``report.html`` opens from disk and can be mailed or archived on its own.  Other analyses
+(masking, contrast, correlation, LDA, segments) add sections by writing ``*.section.html`` fragments
+into the report folder (:func:`write_section`); :func:`write_report` includes every fragment it finds.
 """
 
 from __future__ import annotations
@@ -10,23 +11,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import xarray as xr
 from matplotlib.figure import Figure
 
-from augsens.errors import MissingFileError
-from augsens.plot.maps import (
-    MEASURE_TITLES,
-    checkpoints_of,
-    contrast_profile,
-    depth_profile,
-    measures_of,
-    top_unit_maps,
-)
-from augsens.results import find_results, open_results
+from augsens.errors import MissingFileError, UserInputError
+from augsens.results import find_results
 
 __all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
 
@@ -38,6 +30,10 @@ GLOSSARY = {
     "(E Var[Y | X_~j] / Var Y), interactions included. ST - S1 measures interactions.",
     "shapley": "Shapley effect: the variance shared fairly among factors (each interaction split equally "
     "among its members); the effects of an activation sum to 1.",
+    "S2": "Second-order Sobol index of a pair of factors (when the study computes it): the share of "
+    "variance owed to their interaction alone.",
+    "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
+    "over the replicates); intervals that do not overlap separate two factors at the study's size.",
     "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "
     "over all design rows.",
     "aggregated index": "For a channel or a checkpoint: the sum of the elements' numerators divided by the "
@@ -78,115 +74,59 @@ def write_section(out_dir: str | Path, name: str, title: str, files: Sequence[Pa
     return path
 
 
-def _contrast_section(name: str, tree: xr.DataTree) -> str:
-    a = tree.attrs
-    cfg = json.loads(a.get("config", "{}"))
-    parts = [
-        f"<h2>{html.escape(name)}: treatment-control statistics on {html.escape(str(a.get('model')))}</h2>"
-    ]
-    parts.append(
-        "<p>Each augmentation alone against the original image ("
-        + html.escape(
-            f"{cfg.get('draws')} draws per image, {cfg.get('n_images')} images, pairing {cfg.get('pairing')}"
-        )
-        + "): paired Wilcoxon signed-rank test per element (zero differences split), Benjamini-Yekutieli "
-        "adjusted p-values, matched-pairs rank-biserial and point-biserial correlations.</p>"
-    )
-    parts.append(figure_html(contrast_profile(tree), "contrast profile"))
-    return "\n".join(parts)
+def write_report(results: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Write the explorer page (:func:`augsens.plot.explorer.write_explorer`) for results folders.
 
-
-def _nonfinite_line(counts: str) -> str:
-    """``'{"fc": 12}'`` -> ``"fc: 12"``: per checkpoint, samples left out of an element's statistics
-    because an output was NaN or inf, summed over elements; ``"none"`` when nothing was dropped."""
-    dropped = {c: k for c, k in json.loads(counts).items() if k}
-    return ", ".join(f"{c}: {k}" for c, k in dropped.items()) or "none"
-
-
-def _study_section(name: str, tree: xr.DataTree) -> str:
-    a = tree.attrs
-    if a.get("kind") == "contrast":
-        return _contrast_section(name, tree)
-    kind, model = html.escape(str(a.get("kind"))), html.escape(str(a.get("model")))
-    parts = [f"<h2>{html.escape(name)}: {kind} on {model}</h2>"]
-    facts = {
-        "augmentations": ", ".join(json.loads(a.get("augmentations", "[]"))),
-        "factors": ", ".join(json.loads(a.get("factors", "[]"))),
-        "mode": a.get("mode"),
-        "base samples (n)": a.get("base_samples_done"),
-        "forwards": a.get("forwards"),
-        "time": f"{a.get('elapsed_s')} s ({a.get('forwards_per_s')} forwards/s on {a.get('device')})",
-        "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
-        "dropped for NaN/inf (samples x elements)": _nonfinite_line(a.get("nonfinite", "{}")),
-    }
-    parts.append(
-        "<table>"
-        + "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
-        )
-        + "</table>"
-    )
-    cps = checkpoints_of(tree)
-    for m in measures_of(tree):
-        parts.append(f"<h3>{html.escape(MEASURE_TITLES.get(m, m))}</h3>")
-        parts.append(figure_html(depth_profile(tree, m, title=f"{name}: depth profile of {m}"), f"depth {m}"))
-        spatial = [
-            c for c in cps if "channel" in tree[c].dataset[m].dims and tree[c].dataset.sizes.get("y", 1) > 1
-        ]
-        if spatial:
-            mid = spatial[len(spatial) // 2]
-            parts.append(figure_html(top_unit_maps(tree, m, mid), f"maps {m} {mid}"))
-    return "\n".join(parts)
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-img { max-width: 100%; } table { border-collapse: collapse; margin: .5em 0 1em; }
-th, td { text-align: left; padding: 2px 10px; border-bottom: 1px solid #ddd; font-size: 90%; }
-dt { font-weight: bold; margin-top: .5em; } h2 { border-top: 2px solid #333; padding-top: .6em; }
-"""
-
-
-def write_report(results: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` for a results folder or a folder of results folders.
+    Every ``*.section.html`` fragment found under the given folders or beside ``out`` becomes a section
+    of the page, its relative PNG images embedded.
 
     Parameters
     ----------
-    results : path
-        A results folder (``results.zarr`` inside) or a folder whose sub-folders are results folders.
+    results : path or sequence of paths
+        Results folders (``results.zarr`` inside) and/or folders whose sub-folders are results folders.
     out : path, optional
-        The HTML file; default ``results/report.html``.
+        The HTML file; default ``report.html`` in the folder given (required for several folders).
 
     Raises
     ------
     FileNotFoundError
-        No results found under ``results``.
+        No results found under one of ``results``.
+    ValueError
+        Several folders and no ``out``.
     """
-    root = Path(results)
-    found = find_results(root)
-    if not found:
-        raise MissingFileError(
-            f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)"
-        )
-    out = Path(out) if out is not None else root / "report.html"
-    body = ["<h1>augsens report</h1>"]
-    body.append(
-        "<p>Each activation (channel × position of each checkpoint) of the network varies as augmentations "
-        "are applied together with random parameters and order. The variance of every activation is split "
-        "into shares owed to each factor. Below: depth profiles (how the shares change from input to output) "
-        "and the most sensitive units' maps.</p>"
+    from augsens.plot.explorer import inline_images, write_explorer
+
+    roots = [Path(results)] if isinstance(results, str | Path) else [Path(r) for r in results]
+    if not roots:
+        raise UserInputError("no results folders given: pass at least one folder holding results.zarr")
+    found: list[Path] = []
+    for root in roots:
+        here = find_results(root)
+        if not here:
+            raise MissingFileError(
+                f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)"
+            )
+        found += [d for d in here if d not in found]
+    if out is None:
+        if len(roots) > 1:
+            raise UserInputError(
+                f"{len(roots)} results folders given: name the page with --out FILE (e.g. --out report.html)"
+            )
+        out = roots[0] / "report.html"
+    out = Path(out)
+    fragments = {f for root in roots for f in root.rglob("*.section.html")} | set(
+        out.parent.glob("*.section.html")
     )
-    body.append(
-        "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in GLOSSARY.items()) + "</dl>"
-    )
-    for d in found:
-        body.append(_study_section(d.name if d != root else root.name, open_results(d)))
-    fragments = {*root.rglob("*.section.html"), *out.parent.glob("*.section.html")}
+    sections = []
     for frag in sorted(fragments):
-        body.append(frag.read_text())
-    head = f"<meta charset='utf-8'><title>augsens report</title><style>{_CSS}</style>"
-    page = f"<!doctype html><html><head>{head}</head>"
-    page += "<body>" + "\n".join(body) + "</body></html>"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
-    return out
+        text = inline_images(frag.read_text(), frag.parent)
+        heading = re.search(r"<h2[^>]*>(.*?)</h2>", text, flags=re.S)
+        title = html.unescape(re.sub(r"<[^>]+>", "", heading.group(1))) if heading else frag.stem
+        sections.append((title.strip(), text))
+    intro = (
+        "<p>Each activation (channel × position of each checkpoint) of the network varies as augmentations "
+        "are applied together with random parameters and order; its variance is split into shares owed to "
+        "each factor. The summary is written from the aggregated indices; the viewer below shows every map. "
+        "Definitions are in the glossary.</p>"
+    )
+    return write_explorer(found, out, sections=sections, intro=intro)

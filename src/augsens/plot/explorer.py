@@ -1,0 +1,248 @@
+"""The report as an explorer: one self-contained HTML page over any number of results trees.
+
+The page opens from disk with no server and no network: its data (profiles, reduced maps, channel
+tables; see :mod:`augsens.plot.explorer_data`) sits in the page as JSON, and a small hand-written viewer
+(``explorer.js``, about 15 kB, drawing on ``<canvas>``) reads it.  No plotting library is embedded: the
+smallest that can draw heat maps with hover (plotly's bundle) would add ~4.5 MB to every page.
+
+Sections, top to bottom: a summary written from the numbers (:mod:`augsens.plot.summary`), depth profiles
+with confidence bands, a map viewer (study, checkpoint, measure, factor, channel; values on hover), a
+sortable channel table for the viewer's selection, per-study provenance, the glossary, then any extra
+sections (the analyses' ``*.section.html`` fragments, or a comparison's own sections), all in one
+navigation bar.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import xarray as xr
+
+from augsens.plot.explorer_data import json_attr, study_payload
+from augsens.plot.summary import study_summary
+from augsens.results import open_results
+
+__all__ = ["write_explorer", "explorer_html", "inline_images"]
+
+_ASSETS = resources.files("augsens.plot")
+
+
+def inline_images(fragment: str, folder: Path) -> str:
+    """Replace ``src="file.png"`` paths relative to ``folder`` with embedded data, so a fragment written
+    beside its PNG files still shows them once copied into a page elsewhere."""
+
+    def embed(match: re.Match[str]) -> str:
+        path = folder / html.unescape(match.group(2))
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'{match.group(1)}"data:image/png;base64,{data}"'
+
+    return re.sub(r'(src=)"(?!data:|https?:)([^"]+\.png)"', embed, fragment)
+
+
+def _provenance(name: str, tree: xr.DataTree) -> str:
+    a = tree.attrs
+    versions = json_attr(a, "versions", {})
+    rows = {
+        "model": a.get("model"),
+        "kind / mode": f"{a.get('kind')} / {a.get('mode')}",
+        "augmentations": ", ".join(json_attr(a, "augmentations", [])),
+        "factors": ", ".join(json_attr(a, "factors", [])),
+        "seed": a.get("seed"),
+        "base samples (n)": a.get("base_samples_done", a.get("n")),
+        "forwards": a.get("forwards"),
+        "time": f"{a.get('elapsed_s')} s, {a.get('forwards_per_s')} forwards/s on {a.get('device')}",
+        "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
+        "created": a.get("created"),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
+    out = [f'<h3 id="prov-{html.escape(name)}">{html.escape(name)}</h3><table class="facts">']
+    out += [
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows.items()
+        if v is not None
+    ]
+    out.append("</table>")
+    nonfinite = json_attr(a, "nonfinite", {})
+    if isinstance(nonfinite, dict) and nonfinite:
+        out.append("<table class='nonfinite'><tr><th>checkpoint</th><th>non-finite values</th></tr>")
+        out += [
+            f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td></tr>"
+            for c, v in nonfinite.items()
+        ]
+        out.append("</table>")
+    config = json_attr(a, "config", {})
+    out.append(
+        "<details><summary>config</summary><pre>"
+        + html.escape(json.dumps(config, indent=2, sort_keys=True))
+        + "</pre></details>"
+    )
+    return "\n".join(out)
+
+
+def _contrast_summary(name: str, tree: xr.DataTree) -> str:
+    return (
+        f"<p><b>{html.escape(name)}</b>: treatment-control statistics on "
+        f"{html.escape(str(tree.attrs.get('model')))} (each augmentation alone against the original "
+        "image); the profile below shows, per checkpoint, the share of elements with a Benjamini-Yekutieli "
+        "adjusted p below 0.05 and the mean |rank-biserial r|.</p>"
+    )
+
+
+def _profile_block(index: int, name: str, tree: xr.DataTree, payload: dict) -> str:
+    if tree.attrs.get("kind") == "contrast":
+        from augsens.plot.maps import contrast_profile
+        from augsens.plot.report import figure_html
+
+        return f"<h3>{html.escape(name)}</h3>" + figure_html(contrast_profile(tree), f"{name} contrast")
+    if not payload["profiles"]:
+        return f"<h3>{html.escape(name)}</h3><p>No aggregated indices.</p>"
+    return (
+        f'<div class="profile" data-study="{index}"><h3>{html.escape(name)}</h3>'
+        '<label>measure <select class="profile-measure"></select></label> '
+        '<span class="hover-readout"></span><canvas width="900" height="320"></canvas>'
+        '<div class="legend"></div></div>'
+    )
+
+
+_VIEWER = """
+<div id="viewer">
+ <div class="controls">
+  <label>study <select id="sel-study"></select></label>
+  <label>checkpoint <select id="sel-checkpoint"></select></label>
+  <label>measure <select id="sel-measure"></select></label>
+  <label>factor <select id="sel-factor"></select></label>
+  <label>channel <select id="sel-channel"></select></label>
+ </div>
+ <div class="mapbox">
+  <canvas id="map" width="420" height="420"></canvas>
+  <div class="mapside">
+   <canvas id="colorbar" width="24" height="300"></canvas>
+   <div id="map-range"></div>
+  </div>
+ </div>
+ <p id="map-readout" class="readout">hover the map for values</p>
+ <p id="map-scale" class="readout"></p>
+ <p id="map-note" class="note"></p>
+</div>
+"""
+
+_CHANNELS = """
+<p>Every channel (unit) of the viewer's checkpoint, one column per factor: the channel's aggregated
+<span id="table-measure"></span> (a unit's own index at fully connected checkpoints). Click a column to
+sort (again to reverse); click a row to show that channel above.</p>
+<div id="channel-summary"></div>
+<div class="tablebox"><table id="channel-table"></table></div>
+"""
+
+
+def explorer_html(
+    results: Sequence[tuple[str, xr.DataTree]],
+    *,
+    sections: Sequence[tuple[str, str]] = (),
+    title: str = "augsens report",
+    intro: str = "",
+    budget: int = 600_000,
+) -> str:
+    """The explorer page for named results trees plus extra ``(title, html)`` sections.
+
+    Parameters
+    ----------
+    results : sequence of (str, DataTree)
+        Studies in page order, each with its label (e.g. the folder name).
+    sections : sequence of (str, str)
+        Extra sections appended after the studies' own, each listed in the navigation by its title.
+    title, intro : str
+        Page heading and an HTML paragraph under it.
+    budget : int, default 600_000
+        Most stored map values per study (see :func:`augsens.plot.explorer_data.study_payload`).
+
+    Returns
+    -------
+    str
+        The whole HTML document.
+    """
+    from augsens.plot.report import GLOSSARY
+
+    payloads = [study_payload(name, tree, budget=budget) for name, tree in results]
+    summary = [
+        _contrast_summary(n, t) if t.attrs.get("kind") == "contrast" else study_summary(n, t)
+        for n, t in results
+    ]
+    profiles = [
+        _profile_block(i, n, t, p) for i, ((n, t), p) in enumerate(zip(results, payloads, strict=True))
+    ]
+    nav = [("summary", "Summary"), ("profiles", "Depth profiles"), ("maps", "Map viewer")]
+    nav += [("channels", "Channels"), ("provenance", "Provenance"), ("glossary", "Glossary")]
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        intro,
+        '<section id="summary"><h2>Summary</h2>' + "\n".join(summary) + "</section>",
+        '<section id="profiles"><h2>Depth profiles</h2><p>Aggregated index of each checkpoint (input → '
+        "output) per factor; bands: 95 % confidence half-widths.</p>" + "\n".join(profiles) + "</section>",
+        '<section id="maps"><h2>Map viewer</h2>' + _VIEWER + "</section>",
+        '<section id="channels"><h2>Channels</h2>' + _CHANNELS + "</section>",
+        '<section id="provenance"><h2>Provenance</h2>'
+        + "\n".join(_provenance(n, t) for n, t in results)
+        + "</section>",
+        '<section id="glossary"><h2>Glossary</h2><dl>'
+        + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in GLOSSARY.items())
+        + "</dl></section>",
+    ]
+    for i, (sec_title, fragment) in enumerate(sections):
+        nav.append((f"section-{i}", sec_title))
+        body.append(f'<section id="section-{i}" class="analysis">{fragment}</section>')
+    links = "".join(f'<a href="#{k}">{html.escape(v)}</a>' for k, v in nav)
+    # "<" escaped so that no string in the data can close the script element
+    data = json.dumps({"studies": payloads}, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    css = (_ASSETS / "explorer.css").read_text()
+    js = (_ASSETS / "explorer.js").read_text()
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width'><title>{html.escape(title)}</title>"
+        f"<style>{css}</style></head><body><nav id='nav'>{links}</nav><main>"
+        + "\n".join(body)
+        + f"</main><script type='application/json' id='augsens-data'>{data}</script>"
+        + f"<script>{js}</script></body></html>"
+    )
+
+
+def write_explorer(
+    results: Sequence[str | Path],
+    out: str | Path,
+    *,
+    sections: Sequence[tuple[str, str]] = (),
+    title: str = "augsens report",
+    intro: str = "",
+    budget: int = 600_000,
+) -> Path:
+    """Write the explorer page for results folders (see :func:`explorer_html`) to ``out``.
+
+    Studies are labelled by their folder names (with the parent's name prepended where two folders
+    share a name).
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder is not a results folder.
+    ValueError
+        ``results`` is empty.
+    """
+    dirs = [Path(r) for r in results]
+    if not dirs:
+        raise ValueError("no results folders given: pass at least one folder holding results.zarr")
+    names = [d.name for d in dirs]
+    labels = [f"{d.parent.name}/{d.name}" if names.count(d.name) > 1 else d.name for d in dirs]
+    trees = [(label, open_results(d)) for label, d in zip(labels, dirs, strict=True)]
+    page = explorer_html(trees, sections=sections, title=title, intro=intro, budget=budget)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
