@@ -20,10 +20,13 @@ two halves of one ``2k``-dimensional point unless said otherwise):
 
 * ``sobol-lms`` – scipy's Sobol' with linear matrix scramble + digital shift (the former default);
 * ``sobol`` – augsens' default: nested uniform (Owen) scrambling (:func:`augsens.design.owen_scramble`),
-  ``A_j`` and ``B_j`` on Sobol' dimensions ``2j`` and ``2j + 1``;
+  ``A_j`` and ``B_j`` on Sobol' dimensions ``j`` and ``2k - 1 - j`` (mirrored);
+* ``owen-adjacent`` – Owen scrambling with ``A_j``, ``B_j`` on dimensions ``2j``, ``2j + 1``;
 * ``iid`` – i.i.d. uniform points;
 * ``owen-halves`` – Owen scrambling with ``A`` on dimensions ``0..k-1`` and ``B`` on ``k..2k-1`` (the
   layout of ``sobol-lms``);
+* ``owen-perm`` – Owen scrambling with a random assignment of Sobol' dimensions to the ``2k`` columns,
+  drawn per replicate;
 * ``owen-ab`` – ``A`` and ``B`` from two independently Owen-scrambled ``k``-dimensional Sobol' nets, ``B``
   in a random order (independent scrambles for ``A`` and ``B``; benchmark only);
 * ``lhs`` – Latin hypercube in ``2k`` dimensions (scipy; benchmark only).
@@ -55,7 +58,7 @@ from augsens.design import ShapleyDesign, SobolDesign, owen_scramble
 from augsens.estimate import ShapleyAccumulator, SobolAccumulator
 from augsens.factors import Problem, Uniform
 
-DESIGNS = ("sobol-lms", "sobol", "iid", "owen-halves", "owen-ab", "lhs")
+DESIGNS = ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm", "owen-ab", "lhs")
 
 
 @dataclass
@@ -141,17 +144,24 @@ def vector(outputs: int) -> TestFunction:
 def base_points(design: str, k: int, ppr: int, replicates: int, seed: int) -> np.ndarray:
     """Base points ``[replicates, ppr, 2k]`` (``A`` = first k columns, ``B`` = last k) of a design."""
     n = replicates * ppr
-    if design in ("sobol-lms", "sobol", "iid", "owen-halves"):
+    if design in ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm"):
         problem = Problem([Uniform(f"u{i}", 0, 1) for i in range(k)])
-        method = "sobol" if design == "owen-halves" else design
+        method = "sobol" if design.startswith("owen") else design
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # small-sample warnings are what is measured here
             d = SobolDesign(problem, n, seed=seed, method=method, replicates=replicates)  # type: ignore[arg-type]
         a, b = d.base(0, n)
         pts = torch.cat([a, b], dim=1).numpy().reshape(replicates, ppr, 2 * k)
-        if design == "owen-halves":  # undo the interleaving: A_j, B_j = Sobol' dims j, k + j
-            raw = [i // 2 if i % 2 == 0 else k + i // 2 for i in range(2 * k)]  # Sobol' dim i's column
-            pts = pts[..., raw]
+        if design.startswith("owen"):
+            # back to Sobol' dimension order (undo the default's mirrored B), then the candidate's layout
+            raw = np.concatenate([pts[..., :k], pts[..., k:][..., ::-1]], axis=-1)
+            if design == "owen-halves":  # A_j, B_j = dims j, k + j
+                pts = raw
+            elif design == "owen-adjacent":  # A_j, B_j = dims 2j, 2j + 1
+                pts = raw[..., [2 * j for j in range(k)] + [2 * j + 1 for j in range(k)]]
+        if design == "owen-perm":  # a random assignment of Sobol' dimensions to columns, per replicate
+            rng = np.random.default_rng([seed, DESIGNS.index(design)])
+            pts = np.stack([p[:, rng.permutation(2 * k)] for p in raw])
         return pts
     rng = np.random.default_rng([seed, DESIGNS.index(design)])
     out = np.empty((replicates, ppr, 2 * k))
