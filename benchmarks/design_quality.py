@@ -20,8 +20,9 @@ two halves of one ``2k``-dimensional point unless said otherwise):
 
 * ``sobol-lms`` – scipy's Sobol' with linear matrix scramble + digital shift (the former default);
 * ``sobol`` – augsens' default: nested uniform (Owen) scrambling (:func:`augsens.design.owen_scramble`),
-  ``A_j`` and ``B_j`` on Sobol' dimensions ``j`` and ``2k - 1 - j`` (mirrored);
-* ``owen-adjacent`` – Owen scrambling with ``A_j``, ``B_j`` on dimensions ``2j``, ``2j + 1``;
+  ``A_j`` and ``B_j`` on Sobol' dimensions ``j`` and ``2k - 1 - j`` (mirrored) for S1 and ST, on ``2j``
+  and ``2j + 1`` (adjacent) for Shapley effects;
+* ``owen-adjacent`` – Owen scrambling with ``A_j``, ``B_j`` on dimensions ``2j``, ``2j + 1`` (both);
 * ``iid`` – i.i.d. uniform points;
 * ``owen-halves`` – Owen scrambling with ``A`` on dimensions ``0..k-1`` and ``B`` on ``k..2k-1`` (the
   layout of ``sobol-lms``);
@@ -141,27 +142,31 @@ def vector(outputs: int) -> TestFunction:
     return TestFunction("vector", problem, f, *_anova(3, terms))
 
 
-def base_points(design: str, k: int, ppr: int, replicates: int, seed: int) -> np.ndarray:
-    """Base points ``[replicates, ppr, 2k]`` (``A`` = first k columns, ``B`` = last k) of a design."""
+def base_points(
+    design: str, k: int, ppr: int, replicates: int, seed: int, cls: type = SobolDesign
+) -> np.ndarray:
+    """Base points ``[replicates, ppr, 2k]`` (``A`` = first k columns, ``B`` = last k) of a design
+    (``cls``: the augsens design class whose layout ``"sobol"`` takes)."""
     n = replicates * ppr
     if design in ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm"):
         problem = Problem([Uniform(f"u{i}", 0, 1) for i in range(k)])
         method = "sobol" if design.startswith("owen") else design
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # small-sample warnings are what is measured here
-            d = SobolDesign(problem, n, seed=seed, method=method, replicates=replicates)  # type: ignore[arg-type]
+            use = SobolDesign if design.startswith("owen") else cls
+            d = use(problem, n, seed=seed, method=method, replicates=replicates)  # type: ignore[arg-type]
         a, b = d.base(0, n)
         pts = torch.cat([a, b], dim=1).numpy().reshape(replicates, ppr, 2 * k)
         if design.startswith("owen"):
-            # back to Sobol' dimension order (undo the default's mirrored B), then the candidate's layout
+            # back to Sobol' dimension order (undo SobolDesign's mirrored B), then the candidate's layout
             raw = np.concatenate([pts[..., :k], pts[..., k:][..., ::-1]], axis=-1)
             if design == "owen-halves":  # A_j, B_j = dims j, k + j
                 pts = raw
             elif design == "owen-adjacent":  # A_j, B_j = dims 2j, 2j + 1
                 pts = raw[..., [2 * j for j in range(k)] + [2 * j + 1 for j in range(k)]]
-        if design == "owen-perm":  # a random assignment of Sobol' dimensions to columns, per replicate
-            rng = np.random.default_rng([seed, DESIGNS.index(design)])
-            pts = np.stack([p[:, rng.permutation(2 * k)] for p in raw])
+            elif design == "owen-perm":  # a random assignment of dimensions to columns, per replicate
+                rng = np.random.default_rng([seed, DESIGNS.index(design)])
+                pts = np.stack([p[:, rng.permutation(2 * k)] for p in raw])
         return pts
     rng = np.random.default_rng([seed, DESIGNS.index(design)])
     out = np.empty((replicates, ppr, 2 * k))
@@ -179,9 +184,10 @@ def base_points(design: str, k: int, ppr: int, replicates: int, seed: int) -> np
     return out
 
 
-def estimate(tf: TestFunction, base: np.ndarray, batch_rows: int) -> dict[str, np.ndarray]:
-    """S1, ST (Sobol' design) and Shapley effects (exact design) with half-widths from base points."""
-    replicates, ppr, _ = base.shape
+def estimate(
+    tf: TestFunction, design: str, ppr: int, replicates: int, seed: int, batch_rows: int
+) -> dict[str, np.ndarray]:
+    """S1, ST (Sobol' design) and Shapley effects (exact design) with half-widths, for one seed."""
     problem = tf.problem
     k, D = problem.k, problem.D
     out: dict[str, np.ndarray] = {}
@@ -189,6 +195,7 @@ def estimate(tf: TestFunction, base: np.ndarray, batch_rows: int) -> dict[str, n
         (SobolDesign, SobolAccumulator(D, replicates=replicates)),
         (ShapleyDesign, ShapleyAccumulator(D, replicates=replicates)),
     ):
+        base = base_points(design, k, ppr, replicates, seed, design_cls)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mask = design_cls(problem, 1, method="iid")._from_a(0, 1)  # [rows, k]: column from A?
@@ -217,7 +224,7 @@ def study(
         err: dict[str, list[np.ndarray]] = {"S1": [], "ST": [], "shapley": []}
         covered, cases = 0, 0
         for seed in range(seeds):
-            est = estimate(tf, base_points(design, tf.problem.k, ppr, replicates, seed), batch_rows)
+            est = estimate(tf, design, ppr, replicates, seed, batch_rows)
             for name in err:
                 e = np.abs(est[name] - getattr(tf, name))
                 err[name].append(e)

@@ -13,6 +13,7 @@ from scipy.stats import qmc
 from augsens.design import (
     MIN_QMC_POINTS,
     IIDDesign,
+    PermutationShapleyDesign,
     QMCSmallSampleWarning,
     ShapleyDesign,
     SobolDesign,
@@ -78,10 +79,15 @@ def test_a_and_b_columns_of_a_sobol_design_are_scrambled_nets(problem):
     assert _one_point_per_box(a[:, :2].numpy(), 8)
     for col in torch.cat([a, b], dim=1).T:
         assert sorted(np.floor(col.numpy() * 256).astype(int)) == list(range(256))
-    # the layout: A_j is Sobol' dimension j, B_j dimension 2k - 1 - j, of one Owen-scrambled net
+    # the layouts: for Sobol' indices A_j is Sobol' dimension j and B_j dimension 2k - 1 - j (mirrored),
+    # for Shapley effects A_j, B_j are dimensions 2j, 2j + 1 (adjacent), of one Owen-scrambled net
     raw = owen_scramble(_sobol_digits(8, 6), design._owen_keys(0))
     np.testing.assert_array_equal(a.numpy(), raw[:, :3])
     np.testing.assert_array_equal(b.numpy(), raw[:, [5, 4, 3]])
+    for cls in (ShapleyDesign, PermutationShapleyDesign):
+        a, b = cls(problem, 256, seed=5).base(0, 256)
+        np.testing.assert_array_equal(a.numpy(), raw[:, [0, 2, 4]])
+        np.testing.assert_array_equal(b.numpy(), raw[:, [1, 3, 5]])
 
 
 def test_rounds_extend_every_replicate_and_keep_ranges_addressable(problem):

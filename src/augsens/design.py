@@ -167,6 +167,8 @@ class _Design:
     rows_per_sample: int
     labels: list[str]
     _pair: bool = True  # whether base samples need B as well as A
+    # which Sobol' dimensions hold A and B with method="sobol" (see base()): "mirrored" or "adjacent"
+    _layout = "mirrored"
 
     def __init__(
         self,
@@ -352,18 +354,21 @@ class _Design:
     def base(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Base points ``A, B`` ``[count, k]`` float64 in ``[0, 1)`` of base samples ``start..``.
 
-        With ``method="sobol"`` column ``j`` of ``A`` is Sobol' dimension ``j`` and column ``j`` of ``B`` is
-        dimension ``2k - 1 - j`` (mirrored).  Pick-freeze estimators of group ``j`` integrate products of
-        ``f(A)``, ``f(B)`` and ``f(AB_j)``, so projections of the net onto columns such as ``(A_j, B_j,
-        A_l, B_l)`` decide how much an interaction leaks into a first-order index.  Of the layouts
-        measured (``benchmarks/design_quality.py``, ``docs/statistics.md``) the mirrored one is the only
-        one never less accurate than i.i.d. sampling from 64 points per replicate on: the two halves
-        (``B_j`` on dimension ``k + j``, as ``"sobol-lms"`` keeps) leaked interactions into S1 up to 512
-        points per replicate, and adjacent pairs (``2j``, ``2j + 1``) did on a vector-output model.
+        With ``method="sobol"`` the Sobol' dimensions of ``A_j`` and ``B_j`` depend on the estimator, as
+        measured best (``benchmarks/design_quality.py``, ``docs/statistics.md``): :class:`SobolDesign`
+        puts ``A_j`` on dimension ``j`` and ``B_j`` on ``2k - 1 - j`` (mirrored), the Shapley designs
+        put them on ``2j`` and ``2j + 1`` (adjacent).  Estimators integrate products of outputs on
+        hybrids of ``A`` and ``B``, so projections of the net onto columns such as ``(A_j, B_j, A_l,
+        B_l)`` decide how much an interaction leaks into an index.  The two halves (``B_j`` on ``k + j``,
+        which ``"sobol-lms"`` keeps) leaked interactions into S1 up to 512 points per replicate; the
+        mirrored layout gave the best first-order indices from 64 points on, the adjacent one the best
+        Shapley effects (mirrored Shapley effects were up to 1.3 times less accurate than i.i.d. ones).
         """
         parts = [self._base_points(r, local, c) for r, _, c, local in self._pieces(start, count)]
         pts = torch.from_numpy(np.concatenate(parts) if parts else np.empty((0, self._dims)))
         if self.method == "sobol" and self._pair:
+            if self._layout == "adjacent":
+                return pts[:, 0::2], pts[:, 1::2]
             return pts[:, : self.k], pts[:, self.k :].flip(1)
         return pts[:, : self.k], pts[:, self.k :]
 
@@ -464,6 +469,8 @@ class ShapleyDesign(_Design):
         More than :data:`MAX_EXACT_SHAPLEY_GROUPS` groups (``2^D`` rows per base sample).
     """
 
+    _layout = "adjacent"
+
     def __init__(
         self,
         problem: Problem,
@@ -501,6 +508,8 @@ class PermutationShapleyDesign(_Design):
     per range whatever ``method``).  Row ``r`` switches groups ``perm[:r]`` from ``x' = B`` to ``x = A``;
     row 0 is ``x'`` and row ``D`` is ``x``.  Parameters as :class:`SobolDesign`.
     """
+
+    _layout = "adjacent"
 
     def _setup(self) -> None:
         self.labels = [f"z_{r}" for r in range(self.D + 1)]
