@@ -20,10 +20,14 @@ two halves of one ``2k``-dimensional point unless said otherwise):
 
 * ``sobol-lms`` – scipy's Sobol' with linear matrix scramble + digital shift (the former default);
 * ``sobol`` – augsens' default: nested uniform (Owen) scrambling (:func:`augsens.design.owen_scramble`),
-  ``A_j`` and ``B_j`` on Sobol' dimensions ``2j`` and ``2j + 1``;
+  ``A_j`` and ``B_j`` on Sobol' dimensions ``j`` and ``2k - 1 - j`` (mirrored) for S1 and ST, on ``2j``
+  and ``2j + 1`` (adjacent) for Shapley effects;
+* ``owen-adjacent`` – Owen scrambling with ``A_j``, ``B_j`` on dimensions ``2j``, ``2j + 1`` (both);
 * ``iid`` – i.i.d. uniform points;
 * ``owen-halves`` – Owen scrambling with ``A`` on dimensions ``0..k-1`` and ``B`` on ``k..2k-1`` (the
   layout of ``sobol-lms``);
+* ``owen-perm`` – Owen scrambling with a random assignment of Sobol' dimensions to the ``2k`` columns,
+  drawn per replicate;
 * ``owen-ab`` – ``A`` and ``B`` from two independently Owen-scrambled ``k``-dimensional Sobol' nets, ``B``
   in a random order (independent scrambles for ``A`` and ``B``; benchmark only);
 * ``lhs`` – Latin hypercube in ``2k`` dimensions (scipy; benchmark only).
@@ -33,8 +37,11 @@ over factors and outputs; ``worst``: the largest over seeds too; ``cov``: the sh
 output) whose error is within the 95 % half-width (``*_conf``; S1, ST and Shapley together);
 ``S1max/iid``: ``max`` of S1 relative to i.i.d. at the same ``p``.
 
-The default run takes a few minutes on one core; ``--seeds``, ``--ppr``, ``--replicates``,
-``--outputs``, ``--vector-max-ppr`` and ``--designs`` make it bigger or smaller.
+The default run (the default design against i.i.d., 50 seeds, ``R = 8``) takes several minutes on one
+core, most of it for the vector model; ``--seeds``, ``--ppr``, ``--replicates``, ``--outputs``,
+``--vector-max-ppr`` and ``--designs`` make it bigger or smaller.  The table in ``docs/statistics.md``
+was made with ``--designs sobol iid sobol-lms owen-halves owen-adjacent owen-ab lhs --ppr 16 64 128 256
+512 1024 4096`` (and ``--replicates 4`` for the rows with ``R = 4``).
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from augsens.design import ShapleyDesign, SobolDesign, owen_scramble
 from augsens.estimate import ShapleyAccumulator, SobolAccumulator
 from augsens.factors import Problem, Uniform
 
-DESIGNS = ("sobol-lms", "sobol", "iid", "owen-halves", "owen-ab", "lhs")
+DESIGNS = ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm", "owen-ab", "lhs")
 
 
 @dataclass
@@ -138,20 +145,31 @@ def vector(outputs: int) -> TestFunction:
     return TestFunction("vector", problem, f, *_anova(3, terms))
 
 
-def base_points(design: str, k: int, ppr: int, replicates: int, seed: int) -> np.ndarray:
-    """Base points ``[replicates, ppr, 2k]`` (``A`` = first k columns, ``B`` = last k) of a design."""
+def base_points(
+    design: str, k: int, ppr: int, replicates: int, seed: int, cls: type = SobolDesign
+) -> np.ndarray:
+    """Base points ``[replicates, ppr, 2k]`` (``A`` = first k columns, ``B`` = last k) of a design
+    (``cls``: the augsens design class whose layout ``"sobol"`` takes)."""
     n = replicates * ppr
-    if design in ("sobol-lms", "sobol", "iid", "owen-halves"):
+    if design in ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm"):
         problem = Problem([Uniform(f"u{i}", 0, 1) for i in range(k)])
-        method = "sobol" if design == "owen-halves" else design
+        method = "sobol" if design.startswith("owen") else design
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # small-sample warnings are what is measured here
-            d = SobolDesign(problem, n, seed=seed, method=method, replicates=replicates)  # type: ignore[arg-type]
+            use = SobolDesign if design.startswith("owen") else cls
+            d = use(problem, n, seed=seed, method=method, replicates=replicates)  # type: ignore[arg-type]
         a, b = d.base(0, n)
         pts = torch.cat([a, b], dim=1).numpy().reshape(replicates, ppr, 2 * k)
-        if design == "owen-halves":  # undo the interleaving: A_j, B_j = Sobol' dims j, k + j
-            raw = [i // 2 if i % 2 == 0 else k + i // 2 for i in range(2 * k)]  # Sobol' dim i's column
-            pts = pts[..., raw]
+        if design.startswith("owen"):
+            # back to Sobol' dimension order (undo SobolDesign's mirrored B), then the candidate's layout
+            raw = np.concatenate([pts[..., :k], pts[..., k:][..., ::-1]], axis=-1)
+            if design == "owen-halves":  # A_j, B_j = dims j, k + j
+                pts = raw
+            elif design == "owen-adjacent":  # A_j, B_j = dims 2j, 2j + 1
+                pts = raw[..., [2 * j for j in range(k)] + [2 * j + 1 for j in range(k)]]
+            elif design == "owen-perm":  # a random assignment of dimensions to columns, per replicate
+                rng = np.random.default_rng([seed, DESIGNS.index(design)])
+                pts = np.stack([p[:, rng.permutation(2 * k)] for p in raw])
         return pts
     rng = np.random.default_rng([seed, DESIGNS.index(design)])
     out = np.empty((replicates, ppr, 2 * k))
@@ -169,9 +187,10 @@ def base_points(design: str, k: int, ppr: int, replicates: int, seed: int) -> np
     return out
 
 
-def estimate(tf: TestFunction, base: np.ndarray, batch_rows: int) -> dict[str, np.ndarray]:
-    """S1, ST (Sobol' design) and Shapley effects (exact design) with half-widths from base points."""
-    replicates, ppr, _ = base.shape
+def estimate(
+    tf: TestFunction, design: str, ppr: int, replicates: int, seed: int, batch_rows: int
+) -> dict[str, np.ndarray]:
+    """S1, ST (Sobol' design) and Shapley effects (exact design) with half-widths, for one seed."""
     problem = tf.problem
     k, D = problem.k, problem.D
     out: dict[str, np.ndarray] = {}
@@ -179,6 +198,7 @@ def estimate(tf: TestFunction, base: np.ndarray, batch_rows: int) -> dict[str, n
         (SobolDesign, SobolAccumulator(D, replicates=replicates)),
         (ShapleyDesign, ShapleyAccumulator(D, replicates=replicates)),
     ):
+        base = base_points(design, k, ppr, replicates, seed, design_cls)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mask = design_cls(problem, 1, method="iid")._from_a(0, 1)  # [rows, k]: column from A?
@@ -207,7 +227,7 @@ def study(
         err: dict[str, list[np.ndarray]] = {"S1": [], "ST": [], "shapley": []}
         covered, cases = 0, 0
         for seed in range(seeds):
-            est = estimate(tf, base_points(design, tf.problem.k, ppr, replicates, seed), batch_rows)
+            est = estimate(tf, design, ppr, replicates, seed, batch_rows)
             for name in err:
                 e = np.abs(est[name] - getattr(tf, name))
                 err[name].append(e)
@@ -241,9 +261,10 @@ def main() -> None:
     parser.add_argument(
         "--designs",
         nargs="+",
-        default=["sobol", "iid", "sobol-lms", "owen-halves"],
+        default=["sobol", "iid"],
         choices=DESIGNS,
-        help="candidate designs (default: sobol iid sobol-lms owen-halves; also owen-ab, lhs)",
+        help="candidate designs (default: sobol iid; also sobol-lms, owen-halves, owen-adjacent, owen-perm, "
+        "owen-ab, lhs)",
     )
     parser.add_argument(
         "--functions", nargs="+", default=["ishigami", "gfunc", "interaction", "vector"],
@@ -253,7 +274,7 @@ def main() -> None:
         "--outputs", type=int, default=2000, help="outputs of the vector model (default 2000)"
     )
     parser.add_argument(
-        "--vector-max-ppr", type=int, default=512, help="largest ppr for the vector model (default 512)"
+        "--vector-max-ppr", type=int, default=256, help="largest ppr for the vector model (default 256)"
     )
     parser.add_argument("--batch-rows", type=int, default=1 << 15, help="rows per function call")
     args = parser.parse_args()

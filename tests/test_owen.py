@@ -13,6 +13,7 @@ from scipy.stats import qmc
 from augsens.design import (
     MIN_QMC_POINTS,
     IIDDesign,
+    PermutationShapleyDesign,
     QMCSmallSampleWarning,
     ShapleyDesign,
     SobolDesign,
@@ -59,9 +60,9 @@ def test_owen_scrambling_keeps_common_prefixes_and_is_uniform():
     # nested: two points share exactly as many leading digits after scrambling as before
     lead = lambda a, b: 32 - np.array([int(v).bit_length() for v in (a ^ b).ravel()])  # noqa: E731
     np.testing.assert_array_equal(lead(sx, sy), lead(x, y))
-    # uniform: one fixed point under 2000 independent scrambles follows U(0, 1)
+    # uniform: one fixed point under 500 independent scrambles follows U(0, 1)
     point = np.array([[123456789]], dtype=np.uint64)
-    draws = [owen_scramble(point, _keys(s, 1))[0, 0] for s in range(2000)]
+    draws = [owen_scramble(point, _keys(s, 1))[0, 0] for s in range(500)]
     assert stats.kstest(draws, "uniform").pvalue > 1e-3
 
 
@@ -70,18 +71,28 @@ def problem() -> Problem:
     return Problem([Uniform(x, 0, 1) for x in "abc"])
 
 
-def test_a_and_b_columns_of_a_sobol_design_are_a_net_together(problem):
-    # A_j and B_j sit on Sobol' dimensions 2j and 2j+1: (A_0, B_0) are dimensions 0 and 1, a (0, m, 2)-net
+def test_a_and_b_columns_of_a_sobol_design_are_scrambled_nets(problem):
+    # A holds Sobol' dimensions 0..k-1: (A_0, A_1) are dimensions 0 and 1, a (0, m, 2)-net; every column
+    # of A and B is a one-dimensional net (one point per 1/256 stratum)
     design = SobolDesign(problem, 256, seed=5)
     a, b = design.base(0, 256)
-    assert _one_point_per_box(torch.stack([a[:, 0], b[:, 0]], dim=1).numpy(), 8)
+    assert _one_point_per_box(a[:, :2].numpy(), 8)
+    for col in torch.cat([a, b], dim=1).T:
+        assert sorted(np.floor(col.numpy() * 256).astype(int)) == list(range(256))
+    # the layouts: for Sobol' indices A_j is Sobol' dimension j and B_j dimension 2k - 1 - j (mirrored),
+    # for Shapley effects A_j, B_j are dimensions 2j, 2j + 1 (adjacent), of one Owen-scrambled net
+    raw = owen_scramble(_sobol_digits(8, 6), design._owen_keys(0))
+    np.testing.assert_array_equal(a.numpy(), raw[:, :3])
+    np.testing.assert_array_equal(b.numpy(), raw[:, [5, 4, 3]])
+    for cls in (ShapleyDesign, PermutationShapleyDesign):
+        a, b = cls(problem, 256, seed=5).base(0, 256)
+        np.testing.assert_array_equal(a.numpy(), raw[:, [0, 2, 4]])
+        np.testing.assert_array_equal(b.numpy(), raw[:, [1, 3, 5]])
 
 
 def test_rounds_extend_every_replicate_and_keep_ranges_addressable(problem):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QMCSmallSampleWarning)
-        design = SobolDesign(problem, 1024, replicates=4, first=256, seed=2)
-        one_round = SobolDesign(problem, 256, replicates=4, seed=2)
+    design = SobolDesign(problem, 1024, replicates=4, first=256, seed=2)
+    one_round = SobolDesign(problem, 256, replicates=4, seed=2)
     assert design.round_ends == [256, 512, 1024]
     full = design.unit_rows(0, 1024)
     torch.testing.assert_close(full[:256], one_round.unit_rows(0, 256), rtol=0, atol=0)
@@ -112,12 +123,13 @@ def test_rounds_extend_every_replicate_and_keep_ranges_addressable(problem):
 
 
 def test_small_nets_warn_and_others_do_not(problem):
-    with pytest.warns(QMCSmallSampleWarning, match=r"64 points per replicate .* below 256.*use n >= 1024"):
-        SobolDesign(problem, 256, replicates=4)
-    with pytest.warns(QMCSmallSampleWarning, match="points per replicate"):
-        ShapleyDesign(problem, 128, method="sobol-lms")
+    with pytest.warns(QMCSmallSampleWarning, match=r"32 points per replicate .* below 64.*use n >= 256"):
+        SobolDesign(problem, 128, replicates=4)
+    with pytest.warns(QMCSmallSampleWarning, match=r"512 points per replicate .* 'sobol-lms' design"):
+        ShapleyDesign(problem, 512, method="sobol-lms")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        SobolDesign(problem, MIN_QMC_POINTS * 4, replicates=4)
+        SobolDesign(problem, MIN_QMC_POINTS["sobol"] * 4, replicates=4)
+        SobolDesign(problem, MIN_QMC_POINTS["sobol-lms"], method="sobol-lms")
         SobolDesign(problem, 64, replicates=4, method="iid")
         IIDDesign(problem, 16, method="iid")

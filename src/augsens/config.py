@@ -100,7 +100,7 @@ class StudySection:
     second_order: bool = False
     sobol_method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010"
     # independent scrambles of the design for confidence half-widths (sobol, shapley); memory x replicates.
-    # 4 keeps the default n at 256 points per replicate, where the design beats i.i.d. (docs/statistics.md)
+    # 4 give the default n 256 points per replicate, where the design beats i.i.d. (docs/statistics.md)
     replicates: int = 4
     shapley_method: Literal["exact", "permutation"] = "exact"
     # shapley-song (the authors' double loop): permutations x outer x inner samples
@@ -170,7 +170,7 @@ class StudyConfig:
                 f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
             )
         if s.precision:
-            self._validate_precision(source)
+            self._check_precision(source)
         elif s.max_n or s.time_limit:
             raise ConfigError(
                 f"{source}: [study] max_n and time_limit bound a run with a precision target; set "
@@ -190,7 +190,7 @@ class StudyConfig:
         if self.images.per_class < 0:
             raise ConfigError(f"{source}: [images] per_class must be >= 0 (0 = all images)")
 
-    def _validate_precision(self, source: str) -> None:
+    def _check_precision(self, source: str) -> None:
         s = self.study
         if not 0.0 < s.precision < 1.0:
             raise ConfigError(

@@ -29,8 +29,9 @@ is one round).  Every round gives each replicate the next block of its own seque
 round each replicate holds ``2^m`` consecutive points of its net, and a run may stop at any round's end
 (precision targets, :mod:`augsens.precision`).  The Sobol' methods need ``first // replicates`` to be a
 power of 2 (balance properties: Owen 1997; scipy refuses the same in ``Sobol.random_base2``).  Below
-:data:`MIN_QMC_POINTS` points per replicate a Sobol' design was measured to be *less* accurate than
-i.i.d. sampling (``benchmarks/design_quality.py``, ``docs/statistics.md``), and the design warns.
+:data:`MIN_QMC_POINTS` points per replicate (64 for ``"sobol"``) a Sobol' design was measured to be
+*less* accurate than i.i.d. sampling (``benchmarks/design_quality.py``, ``docs/statistics.md``), and the
+design warns.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ __all__ = [
 #: Design methods: Owen-scrambled Sobol', scipy's LMS + digital shift Sobol', i.i.d. (Philox).
 DESIGN_METHODS = ("sobol", "sobol-lms", "iid")
 
-#: Fewest points per replicate at which a Sobol' design is not less accurate than i.i.d. sampling on
-#: the test battery of ``benchmarks/design_quality.py``; fewer give a warning.
-MIN_QMC_POINTS = 256
+#: Fewest points per replicate at which each Sobol' method was not less accurate than i.i.d. sampling
+#: on the test battery of ``benchmarks/design_quality.py`` (``docs/statistics.md``); fewer give a warning.
+#: scipy's layout (``B`` on the second half of the dimensions) leaked interactions up to 512 points.
+MIN_QMC_POINTS = {"sobol": 64, "sobol-lms": 1024}
 
 #: Largest number of groups for the exact (2^D rows per base sample) Shapley design.
 MAX_EXACT_SHAPLEY_GROUPS = 12
@@ -165,6 +167,8 @@ class _Design:
     rows_per_sample: int
     labels: list[str]
     _pair: bool = True  # whether base samples need B as well as A
+    # which Sobol' dimensions hold A and B with method="sobol" (see base()): "mirrored" or "adjacent"
+    _layout = "mirrored"
 
     def __init__(
         self,
@@ -215,11 +219,12 @@ class _Design:
                 f"n={first}, replicates={replicates} (n // replicates = {per}); use n={low * replicates} or "
                 f"n={high * replicates}, or method='iid'"
             )
-        if method != "iid" and per < MIN_QMC_POINTS:
+        least = MIN_QMC_POINTS.get(method, 0)
+        if per < least:
             warnings.warn(
-                f"{per} points per replicate (n={first}, replicates={replicates}) is below {MIN_QMC_POINTS}: "
-                "with so few points a Sobol' design was measured to be less accurate than i.i.d. sampling "
-                f"(docs/statistics.md); use n >= {MIN_QMC_POINTS * replicates}, fewer replicates, or "
+                f"{per} points per replicate (n={first}, replicates={replicates}) is below {least}: with "
+                f"so few points the {method!r} design was measured to be less accurate than i.i.d. "
+                f"sampling (docs/statistics.md); use n >= {least * replicates}, fewer replicates, or "
                 "method='iid'",
                 QMCSmallSampleWarning,
                 stacklevel=3,
@@ -349,17 +354,22 @@ class _Design:
     def base(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Base points ``A, B`` ``[count, k]`` float64 in ``[0, 1)`` of base samples ``start..``.
 
-        With ``method="sobol"`` column ``j`` of ``A`` is Sobol' dimension ``2j`` and column ``j`` of ``B``
-        dimension ``2j + 1``: the pairs ``(A_j, B_j)``, which every pick-freeze estimator of factor ``j``
-        correlates, get the sequence's best two-dimensional projections (dimensions 0 and 1 form a
-        ``(0, 2)``-sequence), and the design was measured to beat i.i.d. sampling from 256 points per
-        replicate on, where the two halves (``A`` = dimensions ``0..k-1``, as ``"sobol-lms"`` keeps) leaked
-        interactions into first-order indices up to 512 (``docs/statistics.md``).
+        With ``method="sobol"`` the Sobol' dimensions of ``A_j`` and ``B_j`` depend on the estimator, as
+        measured best (``benchmarks/design_quality.py``, ``docs/statistics.md``): :class:`SobolDesign`
+        puts ``A_j`` on dimension ``j`` and ``B_j`` on ``2k - 1 - j`` (mirrored), the Shapley designs
+        put them on ``2j`` and ``2j + 1`` (adjacent).  Estimators integrate products of outputs on
+        hybrids of ``A`` and ``B``, so projections of the net onto columns such as ``(A_j, B_j, A_l,
+        B_l)`` decide how much an interaction leaks into an index.  The two halves (``B_j`` on ``k + j``,
+        which ``"sobol-lms"`` keeps) leaked interactions into S1 up to 512 points per replicate; the
+        mirrored layout gave the best first-order indices from 64 points on, the adjacent one the best
+        Shapley effects (mirrored Shapley effects were up to 1.3 times less accurate than i.i.d. ones).
         """
         parts = [self._base_points(r, local, c) for r, _, c, local in self._pieces(start, count)]
         pts = torch.from_numpy(np.concatenate(parts) if parts else np.empty((0, self._dims)))
         if self.method == "sobol" and self._pair:
-            return pts[:, 0::2], pts[:, 1::2]
+            if self._layout == "adjacent":
+                return pts[:, 0::2], pts[:, 1::2]
+            return pts[:, : self.k], pts[:, self.k :].flip(1)
         return pts[:, : self.k], pts[:, self.k :]
 
     def _permutations(self, start: int, count: int) -> torch.Tensor:
@@ -459,6 +469,8 @@ class ShapleyDesign(_Design):
         More than :data:`MAX_EXACT_SHAPLEY_GROUPS` groups (``2^D`` rows per base sample).
     """
 
+    _layout = "adjacent"
+
     def __init__(
         self,
         problem: Problem,
@@ -496,6 +508,8 @@ class PermutationShapleyDesign(_Design):
     per range whatever ``method``).  Row ``r`` switches groups ``perm[:r]`` from ``x' = B`` to ``x = A``;
     row 0 is ``x'`` and row ``D`` is ``x``.  Parameters as :class:`SobolDesign`.
     """
+
+    _layout = "adjacent"
 
     def _setup(self) -> None:
         self.labels = [f"z_{r}" for r in range(self.D + 1)]

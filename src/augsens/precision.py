@@ -78,28 +78,27 @@ def _percentile(values: torch.Tensor) -> float:
 def precision_of(results: Iterable[Any]) -> float:
     """The precision of a set of results by :data:`PRECISION_RULE` (NaN when none is defined).
 
-        Parameters
-        ----------
-        results : iterable of accumulators or xarray.Dataset
-            Sobol or Shapley accumulators (one per checkpoint) with ``replicates >= 2``, or their finalised
-            datasets (``S1_conf``, ``ST_conf``, ``shapley_conf``); others are skipped.
+    Parameters
+    ----------
+    results : iterable of accumulators or xarray.Dataset
+        Sobol or Shapley accumulators (one per checkpoint) with ``replicates >= 2``, or their finalised
+        datasets (``S1_conf``, ``ST_conf``, ``shapley_conf``); others are skipped.
 
-        Returns
-        -------
-        float
-            The largest 95th percentile of the half-widths; NaN with one replicate or no varying element.
+    Returns
+    -------
+    float
+        The largest 95th percentile of the half-widths; NaN with one replicate or no varying element.
 
-        Examples
-        --------
-        >>> import torch
-    import xarray as xr
-        >>> from augsens.estimate import SobolAccumulator
-        >>> acc = SobolAccumulator(2, replicates=4)
-        >>> g = torch.Generator().manual_seed(0)
-        >>> for r in range(4):
-        ...     acc.update(torch.randn(64, 4, 10, generator=g), replicate=r)
-        >>> 0 < precision_of([acc]) < 1
-        True
+    Examples
+    --------
+    >>> import torch
+    >>> from augsens.estimate import SobolAccumulator
+    >>> acc = SobolAccumulator(2, replicates=4)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> for r in range(4):
+    ...     acc.update(torch.randn(64, 4, 10, generator=g), replicate=r)
+    >>> 0 < precision_of([acc]) < 1
+    True
     """
     worst = math.nan
     for item in results:
