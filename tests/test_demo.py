@@ -38,17 +38,19 @@ def test_quick_demo_is_one_sobol_study_of_hue_flip_and_rotation():
     assert cfg.model.name == "efficientnet_lite0" and cfg.model.checkpoints == QUICK_CHECKPOINTS
     assert cfg.study.kind == "sobol" and cfg.study.augmentations == ["hue", "hflip", "rotation"]
     assert set(QUICK_CHECKPOINTS) <= set(DEMO_CHECKPOINTS) and QUICK_CHECKPOINTS[-1] == "classifier"
+    assert cfg.study.precision > 0 and cfg.study.replicates == 4  # a precision target, 64 points per net
 
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end_at_a_small_size(tmp_path, monkeypatch):
     """The quick demo's path, with its sample size cut down: one results folder and the explorer page."""
-    monkeypatch.setattr(augsens.demo, "QUICK_SIZE", {"n": 8})
+    monkeypatch.setattr(augsens.demo, "QUICK_SIZE", {"n": 8, "precision": 0.01, "max_n": 16})
     report = run_demo(tmp_path, device="cpu", progress=False)
     assert report == tmp_path / "report.html"
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [QUICK_NAME]
     tree = open_results(tmp_path / QUICK_NAME)
-    assert list(tree.children) == QUICK_CHECKPOINTS and tree.attrs["base_samples_done"] == 8
+    assert list(tree.children) == QUICK_CHECKPOINTS and tree.attrs["base_samples_done"] == 16
+    assert tree.attrs["stop_reason"] == "max_n reached" and tree.attrs["precision"] > 0.01
     assert "quick-sobol</b>: sobol on efficientnet_lite0" in report.read_text()
 
 
