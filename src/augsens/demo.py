@@ -43,7 +43,7 @@ QUICK_NAME = "quick-sobol"
 QUICK_CHECKPOINTS = ["blocks.1", "blocks.3", "blocks.5", "conv_head", "classifier"]
 QUICK_AUGMENTATIONS = ["hue", "hflip", "rotation"]
 # Its size, chosen by measurement: 128 base samples (896 forwards) already separate hue (ST 0.17 ± 0.04)
-# from hflip (0.02 ± 0.01) at the classifier, and leave room within three minutes on 2 busy CPU cores;
+# from hflip (0.02 ± 0.01) at the classifier, and fit three minutes on 2 idle CPU cores (README timings);
 # a precision target can replace this one line.
 QUICK_SIZE: dict[str, float | int] = {"n": 128}
 
