@@ -83,10 +83,12 @@ def _segment_file(root: Path, name: str, entries: object) -> str:
     return str(path)
 
 
-def _conv_segment(root: Path, modules: list[str]) -> str:
-    """A segment file of tiny_cnn: channels 0 and 2 of ``conv``, through ``modules``."""
-    entry = {"unit_name": "first", "modules_names": modules, "neurons": {"conv": {"0": [], "2": []}}}
-    return _segment_file(root, f"seg-{'-'.join(modules)}.json", {"segments": [entry]})
+def _conv_segment(root: Path, modules: list[str], channels: tuple[int, ...] = (0, 2)) -> str:
+    """A segment file of tiny_cnn (4 channels at ``conv``): ``channels`` of ``conv``, through ``modules``."""
+    neurons = {"conv": {str(c): [] for c in channels}}
+    entry = {"unit_name": "first", "modules_names": modules, "neurons": neurons}
+    stem = "-".join([*modules, *map(str, channels)])
+    return _segment_file(root, f"seg-{stem}.json", {"segments": [entry]})
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,16 @@ CASES = [
         "segments-output-not-a-checkpoint",
         _segments(lambda root: _conv_segment(root, ["conv", "act"])),
         ("lack checkpoint 'act'", "available", "'conv'"),
+    ),
+    Case(
+        "segments-channels-beyond-the-network",
+        _segments(lambda root: _conv_segment(root, ["conv"], channels=(1, 7))),
+        ("channels [7]", "4 channels of 'conv'"),
+    ),
+    Case(
+        "segments-ending-at-a-dense-layer",
+        _segments(lambda root: _conv_segment(root, ["conv", "act", "pool", "flat", "fc"])),
+        ("ends at 'fc'", "no 'channel' dim", "convolutional module"),
     ),
     Case(
         "segments-network-results-as-segment-results",

@@ -64,7 +64,8 @@ def _sample_dim(da: xr.DataArray) -> str:
         if d in da.dims:
             return d
     raise UserInputError(
-        f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations)"
+        f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations): pass "
+        "sensitivity maps of a network checkpoint from an augsens results tree"
     )
 
 

@@ -49,7 +49,9 @@ def _design_matrix(
         da = da.sel(factor=list(factors))
     names = [str(f) for f in da["factor"].values]
     if len(names) < 2:
-        raise UserInputError(f"LDA needs at least two factors to tell apart, got {names!r}")
+        raise UserInputError(
+            f"LDA needs at least two factors to tell apart, got {names!r}: name two or more factors"
+        )
     n_factor, n_channel = da.shape[:2]
     x = da.values.reshape(n_factor * n_channel, -1).astype(np.float64)
     y = np.repeat(np.arange(n_factor), n_channel)

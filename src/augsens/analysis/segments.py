@@ -489,6 +489,8 @@ def segment_comparison(
     ------
     KeyError
         A branch or network checkpoint is missing from the results, or a channel is not an HSV channel.
+    ValueError
+        A segment ends at a checkpoint without a ``channel`` dim, or selects channels it does not have.
     """
     if not channels:
         raise UserInputError(f"channels is empty: name at least one of {HSV_CHANNELS!r}")
@@ -504,7 +506,21 @@ def segment_comparison(
                 f"(the segment's last module); available: {list(network_results.children)!r}. Pass the "
                 "results of a study on the network with that module among its checkpoints"
             )
-        net_ds = network_results[net_node].to_dataset().isel(channel=list(spec.channels))
+        net_ds = network_results[net_node].to_dataset()
+        if "channel" not in net_ds.dims:
+            raise UserInputError(
+                f"segment {spec.name!r} ends at {net_node!r}, whose results have no 'channel' dim (dims "
+                f"{tuple(net_ds.dims)!r}): end each segment at a convolutional module"
+            )
+        size = net_ds.sizes["channel"]
+        beyond = [c for c in spec.channels if c >= size]
+        if beyond:
+            raise UserInputError(
+                f"segment {spec.name!r}: channels {beyond!r} are beyond the {size} channels "
+                f"of {net_node!r} in the network results: list channels of that module, or pass the results "
+                "of the network the segment file was written for"
+            )
+        net_ds = net_ds.isel(channel=list(spec.channels))
         for m in measures:
             per_source = {}
             for ch in channels:
