@@ -137,6 +137,7 @@ CASES = [
     Case("mask-alpha-not-finite", _mask("--alphas", "nan"), ("alpha=nan", "finite")),
     Case("mask-draws-zero", _mask("--draws", "0"), ("draws=0", "positive integer")),
     Case("mask-k-zero", _mask("--k", "0"), ("k=0", "positive integer")),
+    Case("mask-negative-seed", _mask("--seed", "-1"), ("seed=-1", "non-negative integer")),
     Case("mask-unknown-checkpoint", _mask("--checkpoint", "conv2"), ("unknown checkpoint 'conv2'", "'conv'")),
     Case("mask-unknown-measure", _mask("--measure", "S2"), ("measure 'S2'", "available", "'S1'")),
     Case(
@@ -192,6 +193,7 @@ CASES = [
     Case("lda-unknown-factor", _lda("--factors", "hflip,vflip"), ("['vflip']", "available")),
     Case("lda-one-split", _lda("--splits", "1"), ("n_splits", ">= 2", "1")),
     Case("lda-more-splits-than-samples", _lda("--splits", "1000"), ("n_splits=1000", "exceeds")),
+    Case("lda-negative-seed", _lda("--seed", "-1"), ("seed", "[0, 2**32)", "-1")),
     Case("lda-no-spatial-measure", _lda("--measures", "S2"), ("no spatial maps", "['S2']")),
     # segments: segment file name and content, results that do not fit the file
     Case(

@@ -78,7 +78,7 @@ def lda_analysis(
     n_splits, n_repeats : int
         ``RepeatedKFold`` folds and repeats. Default: 5 and 100.
     seed : int
-        ``random_state`` of the folds. Default: 0.
+        ``random_state`` of the folds, in [0, 2**32). Default: 0.
 
     Returns
     -------
@@ -103,6 +103,8 @@ def lda_analysis(
             raise UserInputError(
                 f"{label} must be an integer >= {2 if label == 'n_splits' else 1}, got {value!r}"
             )
+    if int(seed) != seed or not 0 <= seed < 2**32:  # RepeatedKFold's random_state range
+        raise UserInputError(f"seed must be an integer in [0, 2**32), got {seed!r}; pass e.g. 0")
     if n_splits > len(y):
         raise UserInputError(
             f"n_splits={n_splits!r} exceeds the {len(y)} samples (factors x channels); lower it"
@@ -249,7 +251,8 @@ def lda_report(
     if not rows:
         raise UserInputError(
             f"no spatial maps of {list(measures)!r} in {[str(d) for d in results_dirs]!r}: "
-            "LDA needs conv checkpoints with dims ('factor', 'channel', 'y', 'x')"
+            "LDA needs conv checkpoints with dims ('factor', 'channel', 'y', 'x'): pass results of a "
+            "sobol or shapley study with a convolutional checkpoint, and measures they hold"
         )
     csv = out / "lda_summary.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)

@@ -370,8 +370,8 @@ class MaskSet:
             if not checkpoints:
                 raise UserInputError(
                     f"no convolutional checkpoint in the results (nodes: {sorted(nodes)!r}); masking needs "
-                    f"maps with dims {_CONV_DIMS!r}: use the results of a study with a convolutional "
-                    "checkpoint among model.checkpoints."
+                    f"maps with dims {_CONV_DIMS!r}: use the results of a sobol or shapley study with a "
+                    "convolutional checkpoint among model.checkpoints."
                 )
         for name in checkpoints:
             if name not in nodes:
@@ -830,7 +830,7 @@ def guided_masking_report(
     draws : int
         Parameter draws per image and augmentation (1 for parameter-free ones).  Default: 3.
     seed : int
-        Seed of the draws and of the tau simulation.  Default: 0.
+        Seed of the draws and of the tau simulation, >= 0.  Default: 0.
     batch_size : int
         Images per step; a forward then holds ``batch_size * draws * configs_per_forward`` rows after the
         first masked checkpoint.  Default: 16.
@@ -880,6 +880,8 @@ def guided_masking_report(
     for name, value in (("draws", draws), ("batch_size", batch_size), ("k", k)):
         if not isinstance(value, int) or value < 1:
             raise UserInputError(f"{name}={value!r} must be a positive integer.")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:  # numpy's SeedSequence takes seeds >= 0 only
+        raise UserInputError(f"seed={seed!r} must be a non-negative integer, e.g. 0.")
     if len(images) == 0:
         raise UserInputError("images is empty: pass an image source with at least one image.")
     out = Path(out)
