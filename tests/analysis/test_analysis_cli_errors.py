@@ -39,14 +39,19 @@ device = "cpu"
 
 # tiny_cnn on the bundled photos, on the CPU: every case that gets as far as loading the model is cheap
 NET = ["--model", "augsens.testing:tiny_cnn", "--device", "cpu"]
+HSV = ("hue", "saturation", "value")
 
 
 @dataclass(frozen=True)
 class Folders:
-    """The module's inputs: a real results folder, results of another network, a scratch folder."""
+    """The module's inputs: a real results folder, results of another network, results of a segment
+    bank (segment ``first``, channels 0 and 2 of ``conv``, S1 only) with the study's factors and with
+    other factors, a scratch folder."""
 
     results: Path
     other_net: Path
+    bank: Path
+    other_bank: Path
     root: Path
 
 
@@ -74,7 +79,16 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Folders:
     }
     other = root / "other-net"
     xr.DataTree.from_dict(nodes).to_zarr(other / "results.zarr", zarr_format=2, consolidated=True)
-    return Folders(root / "study", other, root)
+    from augsens.results import open_results
+
+    study_factors = [str(f) for f in open_results(root / "study")["conv"]["factor"].values]
+    for name, names in (("bank", study_factors), ("other-bank", factors)):
+        maps = (("factor", "channel", "y", "x"), rng.random((len(names), 2, 28, 28)))
+        branches = {f"first_{ch}": xr.Dataset({"S1": maps}, coords={"factor": names}) for ch in HSV}
+        xr.DataTree.from_dict({"/": xr.Dataset(attrs={"config": "{}"}), **branches}).to_zarr(
+            root / name / "results.zarr", zarr_format=2, consolidated=True
+        )
+    return Folders(root / "study", other, root / "bank", root / "other-bank", root)
 
 
 def _segment_file(root: Path, name: str, entries: object) -> str:
@@ -234,6 +248,36 @@ CASES = [
         ("ends at 'fc'", "no 'channel' dim", "convolutional module"),
     ),
     Case(
+        "segments-measure-in-neither-study",
+        lambda f, out: [
+            "segments",
+            str(f.bank),
+            str(f.results),
+            "--segments",
+            _conv_segment(f.root, ["conv"]),
+            "--out",
+            str(out),
+            "--measures",
+            "shapley",
+        ],
+        ("['shapley']", "both", "S1"),
+    ),
+    Case(
+        "segments-studies-with-different-factors",
+        lambda f, out: [
+            "segments",
+            str(f.other_bank),
+            str(f.results),
+            "--segments",
+            _conv_segment(f.root, ["conv"]),
+            "--out",
+            str(out),
+            "--measures",
+            "S1",
+        ],
+        ("segment results have factors ['hflip', 'grayscale']", "same study"),
+    ),
+    Case(
         "segments-network-results-as-segment-results",
         _segments(lambda root: _conv_segment(root, ["conv"])),
         ("lack branch 'first_hue'", "segment bank"),
@@ -254,3 +298,17 @@ def test_analysis_command_refuses_bad_input_in_one_line(case: Case, folders: Fol
     flat = " ".join(res.output.split()).lower()
     for word in case.words:
         assert word.lower() in flat, (word, res.output)
+
+
+def test_segment_bank_fixture_fits_with_a_measure_both_studies_hold(folders: Folders, tmp_path: Path) -> None:
+    """The counterpart of ``segments-measure-in-neither-study``: the same folders and file with S1 work,
+    so that case fails for the measure alone."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    segment_file = _conv_segment(folders.root, ["conv"])
+    argv = ["segments", str(folders.bank), str(folders.results), "--segments", segment_file]
+    res = CliRunner().invoke(app, [*argv, "--out", str(out), "--measures", "S1"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "segments_summary.csv")
+    assert set(table["source"]) == {*HSV, "network"} and set(table["measure"]) == {"S1"}

@@ -540,6 +540,15 @@ def segment_comparison(
                 net_ds[m], net_ds["var"] if "var" in net_ds.data_vars else None
             )
             sources = list(per_source)
+            net_factors = [str(f) for f in per_source["network"]["factor"].values]
+            for s in sources[:-1]:
+                own = [str(f) for f in per_source[s]["factor"].values]
+                if own != net_factors:
+                    raise UserInputError(
+                        f"segment {spec.name!r} ({s}, {m}): the segment results have factors {own!r}, the "
+                        f"network results {net_factors!r}: compare the same study (augmentations, kind) "
+                        "run on the segment bank and on the network"
+                    )
             rho = np.stack([per_source[s]["rho"].values for s in sources])
             constant = np.stack([per_source[s]["constant"].values for s in sources])
             mean, std = _summary(rho, axis=1)
@@ -650,6 +659,11 @@ def segment_report(
     comparison = segment_comparison(
         open_results(segment_dir), open_results(network_dir), specs, measures=measures, channels=channels
     )
+    if not comparison.children:  # otherwise an empty table and no figure, without a word
+        raise UserInputError(
+            f"none of the measures {list(measures)!r} is in both the segment and the network results: "
+            "name measures both studies computed, e.g. S1 and ST of a sobol study"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
