@@ -170,6 +170,11 @@ CASES = [
         ],
         ("unknown module 'conv'", "the model the results were computed with"),
     ),
+    Case(
+        "mask-maps-of-another-network-shape",
+        lambda f, out: ["mask", str(f.other_net), "--out", str(out), *NET, "--draws", "1"],
+        ("checkpoint 'conv' outputs (4, 28, 28)", "(3, 5, 5)", "the model the results were computed with"),
+    ),
     # contrast: augmentation names and option values
     Case(
         "contrast-unknown-augmentation",

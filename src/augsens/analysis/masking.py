@@ -632,7 +632,8 @@ class GuidedMasking:
                 if tuple(out.shape[1:]) != shape:
                     raise UserInputError(
                         f"checkpoint {name!r} outputs {tuple(out.shape[1:])!r} per image but its map is "
-                        f"{shape!r}; use images of the size the sensitivity study used."
+                        f"{shape!r}: pass the model the results were computed with, and images of the size "
+                        "the sensitivity study used."
                     )
                 mult = self.masks.multipliers(
                     name, start, stop, device=out.device, dtype=out.dtype
