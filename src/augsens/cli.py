@@ -398,8 +398,10 @@ def mask(
 ) -> None:
     """Guided masking of activations by their sensitivity, and single-class analysis."""
     _results_exist(results)
-    from augsens.analysis.masking import guided_masking_report
+    from augsens.analysis.masking import guided_masking_report, mask_configs
 
+    qs, alphas_ = _floats(quantiles, "--quantiles"), _floats(alphas, "--alphas")
+    mask_configs(qs, alphas_, soft=soft)  # refuses a quantile or alpha out of range before the model loads
     m, imgs = _model_and_images(model, weights, images, per_class, device)
     rep = guided_masking_report(
         results,
@@ -407,8 +409,8 @@ def mask(
         imgs,
         out,
         measures=measure or None,
-        quantiles=_floats(quantiles, "--quantiles"),
-        alphas=_floats(alphas, "--alphas"),
+        quantiles=qs,
+        alphas=alphas_,
         soft=soft,
         checkpoints=checkpoint or None,
         draws=draws,

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from augsens.errors import UserInputError
+from augsens.errors import MissingFileError, UserInputError
 from augsens.results import find_results, open_results
 
 __all__ = ["compare", "Comparison", "MEASURES"]
@@ -94,7 +94,7 @@ def _trees(
             continue
         folders = find_results(Path(item))
         if not folders:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no augsens results in {os.fspath(item)!r} (expected results.zarr in it or its "
                 "sub-folders): give folders written by `augsens run` or ag.study(..., out=...)"
             )

@@ -29,7 +29,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from augsens.errors import UserInputError
+from augsens.errors import UnknownNameError, UserInputError
 
 __all__ = [
     "MEASURES",
@@ -64,7 +64,8 @@ def _sample_dim(da: xr.DataArray) -> str:
         if d in da.dims:
             return d
     raise UserInputError(
-        f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations)"
+        f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations): pass "
+        "sensitivity maps of a network checkpoint from an augsens results tree"
     )
 
 
@@ -136,7 +137,8 @@ def positionwise_correlation(maps: xr.DataArray, other: xr.DataArray | None = No
     if a.shape[1:] != b.shape[1:] or a.dims[1:] != b.dims[1:]:
         raise UserInputError(
             "the two measures must share channels and positions: got dims "
-            f"{a.dims[1:]!r} shape {a.shape[1:]!r} and dims {b.dims[1:]!r} shape {b.shape[1:]!r}"
+            f"{a.dims[1:]!r} shape {a.shape[1:]!r} and dims {b.dims[1:]!r} shape {b.shape[1:]!r}; compare "
+            "results of the same network and checkpoints (e.g. a Sobol and a Shapley study of one model)"
         )
     pos_dims = a.dims[2:]
     pos_shape = a.shape[2:]
@@ -197,6 +199,7 @@ def _collect(
     holders = {v: sum(any(v in t[c].data_vars for c in t.children) for t in trees.values()) for v in wanted}
     maps: dict[str, dict[str, xr.DataArray]] = {}
     covs: dict[str, dict[str, xr.DataArray]] = {}
+    seen: set[str] = set()  # factors of the selected measures, to name the unknown ones in ``factors``
     for study, tree in trees.items():
         order = json.loads(tree.attrs["checkpoints"]) if "checkpoints" in tree.attrs else list(tree.children)
         for c in order:
@@ -215,6 +218,7 @@ def _collect(
                 # A name found in several studies (e.g. S1 of set 1 and of set 2) is prefixed by its study.
                 label = v if holders[v] <= 1 else f"{study}:{v}"
                 da = _as_factor_maps(ds[v])
+                seen.update(str(f) for f in da["factor"].values)
                 if factors is not None:
                     keep = [f for f in da["factor"].values if f in set(factors)]
                     da = da.sel(factor=keep)
@@ -225,6 +229,12 @@ def _collect(
         raise UserInputError(
             f"no measure among {wanted!r} found in the results {list(trees)!r}; "
             "pass measures= naming variables of the results tree"
+        )
+    unknown = [f for f in factors or () if f not in seen]
+    if unknown:
+        raise UnknownNameError(
+            f"factors {unknown!r} are in none of the maps; available: {sorted(seen)!r}. Name factors of "
+            "these results"
         )
     return maps, covs
 

@@ -49,7 +49,9 @@ def _design_matrix(
         da = da.sel(factor=list(factors))
     names = [str(f) for f in da["factor"].values]
     if len(names) < 2:
-        raise UserInputError(f"LDA needs at least two factors to tell apart, got {names!r}")
+        raise UserInputError(
+            f"LDA needs at least two factors to tell apart, got {names!r}: name two or more factors"
+        )
     n_factor, n_channel = da.shape[:2]
     x = da.values.reshape(n_factor * n_channel, -1).astype(np.float64)
     y = np.repeat(np.arange(n_factor), n_channel)
@@ -76,7 +78,7 @@ def lda_analysis(
     n_splits, n_repeats : int
         ``RepeatedKFold`` folds and repeats. Default: 5 and 100.
     seed : int
-        ``random_state`` of the folds. Default: 0.
+        ``random_state`` of the folds, in [0, 2**32). Default: 0.
 
     Returns
     -------
@@ -101,6 +103,8 @@ def lda_analysis(
             raise UserInputError(
                 f"{label} must be an integer >= {2 if label == 'n_splits' else 1}, got {value!r}"
             )
+    if int(seed) != seed or not 0 <= seed < 2**32:  # RepeatedKFold's random_state range
+        raise UserInputError(f"seed must be an integer in [0, 2**32), got {seed!r}; pass e.g. 0")
     if n_splits > len(y):
         raise UserInputError(
             f"n_splits={n_splits!r} exceeds the {len(y)} samples (factors x channels); lower it"
@@ -247,7 +251,8 @@ def lda_report(
     if not rows:
         raise UserInputError(
             f"no spatial maps of {list(measures)!r} in {[str(d) for d in results_dirs]!r}: "
-            "LDA needs conv checkpoints with dims ('factor', 'channel', 'y', 'x')"
+            "LDA needs conv checkpoints with dims ('factor', 'channel', 'y', 'x'): pass results of a "
+            "sobol or shapley study with a convolutional checkpoint, and measures they hold"
         )
     csv = out / "lda_summary.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)

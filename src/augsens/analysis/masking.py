@@ -62,6 +62,7 @@ from augsens.analysis.single_class import (
     top_sensitive_classes,
 )
 from augsens.augment.draws import single_draws
+from augsens.errors import UnknownNameError, UserInputError, UserTypeError
 
 __all__ = [
     "MEASURES",
@@ -122,21 +123,27 @@ class MaskConfig:
     def __post_init__(self) -> None:
         if self.kind == "quantile":
             if self.quantile is None or not 0.0 <= self.quantile <= 1.0:
-                raise ValueError(f"quantile={self.quantile!r} must lie in [0, 1] for a quantile mask.")
+                raise UserInputError(
+                    f"quantile={self.quantile!r} must lie in [0, 1] for a quantile mask: give quantile "
+                    "levels such as 0.5 or 0.9."
+                )
             if self.alpha is None or not np.isfinite(self.alpha):
-                raise ValueError(f"alpha={self.alpha!r} must be a finite number for a quantile mask.")
+                raise UserInputError(
+                    f"alpha={self.alpha!r} must be a finite number for a quantile mask: give multipliers "
+                    "such as 0 (switch off) or 1.5 (amplify)."
+                )
             if self.invert:
-                raise ValueError(
+                raise UserInputError(
                     "invert=True applies to soft masks only; leave it False for kind='quantile'."
                 )
         elif self.kind == "soft":
             if self.quantile is not None or self.alpha is not None:
-                raise ValueError(
+                raise UserInputError(
                     f"a soft mask takes no quantile or alpha (got quantile={self.quantile!r}, "
                     f"alpha={self.alpha!r}); use kind='quantile' for those."
                 )
         else:
-            raise ValueError(f"kind={self.kind!r} is not one of ('quantile', 'soft').")
+            raise UserInputError(f"kind={self.kind!r} is not one of ('quantile', 'soft'); pass one of those.")
 
     @property
     def name(self) -> str:
@@ -183,7 +190,7 @@ def mask_configs(
     if soft:
         configs += [MaskConfig("soft"), MaskConfig("soft", invert=True)]
     if not configs:
-        raise ValueError("no mask configurations: pass non-empty quantiles and alphas, or soft=True.")
+        raise UserInputError("no mask configurations: pass non-empty quantiles and alphas, or soft=True.")
     return tuple(configs)
 
 
@@ -283,14 +290,14 @@ class MaskSet:
     ) -> None:
         self.configs: tuple[MaskConfig, ...] = tuple(mask_configs() if configs is None else configs)
         if not self.configs:
-            raise ValueError("configs is empty: pass at least one MaskConfig, e.g. mask_configs().")
+            raise UserInputError("configs is empty: pass at least one MaskConfig, e.g. mask_configs().")
         if not maps:
-            raise ValueError(
+            raise UserInputError(
                 "maps is empty: pass at least one checkpoint's maps, {module_name: [G, C, H, W]}."
             )
         self.labels: tuple[tuple[str, str], ...] = tuple((str(m), str(f)) for m, f in labels)
         if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels repeat: {self.labels!r}; each (measure, factor) may appear once.")
+            raise UserInputError(f"labels repeat: {self.labels!r}; each (measure, factor) may appear once.")
         # kind="quantile" <=> quantile is set (MaskConfig.__post_init__)
         quantiles = sorted({c.quantile for c in self.configs if c.quantile is not None})
         self._sens: dict[str, torch.Tensor] = {}
@@ -299,7 +306,7 @@ class MaskSet:
         for name, m in maps.items():
             s = _clean(m)
             if s.ndim < 1 or s.shape[0] != len(self.labels):
-                raise ValueError(
+                raise UserInputError(
                     f"maps[{name!r}] has shape {tuple(s.shape)!r}; its first axis must have one map per "
                     f"label ({len(self.labels)})."
                 )
@@ -361,23 +368,27 @@ class MaskSet:
                 n for n, ds in nodes.items() if any(ds[v].dims == _CONV_DIMS for v in MEASURES if v in ds)
             ]
             if not checkpoints:
-                raise ValueError(
+                raise UserInputError(
                     f"no convolutional checkpoint in the results (nodes: {sorted(nodes)!r}); masking needs "
-                    f"maps with dims {_CONV_DIMS!r}."
+                    f"maps with dims {_CONV_DIMS!r}: use the results of a sobol or shapley study with a "
+                    "convolutional checkpoint among model.checkpoints."
                 )
         for name in checkpoints:
             if name not in nodes:
-                raise KeyError(_unknown("checkpoint", name, nodes))
+                raise UnknownNameError(
+                    _unknown("checkpoint", name, nodes, "Name checkpoints of these results.")
+                )
         available = [m for m in MEASURES if all(m in nodes[c] for c in checkpoints)]
         if measures is None:
             measures = available
             if not measures:
-                raise KeyError(
-                    f"the results hold none of the measures {MEASURES!r} at checkpoints {checkpoints!r}."
+                raise UnknownNameError(
+                    f"the results hold none of the measures {MEASURES!r} at checkpoints {checkpoints!r}: "
+                    "use the results of a sobol or shapley study."
                 )
         for m in measures:
             if m not in available:
-                raise KeyError(
+                raise UnknownNameError(
                     f"measure {m!r} is not available at every checkpoint; available: {available!r} "
                     f"(known measures: {MEASURES!r})."
                 )
@@ -386,14 +397,17 @@ class MaskSet:
             factors = all_factors
         for f in factors:
             if f not in all_factors:
-                raise KeyError(_unknown("factor", f, all_factors))
+                raise UnknownNameError(_unknown("factor", f, all_factors, "Name factors of these results."))
         maps = {}
         for name in checkpoints:
             stacked = []
             for m in measures:
                 da = nodes[name][m]
                 if da.dims[0] != "factor":
-                    raise ValueError(f"{name!r}/{m!r} has dims {da.dims!r}; expected 'factor' first.")
+                    raise UserInputError(
+                        f"{name!r}/{m!r} has dims {da.dims!r}; expected 'factor' first: use the "
+                        "results.zarr written by an augsens study."
+                    )
                 stacked.append(da.sel(factor=list(factors)).values)
             maps[name] = np.concatenate(stacked, axis=0)
         labels = [(m, f) for m in measures for f in factors]
@@ -450,10 +464,10 @@ class MaskSet:
             Empty or out-of-range row range.
         """
         if checkpoint not in self._sens:
-            raise KeyError(_unknown("checkpoint", checkpoint, self._sens))
+            raise UnknownNameError(_unknown("checkpoint", checkpoint, self._sens))
         stop = len(self) if stop is None else stop
         if not 0 <= start < stop <= len(self):
-            raise ValueError(f"rows {start!r}..{stop!r} must satisfy 0 <= start < stop <= {len(self)}.")
+            raise UserInputError(f"rows {start!r}..{stop!r} must satisfy 0 <= start < stop <= {len(self)}.")
         device = torch.device("cpu") if device is None else torch.device(device)
         key = (checkpoint, str(device))
         if key not in self._on_device:
@@ -507,7 +521,7 @@ class GuidedMasking:
     ) -> None:
         module = getattr(model, "module", model)
         if not isinstance(module, nn.Module):
-            raise TypeError(
+            raise UserTypeError(
                 f"model must be an augsens LoadedModel or a torch.nn.Module, got {type(model).__name__!r}."
             )
         self.module = module
@@ -516,7 +530,15 @@ class GuidedMasking:
         named = dict(module.named_modules())
         for name in masks.checkpoints:
             if name not in named:
-                raise KeyError(_unknown("module", name, [n for n in named if n]))
+                raise UnknownNameError(
+                    _unknown(
+                        "module",
+                        name,
+                        [n for n in named if n],
+                        "The sensitivity maps were computed at this checkpoint, which the network lacks: "
+                        "pass the model the results were computed with.",
+                    )
+                )
         self._targets = {name: named[name] for name in masks.checkpoints}
 
     def predict(
@@ -559,17 +581,17 @@ class GuidedMasking:
             map's; a checkpoint runs twice per forward or never.
         """
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(
+            raise UserInputError(
                 f"x must be a [B, C, H, W] tensor, got {getattr(x, 'shape', type(x).__name__)!r}."
             )
         n_rows = len(self.masks)
         chunk = n_rows if configs_per_forward is None else configs_per_forward
         if not isinstance(chunk, int) or chunk < 1:
-            raise ValueError(
+            raise UserInputError(
                 f"configs_per_forward={configs_per_forward!r} must be a positive integer or None."
             )
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k={top_k!r} must be a positive integer or None.")
+            raise UserInputError(f"top_k={top_k!r} must be a positive integer or None.")
         x = x.to(_device_of(self.module))
         pieces = []
         with _eval_mode(self.module), torch.no_grad():
@@ -596,21 +618,22 @@ class GuidedMasking:
         def make_hook(name: str) -> Callable[..., torch.Tensor]:
             def hook(_module: nn.Module, _args: Any, out: Any) -> torch.Tensor:
                 if not isinstance(out, torch.Tensor):
-                    raise ValueError(
+                    raise UserInputError(
                         f"checkpoint {name!r} returns {type(out).__name__}, not a tensor; mask a module "
                         "whose output is a single tensor."
                     )
                 calls[name] += 1
                 if calls[name] > 1:
-                    raise ValueError(
+                    raise UserInputError(
                         f"checkpoint {name!r} runs more than once per forward (a reused module, e.g. a "
                         "shared ReLU); mask a module that runs once, such as the enclosing block."
                     )
                 shape = self.masks.shape(name)
                 if tuple(out.shape[1:]) != shape:
-                    raise ValueError(
+                    raise UserInputError(
                         f"checkpoint {name!r} outputs {tuple(out.shape[1:])!r} per image but its map is "
-                        f"{shape!r}; use images of the size the sensitivity study used."
+                        f"{shape!r}: pass the model the results were computed with, and images of the size "
+                        "the sensitivity study used."
                     )
                 mult = self.masks.multipliers(
                     name, start, stop, device=out.device, dtype=out.dtype
@@ -631,7 +654,7 @@ class GuidedMasking:
             except RuntimeError as exc:
                 if not shared_prefix or isinstance(exc, torch.OutOfMemoryError):
                     raise
-                raise ValueError(
+                raise UserInputError(
                     "the forward failed after the batch was expanded at the first masked checkpoint; if the "
                     "network reuses a tensor computed before that checkpoint after it (a skip connection "
                     "around it), pass shared_prefix=False."
@@ -641,11 +664,11 @@ class GuidedMasking:
                 h.remove()
         never = [name for name, count in calls.items() if count == 0]
         if never:
-            raise ValueError(
+            raise UserInputError(
                 f"checkpoints {never!r} did not run in the forward; mask modules on the output path."
             )
         if not isinstance(y, torch.Tensor) or y.shape[0] != n * batch:
-            raise ValueError(
+            raise UserInputError(
                 f"the network returned {getattr(y, 'shape', type(y).__name__)!r}; expected a tensor with "
                 f"{n * batch} rows ({n} mask rows x {batch} images)."
             )
@@ -729,7 +752,7 @@ def cluster_profiles(profiles: np.ndarray, *, cut: float = 0.025) -> ProfileClus
     """
     p = np.asarray(profiles, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < 2:
-        raise ValueError(f"profiles must be 2-D with at least 2 rows, got shape {p.shape!r}.")
+        raise UserInputError(f"profiles must be 2-D with at least 2 rows, got shape {p.shape!r}.")
     rho = spearman_profiles(p[:, None, :], p[None, :, :])
     distance = np.sqrt(np.clip(1.0 - np.abs(np.nan_to_num(rho, nan=0.0)), 0.0, None))
     np.fill_diagonal(distance, 0.0)
@@ -808,7 +831,7 @@ def guided_masking_report(
     draws : int
         Parameter draws per image and augmentation (1 for parameter-free ones).  Default: 3.
     seed : int
-        Seed of the draws and of the tau simulation.  Default: 0.
+        Seed of the draws and of the tau simulation, >= 0.  Default: 0.
     batch_size : int
         Images per step; a forward then holds ``batch_size * draws * configs_per_forward`` rows after the
         first masked checkpoint.  Default: 16.
@@ -857,9 +880,11 @@ def guided_masking_report(
     """
     for name, value in (("draws", draws), ("batch_size", batch_size), ("k", k)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer.")
+            raise UserInputError(f"{name}={value!r} must be a positive integer.")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:  # numpy's SeedSequence takes seeds >= 0 only
+        raise UserInputError(f"seed={seed!r} must be a non-negative integer, e.g. 0.")
     if len(images) == 0:
-        raise ValueError("images is empty: pass an image source with at least one image.")
+        raise UserInputError("images is empty: pass an image source with at least one image.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = mask_configs(quantiles, alphas, soft=soft)
@@ -1038,7 +1063,7 @@ def _resolve_labels(
         return None
     if isinstance(labels, str):
         if labels != "auto":
-            raise ValueError(f"labels={labels!r} must be 'auto', None, or one class index per image.")
+            raise UserInputError(f"labels={labels!r} must be 'auto', None, or one class index per image.")
         raw, classes = getattr(images, "labels", None), getattr(images, "classes", None)
         if raw is None or classes is None:
             return None
@@ -1050,7 +1075,7 @@ def _resolve_labels(
         return raw if len(classes) == n_outputs else None
     out = np.asarray(labels, dtype=np.int64)
     if out.shape != (len(images),) or out.min() < 0 or out.max() >= n_outputs:
-        raise ValueError(
+        raise UserInputError(
             f"labels must hold one class index in [0, {n_outputs}) per image ({len(images)} images), "
             f"got shape {out.shape!r}; pass labels='auto' or None to skip accuracy against labels."
         )
@@ -1303,7 +1328,9 @@ def _open_tree(results: xr.DataTree | str | Path) -> xr.DataTree:
 
 def _labelled(results_dirs: Sequence[str | Path]) -> Iterator[tuple[str, Path]]:
     if isinstance(results_dirs, (str, Path)) or not results_dirs:
-        raise ValueError(f"results_dirs={results_dirs!r} must be a non-empty sequence of results folders.")
+        raise UserInputError(
+            f"results_dirs={results_dirs!r} must be a non-empty sequence of results folders."
+        )
     seen: dict[str, int] = {}
     for path in map(Path, results_dirs):
         name = path.resolve().name or "results"
@@ -1311,11 +1338,12 @@ def _labelled(results_dirs: Sequence[str | Path]) -> Iterator[tuple[str, Path]]:
         yield (name if seen[name] == 1 else f"{name}-{seen[name]}"), path
 
 
-def _unknown(what: str, name: str, known: Any) -> str:
+def _unknown(what: str, name: str, known: Any, fix: str = "") -> str:
     known = list(known)
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3)
     hint = f" Did you mean {close!r}?" if close else ""
-    return f"unknown {what} {name!r}.{hint} Available: {known[:20]!r}{' ...' if len(known) > 20 else ''}."
+    more = " ..." if len(known) > 20 else ""
+    return f"unknown {what} {name!r}.{hint} Available: {known[:20]!r}{more}.{' ' + fix if fix else ''}"
 
 
 def _device_of(module: nn.Module) -> torch.device:

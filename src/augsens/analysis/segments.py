@@ -43,7 +43,7 @@ from torch import nn
 
 from augsens.analysis.correlation import _as_factor_maps, plot_heatmap, save_figure
 from augsens.augment import IMAGENET_MEAN, IMAGENET_STD, paper_rgb_to_hsv, postprocess, rgb_to_hsv
-from augsens.errors import MissingFileError, UserInputError
+from augsens.errors import MissingFileError, UnknownNameError, UserInputError
 
 __all__ = [
     "HSV_CHANNELS",
@@ -158,7 +158,8 @@ def load_segments(path: str | Path) -> list[SegmentSpec]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(
-            f"segment file {str(path)!r} does not exist; see example_segments() for a template"
+            f"segment file {str(path)!r} does not exist: pass a segment JSON file, or one of the bundled "
+            f"examples {sorted(_EXAMPLES)!r} (example_segments() gives their paths, a template to copy)"
         )
     try:
         data = json.loads(path.read_text())
@@ -202,7 +203,9 @@ class _SelectChannels(nn.Module):
 def _sliced_conv(conv: nn.Conv2d, channels: Sequence[int]) -> nn.Conv2d:
     """A Conv2d computing only ``channels`` of ``conv``'s output (same weights)."""
     if conv.groups != 1:
-        raise ValueError(f"cannot slice a grouped convolution ({conv!r}); select channels after it instead")
+        raise UserInputError(
+            f"cannot slice a grouped convolution ({conv!r}): select channels at a module after it instead"
+        )
     idx = torch.as_tensor(list(channels), dtype=torch.long, device=conv.weight.device)
     # Conv2d holds 2-tuples here; torch annotates the attributes as tuple[int, ...]
     out = nn.Conv2d(
@@ -268,17 +271,18 @@ class SegmentModel(nn.Module):
     ) -> None:
         super().__init__()
         if channel not in HSV_CHANNELS:
-            raise ValueError(f"channel must be one of {HSV_CHANNELS!r}, got {channel!r}")
+            raise UnknownNameError(f"unknown HSV channel {channel!r}: choose one of {HSV_CHANNELS!r}")
         if mode not in ("clean", "paper"):
-            raise ValueError(f"mode must be 'clean' or 'paper', got {mode!r}")
+            raise UserInputError(f"mode must be 'clean' or 'paper', got {mode!r}")
         named = dict(network.named_modules())
         missing = [m for m in spec.modules if m not in named]
         if missing:
             import difflib
 
             hints = {m: difflib.get_close_matches(m, list(named), n=3) for m in missing}
-            raise KeyError(
-                f"segment {spec.name!r}: modules {missing!r} are not in the network (close: {hints!r})"
+            raise UnknownNameError(
+                f"segment {spec.name!r}: modules {missing!r} are not in the network (close: {hints!r}); "
+                "name modules of this network in the segment file (see its module_names)"
             )
         layers = []
         for name in spec.modules:
@@ -293,7 +297,10 @@ class SegmentModel(nn.Module):
         self.body = nn.Sequential(*layers)
         first = next((m for m in self.body.modules() if isinstance(m, nn.Conv2d)), None)
         if first is None:
-            raise ValueError(f"segment {spec.name!r} has no Conv2d, so its input channel count is unknown")
+            raise UserInputError(
+                f"segment {spec.name!r} has no Conv2d, so its input channel count is unknown: start its "
+                "modules_names at a convolution"
+            )
         self.in_channels = first.in_channels
         self.spec = spec
         self.channel = channel
@@ -306,9 +313,9 @@ class SegmentModel(nn.Module):
     def _check_channels(spec: SegmentSpec, available: int) -> None:
         bad = [c for c in spec.channels if c >= available]
         if bad:
-            raise ValueError(
+            raise UserInputError(
                 f"segment {spec.name!r}: channels {bad!r} of {spec.select_module!r} do not exist "
-                f"(it has {available} output channels)"
+                f"(it has {available} output channels): list channels in [0, {available})"
             )
 
     def hsv_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -355,7 +362,7 @@ class SegmentBank(nn.Module):
     ) -> None:
         super().__init__()
         if not specs:
-            raise ValueError("specs is empty: give at least one segment (see load_segments)")
+            raise UserInputError("specs is empty: give at least one segment (see load_segments)")
         for spec in specs:
             for ch in channels:
                 self.add_module(
@@ -406,8 +413,9 @@ def pixel_correlation(maps: xr.DataArray, var: xr.DataArray | None = None) -> xr
     """
     da = _as_factor_maps(maps)
     if "channel" not in da.dims:
-        raise ValueError(
-            f"pixel_correlation needs maps with a 'channel' dim and pixels, got dims {da.dims!r}"
+        raise UserInputError(
+            f"pixel_correlation needs maps with a 'channel' dim and pixels, got dims {da.dims!r}: end each "
+            "segment at a convolutional module (dims ('factor', 'channel', 'y', 'x'))"
         )
     n_factor, n_channel = da.shape[:2]
     values = da.values.reshape(n_factor, n_channel, -1).astype(np.float64)
@@ -480,25 +488,48 @@ def segment_comparison(
     Raises
     ------
     KeyError
-        A branch or network checkpoint is missing from the results.
+        A branch or network checkpoint is missing from the results, or a channel is not an HSV channel.
+    ValueError
+        A segment ends at a checkpoint without a ``channel`` dim, or selects channels it does not have.
     """
+    if not channels:
+        raise UserInputError(f"channels is empty: name at least one of {HSV_CHANNELS!r}")
+    unknown = [c for c in channels if c not in HSV_CHANNELS]
+    if unknown:
+        raise UnknownNameError(f"unknown HSV channels {unknown!r}: choose among {HSV_CHANNELS!r}")
     nodes: dict[str, xr.Dataset] = {}
     for spec in specs:
         net_node = spec.output_module
         if net_node not in network_results.children:
-            raise KeyError(
+            raise UnknownNameError(
                 f"segment {spec.name!r}: network results lack checkpoint {net_node!r} "
-                f"(the segment's last module); available: {list(network_results.children)!r}"
+                f"(the segment's last module); available: {list(network_results.children)!r}. Pass the "
+                "results of a study on the network with that module among its checkpoints"
             )
-        net_ds = network_results[net_node].to_dataset().isel(channel=list(spec.channels))
+        net_ds = network_results[net_node].to_dataset()
+        if "channel" not in net_ds.dims:
+            raise UserInputError(
+                f"segment {spec.name!r} ends at {net_node!r}, whose results have no 'channel' dim (dims "
+                f"{tuple(net_ds.dims)!r}): end each segment at a convolutional module"
+            )
+        size = net_ds.sizes["channel"]
+        beyond = [c for c in spec.channels if c >= size]
+        if beyond:
+            raise UserInputError(
+                f"segment {spec.name!r}: channels {beyond!r} are beyond the {size} channels "
+                f"of {net_node!r} in the network results: list channels of that module, or pass the results "
+                "of the network the segment file was written for"
+            )
+        net_ds = net_ds.isel(channel=list(spec.channels))
         for m in measures:
             per_source = {}
             for ch in channels:
                 branch = f"{spec.name}_{ch}"
                 if branch not in segment_results.children:
-                    raise KeyError(
+                    raise UnknownNameError(
                         f"segment results lack branch {branch!r}; "
-                        f"available: {list(segment_results.children)!r}"
+                        f"available: {list(segment_results.children)!r}. Pass the results of the study on "
+                        "the segment bank built from this segment file, with these channels"
                     )
                 ds = segment_results[branch].to_dataset()
                 if m in ds.data_vars:
@@ -509,6 +540,15 @@ def segment_comparison(
                 net_ds[m], net_ds["var"] if "var" in net_ds.data_vars else None
             )
             sources = list(per_source)
+            net_factors = [str(f) for f in per_source["network"]["factor"].values]
+            for s in sources[:-1]:
+                own = [str(f) for f in per_source[s]["factor"].values]
+                if own != net_factors:
+                    raise UserInputError(
+                        f"segment {spec.name!r} ({s}, {m}): the segment results have factors {own!r}, the "
+                        f"network results {net_factors!r}: compare the same study (augmentations, kind) "
+                        "run on the segment bank and on the network"
+                    )
             rho = np.stack([per_source[s]["rho"].values for s in sources])
             constant = np.stack([per_source[s]["constant"].values for s in sources])
             mean, std = _summary(rho, axis=1)
@@ -563,7 +603,9 @@ def layer_comparison(comparison: xr.DataTree, measure: str) -> xr.Dataset:
         for s in mean["source"].values:
             patterns[f"{seg}:{s}"] = mean.sel(source=s).values[iu]
     if not patterns:
-        raise KeyError(f"measure {measure!r} is in no segment of the comparison")
+        raise UnknownNameError(
+            f"measure {measure!r} is in no segment of the comparison; name a measure of both results"
+        )
     labels = list(patterns)
     k = len(labels)
     diff = np.full((k, k), np.nan)
@@ -617,6 +659,11 @@ def segment_report(
     comparison = segment_comparison(
         open_results(segment_dir), open_results(network_dir), specs, measures=measures, channels=channels
     )
+    if not comparison.children:  # otherwise an empty table and no figure, without a word
+        raise UserInputError(
+            f"none of the measures {list(measures)!r} is in both the segment and the network results: "
+            "name measures both studies computed, e.g. S1 and ST of a sobol study"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, written = [], []

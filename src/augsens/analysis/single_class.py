@@ -258,7 +258,7 @@ def sensitivity_table(
     _check_classifier_map(sensitivity)
     n_classes = sensitivity.sizes["unit"]
     if categories is not None and len(categories) != n_classes:
-        raise ValueError(
+        raise UserInputError(
             f"categories has {len(categories)} names but the map has {n_classes} classes; pass the "
             "model's categories for this classifier checkpoint."
         )
@@ -300,7 +300,7 @@ def plot_sensitivity_decay(maps: Mapping[str, xr.DataArray], *, top: int = 20) -
         ``maps`` is empty or a map does not have dims ``("factor", "unit")``.
     """
     if not maps:
-        raise ValueError(
+        raise UserInputError(
             "maps is empty: pass at least one classifier-checkpoint map, e.g. {'S1': tree['fc']['S1']}."
         )
     fig = Figure(figsize=(4.2 * len(maps), 3.6), layout="constrained")
@@ -327,7 +327,7 @@ def plot_sensitivity_decay(maps: Mapping[str, xr.DataArray], *, top: int = 20) -
 def _check_classifier_map(sensitivity: xr.DataArray) -> None:
     if not isinstance(sensitivity, xr.DataArray) or sensitivity.dims != ("factor", "unit"):
         dims = getattr(sensitivity, "dims", type(sensitivity).__name__)
-        raise ValueError(
+        raise UserInputError(
             f"expected a classifier-checkpoint map with dims ('factor', 'unit'), got {dims!r}; select it "
             "from the results tree, e.g. tree['fc']['S1']."
         )
