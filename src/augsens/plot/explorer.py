@@ -72,7 +72,10 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
     out.append("</table>")
     nonfinite = json_attr(a, "nonfinite", {})
     if isinstance(nonfinite, dict) and nonfinite:
-        out.append("<table class='nonfinite'><tr><th>checkpoint</th><th>values dropped for NaN/inf (samples × elements)</th></tr>")
+        out.append(
+            "<table class='nonfinite'><tr><th>checkpoint</th>"
+            "<th>values dropped for NaN/inf (samples × elements)</th></tr>"
+        )
         out += [
             f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td></tr>"
             for c, v in nonfinite.items()
