@@ -556,6 +556,7 @@ class Study:
                         if start > 0 and start in ends:  # a round ended: check the precision before the next
                             state["elapsed"] = time.monotonic() - t0
                             if self._round_check(state) is not None:
+                                advance(0, precision=state["precision"])  # the bar ends on it
                                 break
                             advance(0, total=round_end(start) * R, precision=state["precision"])
                         if stop_after is not None and start >= stop_after:
@@ -569,9 +570,10 @@ class Study:
                         if time.monotonic() - last_save > every:
                             save()
                             last_save = time.monotonic()
-                state["elapsed"] = time.monotonic() - t0
-                if state["position"] >= n:
-                    self._round_check(state)
+                    if state["position"] >= n:
+                        state["elapsed"] = time.monotonic() - t0
+                        self._round_check(state)
+                        advance(0, precision=state["precision"])
                 # every sample is done: keep them on disk until the results are, so that a stop while
                 # the results are assembled or written loses no forward pass
                 save()
