@@ -242,15 +242,30 @@ def compare(
     results: Annotated[
         list[Path], typer.Argument(help="Two or more results folders (or folders of results folders).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (compare.html, PNG, CSV).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (compare.html, explorer.html, PNG, CSV).")
+    ],
     labels: Annotated[str | None, typer.Option(help="Comma-separated run names (default: folders).")] = None,
     measures: Annotated[str | None, typer.Option(help="Comma-separated: S1, ST, shapley.")] = None,
 ) -> None:
     """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
+    import re
+
     from augsens.analysis.compare import compare as compare_runs
+    from augsens.plot.explorer import inline_images, write_explorer
+    from augsens.results import find_results
 
     result = compare_runs(results, out, labels=_csv(labels), measures=_csv(measures))
-    console.print(f"comparison: {result.page} ({len(result.files)} figures and tables in {out})")
+    page = out / "compare.html"  # written because out is given
+    console.print(f"comparison: {escape(str(page))} ({len(result.files)} figures and tables in {out})")
+    # the same comparison as a section of the explorer, beside every compared study's maps
+    body = re.search(r"<body>(.*)</body>", page.read_text(), flags=re.S)
+    section = inline_images(body.group(1) if body else "", out)
+    folders = list(dict.fromkeys(d for r in results for d in find_results(r)))
+    explorer = write_explorer(
+        folders, out / "explorer.html", sections=[("Comparison", section)], title="augsens comparison"
+    )
+    console.print(f"explorer:   {escape(str(explorer))}")
 
 
 @app.command()

@@ -53,6 +53,10 @@ def test_cli_renders_a_page_with_tables(runs, tmp_path):
         "profile_S1.png",
         "profile_ST.png",
     ]
+    # the explorer holds both studies and the comparison as a section, its figures embedded
+    explorer = (tmp_path / "explorer.html").read_text()
+    assert "Dominant factor per checkpoint" in explorer and explorer.count("data:image/png;base64,") >= 4
+    assert 'src="profile_S1.png"' not in explorer and "one" in explorer and "two" in explorer
 
 
 def test_tables_follow_the_results(runs):
