@@ -21,6 +21,7 @@ import xarray as xr
 from augsens.errors import MissingFileError, UserInputError
 
 __all__ = [
+    "json_attr",
     "open_results",
     "write_results",
     "output_dims",
@@ -142,7 +143,7 @@ def open_results(directory: str | Path) -> xr.DataTree:
         tree = xr.open_datatree(path, engine="zarr", consolidated=True)
     except (OSError, KeyError, ValueError) as exc:  # zarr's answers to a missing or damaged array
         raise UserInputError(incomplete.format(f"cannot be read ({type(exc).__name__}: {exc})")) from exc
-    order = _json_attr(tree.attrs, "checkpoints", default=list(tree.children))
+    order = json_attr(tree.attrs, "checkpoints", default=list(tree.children))
     nodes: dict[str, Any] = {"/": tree.to_dataset(inherit=False)}
     for name in order:
         if name in tree.children:
@@ -154,8 +155,11 @@ def open_results(directory: str | Path) -> xr.DataTree:
     return out
 
 
-def _json_attr(attrs: Mapping[Any, Any], key: str, default: Any = None) -> Any:
-    value = attrs.get(key, default)
+def json_attr(attrs: Mapping[Any, Any], key: str, default: Any = None) -> Any:
+    """A root attribute that the results store as JSON text, decoded (``default`` when missing)."""
+    value = attrs.get(key)
+    if value is None:
+        return default
     if isinstance(value, str):
         try:
             return json.loads(value)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import xarray as xr
 
-from augsens.plot.explorer_data import json_attr, study_payload
+from augsens.plot.explorer_data import study_payload
 from augsens.plot.summary import study_summary
-from augsens.results import open_results
+from augsens.results import json_attr, open_results
 
 __all__ = ["write_explorer", "explorer_html", "inline_images"]
 

@@ -17,9 +17,7 @@ Map values are stored as ``uint16`` codes over the array's range (NaN as 65535),
 from __future__ import annotations
 
 import base64
-import json
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,7 +32,6 @@ __all__ = [
     "CONTRAST_MEASURES",
     "AUXILIARY_FACTORS",
     "REDUCTIONS",
-    "json_attr",
 ]
 
 INDEX_MEASURES = ("S1", "ST", "shapley")
@@ -269,16 +266,3 @@ def study_payload(name: str, tree: xr.DataTree, *, budget: int = 600_000) -> dic
         "maps": {c: _checkpoint_maps(ds, max_side, max_channels) for c, ds in datasets.items()},
         "tables": {c: _channel_tables(ds) for c, ds in datasets.items()},
     }
-
-
-def json_attr(attrs: Mapping[Any, Any], key: str, default: Any = None) -> Any:
-    """A root attribute that the results store as JSON text, decoded (``default`` when missing)."""
-    value = attrs.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
