@@ -19,7 +19,7 @@ Candidate designs (all with ``R`` independent randomisations; ``A`` and ``B`` of
 two halves of one ``2k``-dimensional point unless said otherwise):
 
 * ``sobol-lms`` – scipy's Sobol' with linear matrix scramble + digital shift (the former default);
-* ``sobol`` – augsens' default: nested uniform (Owen) scrambling (:func:`augsens.design.owen_scramble`),
+* ``sobol`` – augsens' default: nested uniform (Owen) scrambling (:func:`augsens.core.design.owen_scramble`),
   ``A_j`` and ``B_j`` on Sobol' dimensions ``j`` and ``2k - 1 - j`` (mirrored) for S1 and ST, on ``2j``
   and ``2j + 1`` (adjacent) for Shapley effects;
 * ``owen-adjacent`` – Owen scrambling with ``A_j``, ``B_j`` on dimensions ``2j``, ``2j + 1`` (both);
@@ -58,9 +58,9 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
-from augsens.design import ShapleyDesign, SobolDesign, owen_scramble
-from augsens.estimate import ShapleyAccumulator, SobolAccumulator
-from augsens.factors import Problem, Uniform
+from augsens.core.design import ShapleyDesign, SobolDesign, owen_scramble
+from augsens.core.estimate import ShapleyAccumulator, SobolAccumulator
+from augsens.core.factors import Problem, Uniform
 
 DESIGNS = ("sobol-lms", "sobol", "iid", "owen-halves", "owen-adjacent", "owen-perm", "owen-ab", "lhs")
 

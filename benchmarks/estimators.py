@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from scipy.stats import sobol_indices
 
-from augsens.design import SobolDesign
-from augsens.estimate import SobolAccumulator
-from augsens.factors import Problem, Uniform
+from augsens.core.design import SobolDesign
+from augsens.core.estimate import SobolAccumulator
+from augsens.core.factors import Problem, Uniform
 
 
 def _outputs(unit: torch.Tensor, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

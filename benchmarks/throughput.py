@@ -36,9 +36,9 @@ from typing import Any
 
 import torch
 
-import augsens.engine as engine
+import augsens.engine.study as engine
 from augsens.config import StudyConfig
-from augsens.engine import Study
+from augsens.engine.study import Study
 from augsens.models import available_models
 
 __all__ = ["main", "measure"]

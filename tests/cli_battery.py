@@ -77,14 +77,14 @@ def image_folder(d: Path, classes: int = 2, per_class: int = 2, seed: int = 0) -
 def partial_run(cfg: Path, out: Path, stop_after: int = 4) -> None:
     """Leave an unfinished run (a saved state) in ``out``."""
     from augsens.config import load_config
-    from augsens.engine import Study
+    from augsens.engine.study import Study
 
     Study(load_config(cfg), progress=False).run(out, stop_after=stop_after)
 
 
 def full_run(cfg: Path, out: Path) -> None:
     from augsens.config import load_config
-    from augsens.engine import Study
+    from augsens.engine.study import Study
 
     Study(load_config(cfg), progress=False).run(out)
 

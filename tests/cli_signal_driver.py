@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import augsens.engine as engine
+import augsens.engine.study as engine
 from augsens.cli import app
 
 

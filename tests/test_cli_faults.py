@@ -155,7 +155,7 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path: Path) -> None:
 
 def test_an_internal_error_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug (here a ValueError from inside the engine) is never disguised as bad input."""
-    import augsens.engine
+    import augsens.engine.study
 
     def broken(self, state):
         raise ValueError("internal: shapes do not line up")

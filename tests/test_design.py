@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from augsens.design import IIDDesign, PermutationShapleyDesign, ShapleyDesign, SobolDesign
-from augsens.factors import Problem, Uniform
+from augsens.core.design import IIDDesign, PermutationShapleyDesign, ShapleyDesign, SobolDesign
+from augsens.core.factors import Problem, Uniform
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 from augsens.config import StudyConfig
-from augsens.distributed import RayNotInstalledError, ShardFailedError, run_distributed, shard_ranges
-from augsens.engine import Study
+from augsens.engine.distributed import RayNotInstalledError, ShardFailedError, run_distributed, shard_ranges
+from augsens.engine.study import Study
 from augsens.results import open_results
 
 ray = pytest.importorskip("ray")

@@ -9,7 +9,7 @@ from torch import nn
 
 from augsens.config import ConfigError, StudyConfig
 from augsens.data import ImageCache, bundled_photos
-from augsens.engine import Study, StudyInterrupted
+from augsens.engine.study import Study, StudyInterrupted
 from augsens.models import load
 from augsens.results import open_results
 
@@ -278,7 +278,7 @@ def test_interrupt_inside_an_update_keeps_the_last_save(tiny, photos, tmp_path, 
     cfg = config(kind="sobol", augmentations=["hue"], n=8, replicates=1, batch_size=8)
     study = Study(cfg, model=tiny, images=photos, progress=False)
     study.run(tmp_path, stop_after=2)  # a saved state at 2 base samples
-    from augsens.estimate import SobolAccumulator
+    from augsens.core.estimate import SobolAccumulator
 
     def broken_update(self, *args, **kwargs):
         raise KeyboardInterrupt

@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 
 from augsens.config import StudyConfig
+from augsens.core.design import QMCSmallSampleWarning
 from augsens.data import ImageCache
-from augsens.design import QMCSmallSampleWarning
-from augsens.engine import Study
+from augsens.engine.study import Study
 from augsens.models import load
 from augsens.plot.report import write_report
 from augsens.results import open_results

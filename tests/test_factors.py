@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from augsens.factors import (
+from augsens.core.factors import (
     Categorical,
     ImageFactor,
     Integer,

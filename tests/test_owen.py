@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 from scipy.stats import qmc
 
-from augsens.design import (
+from augsens.core.design import (
     MIN_QMC_POINTS,
     IIDDesign,
     PermutationShapleyDesign,
@@ -19,7 +19,7 @@ from augsens.design import (
     SobolDesign,
     owen_scramble,
 )
-from augsens.factors import Problem, Uniform
+from augsens.core.factors import Problem, Uniform
 
 
 def _keys(seed: int, dims: int) -> np.ndarray:

@@ -19,8 +19,8 @@ import augsens.data.cache
 import augsens.data.sources
 from augsens.cli import app
 from augsens.config import load_config
+from augsens.engine.factors import resolve_augmentations
 from augsens.results import open_results
-from augsens.study import resolve_augmentations
 
 PRESETS = sorted((Path(__file__).parents[1] / "configs" / "paper").glob("*.toml"))
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from augsens.api import shapley, sobol
 from augsens.config import ConfigError, StudyConfig
+from augsens.core.api import shapley, sobol
+from augsens.core.factors import Problem, Uniform
+from augsens.core.precision import PRECISION_RULE, precision_of, stop_reason
 from augsens.data import ImageCache
-from augsens.engine import Study
-from augsens.factors import Problem, Uniform
-from augsens.precision import PRECISION_RULE, precision_of, stop_reason
+from augsens.engine.study import Study
 from augsens.results import open_results
 
 
@@ -143,7 +143,7 @@ def small_images() -> ImageCache:
     return ImageCache(pixels, torch.zeros(2), ["noise"], ["noise0", "noise1"])
 
 
-@pytest.mark.filterwarnings("ignore::augsens.design.QMCSmallSampleWarning")  # tiny nets on purpose
+@pytest.mark.filterwarnings("ignore::augsens.core.design.QMCSmallSampleWarning")  # tiny nets on purpose
 def test_study_stops_by_itself_and_resumes_across_rounds(tmp_path, capsys, small_images):
     """A tiny-network study with a precision target adds rounds, stops by itself, and records why; a run
     interrupted in its third round and resumed gives the same maps."""

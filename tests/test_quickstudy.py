@@ -13,8 +13,8 @@ from torch import nn
 
 import augsens as ag
 from augsens.config import ConfigError, StudyConfig, load_config
+from augsens.engine.quick import _config, config_keywords
 from augsens.errors import UserInputError
-from augsens.quickstudy import _config, config_keywords
 from augsens.results import open_results
 
 TINY = dict(
@@ -118,7 +118,7 @@ def test_in_memory_and_written_results_are_the_same(tmp_path):
     assert _schema_of(memory) == _schema_of(disk) == _schema_of(again)
     np.testing.assert_allclose(memory["act"].dataset["ST"].values, again["act"].dataset["ST"].values)
     assert memory.attrs["images"] == 3 and "<Tensor [3, 3, 224, 224]>" in memory.attrs["config"]
-    assert ag.study is not None and callable(ag.study)  # the submodule augsens.study does not shadow it
+    assert ag.study is not None and callable(ag.study)  # the function, not a module of that name
 
 
 class _Block(nn.Module):
@@ -205,7 +205,7 @@ def test_model_of_wrong_type():
 
 def test_resume_auto_continues_a_saved_run(tmp_path):
     from augsens.config import StudyConfig as Cfg
-    from augsens.engine import Study
+    from augsens.engine.study import Study
 
     images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
     out = tmp_path / "r"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import augsens as ag
+from augsens.core.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.errors import UserInputError
-from augsens.song import SongShapleyAccumulator, SongShapleyDesign
 
 ISHIGAMI_SHAPLEY = np.array([0.4357, 0.4424, 0.1218])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from augsens.augment import AUGMENTATIONS, SET1, SET2
-from augsens.study import AugmentationFactors, resolve_augmentations
+from augsens.engine.factors import AugmentationFactors, resolve_augmentations
 
 
 def test_set1_groups_with_all_switches():

@@ -11,13 +11,12 @@ batch on the model's device without storing activations.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from augsens.api import moments, shapley, sobol
-    from augsens.factors import (
+    from augsens.analysis.compare import compare
+    from augsens.core.api import moments, shapley, sobol
+    from augsens.core.factors import (
         Categorical,
         ImageFactor,
         Integer,
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
         Switch,
         Uniform,
     )
+    from augsens.engine.quick import study
     from augsens.results import open_results
 
 __version__ = "0.1.0"
@@ -51,36 +51,15 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(
         ("Categorical", "ImageFactor", "Integer", "Parameter", "Permutation", "Problem", "Switch", "Uniform"),
-        "augsens.factors",
+        "augsens.core.factors",
     ),
-    "sobol": "augsens.api",
-    "shapley": "augsens.api",
-    "moments": "augsens.api",
+    "sobol": "augsens.core.api",
+    "shapley": "augsens.core.api",
+    "moments": "augsens.core.api",
     "open_results": "augsens.results",
     "compare": "augsens.analysis.compare",
+    "study": "augsens.engine.quick",
 }
-
-
-class _Package(types.ModuleType):
-    """The package's module type: ``augsens.study`` is the one-call study function.
-
-    ``augsens.study`` is also the name of a submodule (the factor model), and importing a submodule sets
-    the package attribute of that name; the property keeps the function there (``from augsens.study
-    import ...`` reads the submodule from ``sys.modules`` and is unaffected).
-    """
-
-    @property
-    def study(self) -> Any:
-        from augsens.quickstudy import study
-
-        return study
-
-    @study.setter
-    def study(self, value: Any) -> None:
-        pass  # the submodule stays reachable as sys.modules["augsens.study"]
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -161,11 +161,11 @@ def run(
     created = prepare_out(out, resume=resume, overwrite=overwrite)
     try:
         if ray is not None:
-            from augsens.distributed import run_distributed
+            from augsens.engine.distributed import run_distributed
 
             run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
         else:
-            from augsens.quickstudy import run_study
+            from augsens.engine.quick import run_study
 
             run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     except BaseException:
@@ -329,7 +329,7 @@ def gallery(
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
     from augsens.data import bundled_photos, image_folder
-    from augsens.engine import resolve_device
+    from augsens.engine.study import resolve_device
     from augsens.models import load
 
     dev = resolve_device(device)

@@ -107,7 +107,7 @@ class StudySection:
     song_permutations: int = 8
     song_outer: int = 4
     song_inner: int = 4
-    # precision target (augsens.precision): rounds double n until the half-widths' summary is <= it
+    # precision target (augsens.core.precision): rounds double n until the half-widths' summary is <= it
     precision: float = 0.0
     max_n: int = 0  # 0: 16 n
     time_limit: float = 0.0  # seconds, 0: none

@@ -108,7 +108,7 @@ def run_demo(
     earlier run with the same settings is reused; an interrupted one resumes where it stopped.
     """
     from augsens.data import bundled_photos
-    from augsens.engine import STATE_NAME, Study, resolve_device
+    from augsens.engine.study import STATE_NAME, Study, resolve_device
     from augsens.models import load
     from augsens.plot.report import write_report
     from augsens.results import is_results_dir, open_results

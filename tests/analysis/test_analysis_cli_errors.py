@@ -60,7 +60,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Folders:
     import warnings
 
     from augsens.config import load_config
-    from augsens.engine import Study
+    from augsens.engine.study import Study
 
     root = tmp_path_factory.mktemp("analysis-errors")
     cfg = root / "tiny.toml"

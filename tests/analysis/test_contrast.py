@@ -22,7 +22,7 @@ from augsens.analysis.contrast import (
     wilcoxon_zsplit,
 )
 from augsens.augment.draws import counter_uniform
-from augsens.estimate import MomentsAccumulator
+from augsens.core.estimate import MomentsAccumulator
 
 
 @pytest.fixture(scope="module")

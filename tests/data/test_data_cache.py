@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from augsens.core.factors import ImageFactor
 from augsens.data import ImageCache, redraw_within_class
-from augsens.factors import ImageFactor
 
 SIZES = [2, 5, 1, 4]
 

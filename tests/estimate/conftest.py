@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from augsens.factors import Problem, Uniform
+from augsens.core.factors import Problem, Uniform
 
 
 @dataclass

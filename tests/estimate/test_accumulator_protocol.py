@@ -7,7 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-from augsens.estimate import (
+from augsens.core.estimate import (
     MomentsAccumulator,
     PermutationShapleyAccumulator,
     ShapleyAccumulator,
@@ -181,8 +181,8 @@ def test_zero_variance_outputs_give_nan_not_inf(case):
 
 def test_aggregate_sums_numerators_and_variances():
     """Two linear outputs y0 = x1 (Var 1/12), y1 = 3 x2 (Var 9/12): the pooled S1 is (1/10, 9/10)."""
-    from augsens.design import SobolDesign
-    from augsens.factors import Problem, Uniform
+    from augsens.core.design import SobolDesign
+    from augsens.core.factors import Problem, Uniform
 
     problem = Problem([Uniform("x1", 0, 1), Uniform("x2", 0, 1)])
     design = SobolDesign(problem, 2**12, replicates=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augsens.api import shapley, sobol
+from augsens.core.api import shapley, sobol
 
 ATOL = 0.01
 

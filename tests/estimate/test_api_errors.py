@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from augsens.api import moments, shapley, sobol
-from augsens.factors import Problem, Uniform
+from augsens.core.api import moments, shapley, sobol
+from augsens.core.factors import Problem, Uniform
 
 PROBLEM = Problem([Uniform("x1", 0, 1), Uniform("x2", 0, 1)])
 

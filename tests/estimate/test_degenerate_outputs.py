@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from augsens.api import moments, shapley, sobol
+from augsens.core.api import moments, shapley, sobol
+from augsens.core.estimate import MomentsAccumulator, PermutationShapleyAccumulator, SobolAccumulator
+from augsens.core.factors import Problem, Uniform
 from augsens.errors import UserInputError
-from augsens.estimate import MomentsAccumulator, PermutationShapleyAccumulator, SobolAccumulator
-from augsens.factors import Problem, Uniform
 
 PROBLEM = Problem([Uniform("x1", 0, 1), Uniform("x2", 0, 1)])
 

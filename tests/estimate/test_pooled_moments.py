@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from augsens.estimate import MomentsAccumulator, ShapleyAccumulator, SobolAccumulator
+from augsens.core.estimate import MomentsAccumulator, ShapleyAccumulator, SobolAccumulator
 
 
 def _ds(acc, dims=("o",)):

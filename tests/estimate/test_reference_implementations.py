@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.stats import sobol_indices
 
-from augsens.api import sobol
-from augsens.design import SobolDesign
-from augsens.estimate import SobolAccumulator
-from augsens.factors import Problem, Uniform
+from augsens.core.api import sobol
+from augsens.core.design import SobolDesign
+from augsens.core.estimate import SobolAccumulator
+from augsens.core.factors import Problem, Uniform
 
 N_OUT = 10_000
 

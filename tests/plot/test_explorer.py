@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from augsens.cli import app
 from augsens.config import StudyConfig
-from augsens.engine import Study
+from augsens.engine.study import Study
 from augsens.plot.explorer_data import study_payload
 from augsens.plot.summary import INVARIANCE_THRESHOLD, study_summary
 from augsens.results import open_results

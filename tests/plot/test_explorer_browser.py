@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from augsens.config import StudyConfig
-from augsens.engine import Study
+from augsens.engine.study import Study
 from augsens.plot.report import write_report
 from augsens.results import open_results
 

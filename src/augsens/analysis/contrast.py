@@ -38,8 +38,8 @@ import xarray as xr
 
 from augsens.augment.draws import single_draws
 from augsens.augment.registry import UnknownAugmentationError
+from augsens.core.estimate import MomentsAccumulator
 from augsens.errors import UserInputError
-from augsens.estimate import MomentsAccumulator
 from augsens.results import output_dims
 
 if TYPE_CHECKING:

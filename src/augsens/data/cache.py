@@ -77,10 +77,10 @@ class ImageCache:
     classes : list of str
     class_sizes : list of int
         Images per class, all partitions together.  For a one-partition cache this is the ``class_sizes`` of
-        :class:`augsens.factors.ImageFactor`.
+        :class:`augsens.core.factors.ImageFactor`.
     partitions : list of list of int
         Class sizes per partition (``[class_sizes]`` for one partition): images are numbered partition by
-        partition, class by class, as :class:`augsens.study.AugmentationFactors` expects.
+        partition, class by class, as :class:`augsens.engine.factors.AugmentationFactors` expects.
     names : list of str
     skipped : list of (str, str)
         ``(file, reason)`` for every unreadable file.

@@ -12,7 +12,8 @@ players of the raw effects estimates Var(Y).  As the authors did, effects are cl
 their sum, so the reported shares sum to 1.
 
 The double loop exists for dependent inputs; with independent factors, as here, the one-loop permutation
-estimator (:class:`augsens.estimate.PermutationShapleyAccumulator`) or the exact design is cheaper for the
+estimator (:class:`augsens.core.estimate.PermutationShapleyAccumulator`)
+or the exact design is cheaper for the
 same accuracy.  Players here are factor groups (augmentations, order, image, partition); the authors used
 individual variables and summed them per group, which is not the Shapley effect of the group.
 
@@ -29,9 +30,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from augsens.core.estimate._base import _group_sum
+from augsens.core.factors import Problem
 from augsens.errors import UserInputError
-from augsens.estimate._base import _group_sum
-from augsens.factors import Problem
 
 __all__ = ["SongShapleyDesign", "SongShapleyAccumulator"]
 
@@ -108,7 +109,7 @@ class SongShapleyAccumulator:
     ``prev [*out]`` (last cost of the current permutation), ``nonfinite [*out]`` (blocks whose cost was
     not finite) and the number of blocks.  Two states merge when both hold whole permutations.
 
-    The protocol is that of :mod:`augsens.estimate` without replicates (the double loop has no
+    The protocol is that of :mod:`augsens.core.estimate` without replicates (the double loop has no
     randomised copies of its design): ``update``, ``merge`` (returns ``self``), ``state_dict`` /
     ``from_state_dict``, ``to``, ``finalize``, ``aggregate``.  A block with a NaN or inf row at an element
     has no cost there; the increments that need that cost (its own and the next position's) are left

@@ -199,7 +199,7 @@ def study(
         )
     cache, source = _images(images)
     config = _config(model_name, source, given)
-    from augsens.engine import resolve_device
+    from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
     if isinstance(model, LoadedModel):
@@ -264,7 +264,7 @@ def run_study(
     are written to ``out/results.zarr`` and read back, so both give exactly what
     :func:`augsens.open_results` gives.  ``resume="auto"`` resumes when ``out`` holds a saved state.
     """
-    from augsens.engine import STATE_NAME, Study, StudyInterrupted
+    from augsens.engine.study import STATE_NAME, Study, StudyInterrupted
     from augsens.results import open_results
 
     engine = Study(config, model=model, images=images, progress=progress)

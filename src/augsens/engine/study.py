@@ -31,23 +31,23 @@ from typing import Any, Literal, cast
 import torch
 import xarray as xr
 
-from augsens import design as designs
-from augsens import estimate
-from augsens.aggregates import named_aggregates
 from augsens.augment import compose, postprocess
 from augsens.config import StudyConfig
+from augsens.core import design as designs
+from augsens.core import estimate
+from augsens.core.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
+from augsens.core.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.data import ImageCache, bundled_photos, image_folder
+from augsens.engine.aggregates import named_aggregates
+from augsens.engine.factors import AugmentationFactors
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
 from augsens.interrupts import StudyInterrupted, deferred_signals
 from augsens.models import LoadedModel, load
 from augsens.models.layout import checkpoint_layouts
-from augsens.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import versions, write_results
-from augsens.song import SongShapleyAccumulator, SongShapleyDesign
-from augsens.study import AugmentationFactors
 
 __all__ = ["Study", "StudyInterrupted", "resolve_device", "STATE_NAME"]
 
@@ -215,7 +215,7 @@ class Study:
         dtype = torch.float64 if rc.state_dtype == "float64" else torch.float32
         # every kind but the Song-type double loop splits n into independently scrambled replicates
         # (confidence half-widths); memory grows with them.  A precision target makes the design the
-        # budget, run in rounds that double the first n (augsens.precision).
+        # budget, run in rounds that double the first n (augsens.core.precision).
         common: dict[str, Any] = dict(seed=sc.seed, method=sc.design, replicates=sc.replicates)
         size = sc.n
         if sc.precision:

@@ -2,7 +2,7 @@
 
 Activations of a CNN under a design are far too many to store (10^5..10^7 elements × 10^6 forwards),
 so every estimator is a reduction over design rows, kept as centred co-moments on the device where the
-model runs and merged with Chan, Golub & LeVeque's (1983) formula (:mod:`augsens.estimate._base`).
+model runs and merged with Chan, Golub & LeVeque's (1983) formula (:mod:`augsens.core.estimate._base`).
 Memory per output element and replicate slot, independent of the number of samples ``n``:
 
 =====================================  =============================================  ===================
@@ -50,9 +50,9 @@ Conventions (all accumulators)
   accumulator over all rows).  ``replicates = 1`` gives NaN half-widths.
 """
 
-from augsens.estimate.moments import MomentsAccumulator
-from augsens.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
-from augsens.estimate.sobol import SobolAccumulator
+from augsens.core.estimate.moments import MomentsAccumulator
+from augsens.core.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
+from augsens.core.estimate.sobol import SobolAccumulator
 
 __all__ = [
     "MomentsAccumulator",

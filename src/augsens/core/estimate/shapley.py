@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from augsens.design import MAX_EXACT_SHAPLEY_GROUPS
+from augsens.core.design import MAX_EXACT_SHAPLEY_GROUPS
+from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
 from augsens.errors import UserInputError
-from augsens.estimate._base import _Accumulator, _finite_rows, _Ratio
 
 __all__ = ["ShapleyAccumulator", "PermutationShapleyAccumulator", "mobius_inverse", "owen_2014"]
 
@@ -80,7 +80,7 @@ class ShapleyAccumulator(_Accumulator):
     Parameters
     ----------
     D : int
-        Number of groups, at most :data:`~augsens.design.MAX_EXACT_SHAPLEY_GROUPS`.
+        Number of groups, at most :data:`~augsens.core.design.MAX_EXACT_SHAPLEY_GROUPS`.
     replicates : int, default 1
         Replicate slots; ``> 1`` gives ``*_conf`` (Student-t over replicates).
     dtype, device
@@ -88,7 +88,7 @@ class ShapleyAccumulator(_Accumulator):
 
     Notes
     -----
-    Rows come in :class:`~augsens.design.ShapleyDesign` order (row ``u`` = groups ``u`` from ``x``).
+    Rows come in :class:`~augsens.core.design.ShapleyDesign` order (row ``u`` = groups ``u`` from ``x``).
     Per element: the ``2^D`` row means and the co-moments ``C(f(x), f(z^u))``, i.e. ``2^{D+1}`` numbers.
     ``finalize`` computes ``τ_u = (C_{x,z^u} - C_{x,x'})/n``, ``σ²_u`` by :func:`mobius_inverse` and
     ``Sh_j`` by :func:`owen_2014`; ``V = τ_{all}``.  Byproducts at no extra cost: ``S1_j = τ_{{j}}/V`` and
@@ -156,7 +156,7 @@ class PermutationShapleyAccumulator(_Accumulator):
     Notes
     -----
     Base sample ``i`` brings a chain ``z_0 = x', z_1, ..., z_D = x`` where ``z_k`` switches group
-    ``π(k)`` from ``x'`` to ``x`` (:class:`~augsens.design.PermutationShapleyDesign`).  Goda (2021)'s
+    ``π(k)`` from ``x'`` to ``x`` (:class:`~augsens.core.design.PermutationShapleyDesign`).  Goda (2021)'s
     estimator adds ``(f(x) - m)(f(z_k) - f(z_{k-1}))`` to ``Sh_{π(k)}``; because the predecessor sets of a
     uniform random order carry the Shapley weights it is unbiased, and the terms telescope to
     ``(f(x) - m)(f(x) - f(x'))``, so efficiency holds sample by sample.  Here ``Δ_j = f(z_k) - f(z_{k-1})``

@@ -13,7 +13,7 @@ Ray is optional: ``pip install "augsens[ray]"``.
 Examples
 --------
 >>> from augsens.config import load_config
->>> from augsens.distributed import run_distributed
+>>> from augsens.engine.distributed import run_distributed
 >>> tree = run_distributed(load_config("study.toml"), "out", address="local", workers=4)  # doctest: +SKIP
 """
 
@@ -35,11 +35,11 @@ import torch
 import xarray as xr
 
 from augsens.config import StudyConfig
-from augsens.engine import Study
+from augsens.core.song import SongShapleyDesign
+from augsens.engine.study import Study
 from augsens.errors import UserInputError
 from augsens.progress import forwards_bar
 from augsens.results import write_results
-from augsens.song import SongShapleyDesign
 
 __all__ = [
     "run_distributed",

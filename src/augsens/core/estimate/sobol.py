@@ -13,7 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from augsens.estimate._base import _Accumulator, _finite_rows, _Ratio
+from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
 
 __all__ = ["SobolAccumulator", "saltelli_2010", "jansen_1999", "janon_2014", "saltelli_2002"]
 
@@ -181,7 +181,8 @@ class SobolAccumulator(_Accumulator):
         }
 
     def update(self, y: torch.Tensor, replicate: int = 0) -> None:
-        """Add a batch of outputs ``y`` ``[b, R, *out]`` (rows in :class:`~augsens.design.SobolDesign` order).
+        """Add a batch of outputs ``y`` ``[b, R, *out]`` (rows in
+        :class:`~augsens.core.design.SobolDesign` order).
 
         A base sample with a non-finite value in any of its rows at an element is left out for that
         element only (counted in ``nonfinite``).

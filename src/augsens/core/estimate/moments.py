@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from augsens.estimate._base import _Accumulator, _Ratio
+from augsens.core.estimate._base import _Accumulator, _Ratio
 
 __all__ = ["MomentsAccumulator", "COV_EPS"]
 

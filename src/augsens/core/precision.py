@@ -1,9 +1,9 @@
 """Precision targets: one number that summarises the 95 % half-widths, and the rule that stops a run.
 
-A run with a precision target grows in *rounds* (:class:`augsens.design.SobolDesign` ``first``): the first
-round has ``n`` base samples split over the replicates, every later round gives each replicate the next
-block of its own sequence and doubles the total, so every replicate is again a ``2^m``-point net when a
-round ends.  After each round the **precision** is computed (:data:`PRECISION_RULE`):
+A run with a precision target grows in *rounds* (:class:`augsens.core.design.SobolDesign`
+``first``): the first round has ``n`` base samples split over the replicates, every later round gives
+each replicate the next block of its own sequence and doubles the total, so every replicate is again a
+``2^m``-point net when a round ends.  After each round the **precision** is computed (:data:`PRECISION_RULE`):
 
 * per accumulator (one per checkpoint; the one output array of :func:`augsens.sobol`), the 95th
   percentile over output elements and factors of the 95 % Student-t half-width, separately for ``ST``
@@ -92,7 +92,7 @@ def precision_of(results: Iterable[Any]) -> float:
     Examples
     --------
     >>> import torch
-    >>> from augsens.estimate import SobolAccumulator
+    >>> from augsens.core.estimate import SobolAccumulator
     >>> acc = SobolAccumulator(2, replicates=4)
     >>> g = torch.Generator().manual_seed(0)
     >>> for r in range(4):

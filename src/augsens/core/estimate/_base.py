@@ -69,7 +69,7 @@ def _merge(
 
 
 class _Accumulator:
-    """Protocol and state handling shared by all accumulators (see :mod:`augsens.estimate`)."""
+    """Protocol and state handling shared by all accumulators (see :mod:`augsens.core.estimate`)."""
 
     #: rows per base sample expected by :meth:`update` (``None``: no row axis)
     _rows: int | None
@@ -235,13 +235,13 @@ class _Accumulator:
 
     def pooled_moments(self) -> Any:
         """Mean and variance of the outputs over every row whose ``M2`` this accumulator tracks, all
-        replicates pooled, as a :class:`~augsens.estimate.MomentsAccumulator` (no extra pass over the
+        replicates pooled, as a :class:`~augsens.core.estimate.MomentsAccumulator` (no extra pass over the
         outputs: Sobol tracks rows A, B and AB_j; the Shapley accumulators the full row x).
 
         Rows of one base sample are correlated, so the variance pools ``Σ_r M2_r + n Σ_r (mean_r -
         mean)²`` over ``R n - 1`` degrees of freedom: consistent, with an O(1/n) bias.
         """
-        from augsens.estimate.moments import MomentsAccumulator
+        from augsens.core.estimate.moments import MomentsAccumulator
 
         out = MomentsAccumulator(dtype=self.dtype, device=self.device)
         out.input_dtype = self.input_dtype

@@ -5,7 +5,7 @@ where the switch model says so) and auxiliary factors: the composition ``order``
 augmentations, one uniform decoded by the factorial number system), the ``image`` (class, then image
 within class) and, when two image partitions are given, the ``partition`` (train/val).
 
-:class:`AugmentationFactors` builds the :class:`~augsens.factors.Problem` from the augmentation specs
+:class:`AugmentationFactors` builds the :class:`~augsens.core.factors.Problem` from the augmentation specs
 alone and decodes design rows into what the augmentation and image stages need: per-augmentation
 parameter tensors, switches, per-sample orders, image indices.
 
@@ -31,8 +31,7 @@ import torch
 
 from augsens.augment import AUGMENTATIONS, SET1, SET2
 from augsens.augment import spec as augmentation_spec
-from augsens.errors import UserInputError
-from augsens.factors import (
+from augsens.core.factors import (
     Categorical,
     ImageFactor,
     Integer,
@@ -42,6 +41,7 @@ from augsens.factors import (
     Switch,
     Uniform,
 )
+from augsens.errors import UserInputError
 
 __all__ = ["AugmentationFactors", "DecodedRows", "SwitchModel", "Mode", "resolve_augmentations"]
 

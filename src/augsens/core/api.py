@@ -1,0 +1,458 @@
+"""Public one-call estimators: ``sobol``, ``shapley`` and ``moments`` of any function of the factors.
+
+Each validates its arguments, builds a design (:mod:`augsens.core.design`) and an accumulator
+(:mod:`augsens.core.estimate`), then runs one shared loop: unit rows -> :meth:`Problem.decode` -> ``f`` ->
+``update``.  ``f`` is evaluated batch by batch, so outputs of any size stream through without being
+stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+import xarray as xr
+
+from augsens.core.design import IIDDesign, PermutationShapleyDesign, ShapleyDesign, SobolDesign, _Design
+from augsens.core.estimate import (
+    MomentsAccumulator,
+    PermutationShapleyAccumulator,
+    ShapleyAccumulator,
+    SobolAccumulator,
+)
+from augsens.core.factors import Problem
+from augsens.core.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
+
+__all__ = ["sobol", "shapley", "moments"]
+
+Function = Callable[[torch.Tensor], torch.Tensor]
+_AnyAccumulator = SobolAccumulator | ShapleyAccumulator | PermutationShapleyAccumulator | MomentsAccumulator
+
+#: Default cap on the rows passed to ``f`` in one call.
+DEFAULT_BATCH_SIZE = 8192
+
+#: Default number of independent randomisations (``docs/statistics.md``: at equal cost fewer, larger
+#: replicates are more accurate, and 4 still give honest Student-t half-widths).
+DEFAULT_REPLICATES = 4
+
+
+def _check_common(
+    f: Any, problem: Any, batch_size: Any, choices: dict[str, tuple[Any, tuple[Any, ...]]]
+) -> None:
+    if not callable(f):
+        raise TypeError(
+            f"f must be a callable taking values [B, k] and returning a Tensor [B, ...], got {f!r}"
+        )
+    if not isinstance(problem, Problem):
+        raise TypeError(
+            "problem must be an augsens Problem (e.g. Problem([Uniform('x', 0, 1)])), "
+            f"got {type(problem).__name__}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (rows per call of f), got {batch_size!r}")
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} is not valid; choose one of {list(allowed)!r}")
+
+
+def _budget(
+    n: Any, replicates: Any, precision: Any, max_n: Any, time_limit: Any
+) -> tuple[int, int | None, float, float]:
+    """Validated ``(design size, first round or None, target, time limit)`` of a run."""
+    if precision is None:
+        if max_n is not None or time_limit is not None:
+            raise ValueError(
+                "max_n and time_limit bound a run with a precision target; pass precision=... as well "
+                f"(got max_n={max_n!r}, time_limit={time_limit!r})"
+            )
+        return n, None, 0.0, 0.0
+    if isinstance(precision, bool) or not isinstance(precision, int | float) or not 0 < precision < 1:
+        raise ValueError(f"precision must be a half-width in (0, 1), e.g. 0.02, got {precision!r}")
+    if isinstance(replicates, int) and replicates < 2:
+        raise ValueError(
+            f"a precision target needs replicates >= 2 (half-widths come from the spread of the replicates), "
+            f"got replicates={replicates!r}"
+        )
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (base samples of the first round) must be a positive integer, got {n!r}")
+    budget = default_max_n(n) if max_n is None else max_n
+    ratio = budget // n if isinstance(budget, int) and not isinstance(budget, bool) and budget >= n else 0
+    if not ratio or budget % n or ratio & (ratio - 1):
+        raise ValueError(
+            f"max_n={max_n!r} must be n={n} times a power of 2 (each round doubles the base samples), "
+            f"e.g. max_n={default_max_n(n)}"
+        )
+    limit = 0.0 if time_limit is None else time_limit
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
+        raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
+    return budget, n, float(precision), float(limit)
+
+
+def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    rows = values.shape[0]
+    x = values if device is None else values.to(device)
+    try:
+        y = f(x)
+    except Exception as exc:
+        raise RuntimeError(
+            f"f raised {type(exc).__name__} on a batch of {rows} rows of factor values: {exc}"
+        ) from exc
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"f must return a torch.Tensor [B, *out], got {type(y).__name__}")
+    if y.dim() == 0 or y.shape[0] != rows:
+        raise ValueError(
+            f"f returned shape {tuple(y.shape)} for {rows} input rows: the first dim must be the batch "
+            f"({rows}); return [B] for a scalar output"
+        )
+    return y
+
+
+def _run(
+    f: Function,
+    problem: Problem,
+    design: _Design,
+    acc: _AnyAccumulator,
+    batch_size: int,
+    device: torch.device | str | None,
+    target: float = 0.0,
+    time_limit: float = 0.0,
+) -> xr.Dataset:
+    """The shared loop: design rows -> values -> f -> accumulator, round by round, then ``finalize``."""
+    t0 = time.monotonic()
+    done, reason, precision = 0, "n reached", math.nan
+    for end in design.round_ends:
+        _run_range(f, problem, design, acc, batch_size, device, done, end)
+        done = end
+        if isinstance(acc, MomentsAccumulator):
+            continue
+        precision = precision_of([acc])
+        why = stop_reason(
+            precision, target, done=done, total=design.n, elapsed=time.monotonic() - t0, time_limit=time_limit
+        )
+        if why is not None:
+            reason = why
+            break
+    ds = acc.finalize(problem.group_names if not isinstance(acc, MomentsAccumulator) else None)
+    ds.attrs.update({"seed": design.seed, "design": design.method, "rows_per_sample": design.rows_per_sample})
+    if not isinstance(acc, MomentsAccumulator):
+        ds.attrs.update(
+            precision=precision,
+            precision_target=target,
+            precision_rule=PRECISION_RULE,
+            stop_reason=reason,
+            max_n=design.n,
+        )
+    return ds
+
+
+def _run_range(
+    f: Function,
+    problem: Problem,
+    design: _Design,
+    acc: _AnyAccumulator,
+    batch_size: int,
+    device: torch.device | str | None,
+    first: int,
+    stop: int,
+) -> None:
+    """Evaluate ``f`` on base samples ``[first, stop)`` and add the outputs to ``acc``."""
+    R = design.rows_per_sample
+    per_batch = max(1, batch_size // R)
+    for replicate, start, count in design.batches(per_batch, first, stop):
+        perms: torch.Tensor | None = None
+        if isinstance(design, PermutationShapleyDesign):
+            unit, perms = design.rows_and_permutations(start, count)
+        else:
+            unit = design.unit_rows(start, count)
+        y = _evaluate(f, problem.decode(unit).reshape(count * R, problem.k), device)
+        y = y.reshape(count, R, *y.shape[1:]) if R > 1 or not isinstance(acc, MomentsAccumulator) else y
+        if isinstance(acc, PermutationShapleyAccumulator):
+            assert perms is not None  # shapley() pairs this accumulator with a PermutationShapleyDesign
+            acc.update(y, perms, replicate=replicate)
+        elif isinstance(acc, MomentsAccumulator):
+            acc.update(y)
+        else:
+            acc.update(y, replicate=replicate)
+
+
+def sobol(
+    f: Function,
+    problem: Problem,
+    *,
+    n: int,
+    seed: int = 0,
+    second_order: bool = False,
+    method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    replicates: int = DEFAULT_REPLICATES,
+    precision: float | None = None,
+    max_n: int | None = None,
+    time_limit: float | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> xr.Dataset:
+    r"""First-order and total Sobol' indices of every output of ``f``, per factor group.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(values)`` with ``values`` ``[B, k]`` float64 factor values (columns in ``problem`` order, on
+        ``device`` if given) returning a Tensor ``[B, *out]`` (any float dtype, any device).
+    problem : Problem
+        Independent factors and their groups; indices are reported per group.
+    n : int
+        Base samples; ``f`` is evaluated on ``n (D + 2)`` rows (``n (2D + 2)`` with ``second_order``).
+        With a Sobol' design, ``n / replicates`` must be a power of 2, and at least
+        :data:`~augsens.core.design.MIN_QMC_POINTS` (64 for ``"sobol"``) to beat i.i.d. sampling (fewer
+        warn).  With ``precision``: the base samples of the first round.
+    seed : int, default 0
+        Seeds the scrambles (one independent scramble per replicate).
+    second_order : bool, default False
+        Also return ``S2`` (Saltelli 2002), at about twice the cost.
+    method : {"saltelli_2010", "janon_2014"}, default "saltelli_2010"
+        First-order estimator; totals are always Jansen (1999).
+    design : {"sobol", "sobol-lms", "iid"}, default "sobol"
+        Sobol' base points with nested uniform (Owen) scrambling, Sobol' with scipy's linear matrix
+        scramble and digital shift, or i.i.d. points (:mod:`augsens.core.design`).
+    replicates : int, default 4
+        Independent randomisations of the design, used for the confidence half-widths; the point
+        estimate pools them.  ``1`` gives NaN half-widths.
+    precision : float, optional
+        Target for the 95 % half-widths (:data:`augsens.core.precision.PRECISION_RULE`, e.g. ``0.02``): after
+        the first ``n`` base samples, rounds that double them are added until the target is met or the
+        budget is spent.  Default: no target, ``n`` base samples.
+    max_n : int, optional
+        Budget of a precision run in base samples: ``n`` times a power of 2 (default ``16 n``).
+    time_limit : float, optional
+        Seconds: with a precision target, no round is started that is predicted to end later.
+    batch_size : int, default 8192
+        Most rows passed to ``f`` in one call (whole base samples; at least one).
+    dtype : torch.dtype, default torch.float64
+        Accumulator state dtype.
+    device : torch.device or str, optional
+        Device of the values passed to ``f`` and of the accumulator state.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``S1``, ``ST``, ``S1_conf``, ``ST_conf`` with dims ``("factor", "dim_0", ...)`` (``"factor"``
+        coordinates: group names), ``S2`` and ``S2_conf`` with dims ``("factor", "factor2", ...)``
+        when asked (symmetric, NaN diagonal),
+        ``nonfinite`` (dropped base samples per output).  Attributes record ``n`` (base samples used),
+        ``seed``, methods, ``precision`` (the summary of the half-widths reached), ``precision_target``
+        (0: none), ``precision_rule``, ``stop_reason`` (``"precision reached"``, ``"max_n reached"``,
+        ``"time limit"`` or ``"n reached"``) and ``max_n``.
+
+    Raises
+    ------
+    ValueError
+        ``n`` not usable by the design, a bad ``method`` / ``design``, ``f`` returning the wrong batch size.
+    TypeError
+        ``f`` not callable or not returning a Tensor; ``problem`` not a :class:`Problem`.
+
+    Notes
+    -----
+    With ``A``, ``B`` two independent base draws and ``A_B^{(j)}`` = ``A`` with group ``j`` from ``B``:
+
+    .. math::
+        S_j = \frac{\frac1n\sum f(B)\,(f(A_B^{(j)}) - f(A))}{V}, \qquad
+        S_{Tj} = \frac{\frac1{2n}\sum (f(A) - f(A_B^{(j)}))^2}{V},
+
+    with ``V`` the variance of the pooled ``f(A), f(B)``: ``V_j = Var(E[Y | X_j])`` and
+    ``V_{Tj} = E[Var(Y | X_{-j})]`` (Sobol' 1993).  The ``*_conf`` half-widths are Student-t intervals
+    (95 %) over the replicates.  Outputs with zero variance get NaN indices.
+
+    .. warning:: Factors must be independent.  Small negative indices are sampling noise.
+
+    References
+    ----------
+    .. [1] Saltelli, A. et al. (2010). Variance based sensitivity analysis of model output. Comput.
+       Phys. Commun. 181, 259-270. doi:10.1016/j.cpc.2009.09.018
+    .. [2] Jansen, M. J. W. (1999). Analysis of variance designs for model output. Comput. Phys.
+       Commun. 117, 35-43. doi:10.1016/S0010-4655(98)00154-4
+    .. [3] Janon, A. et al. (2014). Asymptotic normality and efficiency of two Sobol index estimators.
+       ESAIM: Probab. Stat. 18, 342-364. doi:10.1051/ps/2013040
+    .. [4] Saltelli, A. (2002). Making best use of model evaluations to compute sensitivity indices.
+       Comput. Phys. Commun. 145, 280-297. doi:10.1016/S0010-4655(02)00280-1
+
+    Examples
+    --------
+    The Ishigami function, whose indices are ``S1 = (0.314, 0.442, 0)`` and
+    ``ST = (0.558, 0.442, 0.244)``: ``x3`` acts only through its interaction with ``x1``.
+
+    >>> import math, torch
+    >>> from augsens.core.factors import Problem, Uniform
+    >>> from augsens.core.api import sobol
+    >>> problem = Problem([Uniform(f"x{i}", -math.pi, math.pi) for i in (1, 2, 3)])
+    >>> def ishigami(x):
+    ...     return torch.sin(x[:, 0]) + 7 * torch.sin(x[:, 1]) ** 2 + 0.1 * x[:, 2] ** 4 * torch.sin(x[:, 0])
+    >>> ds = sobol(ishigami, problem, n=2**14, seed=0)
+    >>> ds["S1"].round(3)
+    <xarray.DataArray 'S1' (factor: 3)> Size: 24B
+    array([ 0.313,  0.443, -0.001])
+    Coordinates:
+      * factor   (factor) <U2 24B 'x1' 'x2' 'x3'
+    >>> ds["ST"].values.round(2)
+    array([0.56, 0.44, 0.24])
+    >>> bool((ds["S1_conf"] < 0.01).all())  # 95 % half-widths over the 4 replicates
+    True
+
+    With a precision target, rounds double ``n`` until the half-widths are small enough:
+
+    >>> ds = sobol(ishigami, problem, n=1024, precision=0.02, seed=0)
+    >>> ds.attrs["stop_reason"], ds.attrs["precision"] <= 0.02, ds.attrs["n"] > 1024
+    ('precision reached', True, True)
+    """
+    _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
+    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
+    d = SobolDesign(
+        problem, size, second_order=second_order, seed=seed, method=design, replicates=replicates, first=first
+    )
+    acc = SobolAccumulator(
+        problem.D, second_order=second_order, replicates=replicates, method=method, dtype=dtype, device=device
+    )
+    return _run(f, problem, d, acc, batch_size, device, target, limit)
+
+
+def shapley(
+    f: Function,
+    problem: Problem,
+    *,
+    n: int,
+    seed: int = 0,
+    method: Literal["exact", "permutation"] = "exact",
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    replicates: int = DEFAULT_REPLICATES,
+    precision: float | None = None,
+    max_n: int | None = None,
+    time_limit: float | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> xr.Dataset:
+    r"""Shapley effects of every output of ``f``, per factor group, normalised to sum to 1.
+
+    Parameters
+    ----------
+    f, problem, seed, design, replicates, precision, max_n, time_limit, batch_size, dtype, device
+        As in :func:`sobol` (the precision rule reads the Shapley effects' and, exact method, ``ST``'s
+        half-widths).
+    n : int
+        Base samples; ``f`` is evaluated on ``n 2^D`` rows (exact) or ``n (D + 1)`` (permutation).
+    method : {"exact", "permutation"}, default "exact"
+        ``"exact"``: all ``2^D`` hybrids of each base pair, closed indices, Möbius inversion (``D <= 12``).
+        ``"permutation"``: one random order of groups per base sample (Goda 2021), any ``D``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``shapley`` and ``shapley_conf`` with dims ``("factor", "dim_0", ...)``, summing to 1 over
+        ``"factor"``; the exact method adds the byproducts ``S1``, ``ST`` (and their ``_conf``).
+
+    Raises
+    ------
+    ValueError
+        ``method="exact"`` with more than 12 groups; otherwise as :func:`sobol`.
+
+    Notes
+    -----
+    With the closed index :math:`\tau_u = \mathrm{Var}(E[Y \mid X_u])` and the ANOVA component variances
+    :math:`\sigma^2_u = \sum_{w \subseteq u} (-1)^{|u|-|w|}\tau_w`, the Shapley effect of group ``j`` is
+    (Owen 2014)
+
+    .. math:: \mathrm{Sh}_j = \sum_{u \ni j} \frac{\sigma^2_u}{|u|}, \qquad \sum_j \mathrm{Sh}_j = V.
+
+    Reported values are :math:`\mathrm{Sh}_j / V`.  Unlike ``S1`` or ``ST`` they split interactions
+    equally among their members, so they always add up.
+
+    References
+    ----------
+    .. [1] Owen, A. B. (2014). Sobol' indices and Shapley value. SIAM/ASA J. Uncertain. Quantif. 2,
+       245-251. doi:10.1137/130936233
+    .. [2] Goda, T. (2021). A simple algorithm for global sensitivity analysis with Shapley effects.
+       Reliab. Eng. Syst. Saf. 213, 107702. doi:10.1016/j.ress.2021.107702
+
+    Examples
+    --------
+    Ishigami: ``Sh = (0.436, 0.442, 0.122)``, half of the ``x1``-``x3`` interaction goes to each.
+
+    >>> import math, torch
+    >>> from augsens.core.factors import Problem, Uniform
+    >>> from augsens.core.api import shapley
+    >>> problem = Problem([Uniform(f"x{i}", -math.pi, math.pi) for i in (1, 2, 3)])
+    >>> def ishigami(x):
+    ...     return torch.sin(x[:, 0]) + 7 * torch.sin(x[:, 1]) ** 2 + 0.1 * x[:, 2] ** 4 * torch.sin(x[:, 0])
+    >>> ds = shapley(ishigami, problem, n=2**14, seed=0)
+    >>> ds["shapley"].values.round(2), round(float(ds["shapley"].sum()), 12)
+    (array([0.44, 0.44, 0.12]), 1.0)
+    """
+    _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
+    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
+    common: dict[str, Any] = dict(seed=seed, method=design, replicates=replicates, first=first)
+    if method == "exact":
+        d: _Design = ShapleyDesign(problem, size, **common)
+        acc: ShapleyAccumulator | PermutationShapleyAccumulator = ShapleyAccumulator(
+            problem.D, replicates=replicates, dtype=dtype, device=device
+        )
+    else:
+        d = PermutationShapleyDesign(problem, size, **common)
+        acc = PermutationShapleyAccumulator(problem.D, replicates=replicates, dtype=dtype, device=device)
+    return _run(f, problem, d, acc, batch_size, device, target, limit)
+
+
+def moments(
+    f: Function,
+    problem: Problem,
+    *,
+    n: int,
+    seed: int = 0,
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> xr.Dataset:
+    r"""Mean, variance and coefficient of variation of every output of ``f`` over the factors.
+
+    Parameters
+    ----------
+    f, problem, seed, design, batch_size, dtype, device
+        As in :func:`sobol`.
+    n : int
+        Number of evaluations of ``f`` (a power of 2 for ``design="sobol"``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean``, ``var`` (``ddof=1``) and ``cov`` with dims ``("dim_0", ...)`` (no ``"factor"``),
+        ``nonfinite`` (dropped evaluations per output).
+
+    Notes
+    -----
+    .. math:: \mathrm{cov} = \frac{\sqrt{\mathrm{var}}}{|\mathrm{mean}| + 10^{-5}}
+
+    (the constant keeps all-zero units finite).  Running means and centred sums of squares are merged
+    batch by batch (Welford 1962; Chan, Golub & LeVeque 1983).
+
+    References
+    ----------
+    .. [1] Chan, T. F., Golub, G. H. & LeVeque, R. J. (1983). Algorithms for computing the sample
+       variance: analysis and recommendations. Am. Stat. 37, 242-247. doi:10.1080/00031305.1983.10483115
+
+    Examples
+    --------
+    >>> import torch
+    >>> from augsens.core.factors import Problem, Uniform
+    >>> from augsens.core.api import moments
+    >>> problem = Problem([Uniform("x", 0, 1)])
+    >>> ds = moments(lambda x: torch.stack([x[:, 0], 2 * x[:, 0]], dim=1), problem, n=2**12)
+    >>> ds["mean"].values.round(3), ds["var"].values.round(3)  # 1/2 and 1/12 for U(0, 1)
+    (array([0.5, 1. ]), array([0.083, 0.333]))
+    """
+    _check_common(f, problem, batch_size, {})
+    d = IIDDesign(problem, n, seed=seed, method=design)
+    acc = MomentsAccumulator(dtype=dtype, device=device)
+    return _run(f, problem, d, acc, batch_size, device)
