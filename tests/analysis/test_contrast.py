@@ -21,7 +21,7 @@ from augsens.analysis.contrast import (
     rank_biserial,
     wilcoxon_zsplit,
 )
-from augsens.augment.draws import counter_uniform
+from augsens.core.draws import counter_uniform
 from augsens.core.estimate import MomentsAccumulator
 
 

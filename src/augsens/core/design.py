@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from augsens.core.draws import mix64, philox_uniform, seed_sequence
 from augsens.core.factors import Problem
 
 __all__ = [
@@ -75,13 +76,6 @@ _STREAM_SOBOL, _STREAM_IID, _STREAM_PERMUTATION, _STREAM_OWEN = 0, 1, 2, 3
 #: the 21 digits below them, down to float64 resolution, are uniform fill.
 _OWEN_DIGITS = 32
 _FILL_DIGITS = 53 - _OWEN_DIGITS
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijection of uint64 with full avalanche."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def owen_scramble(digits: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -126,27 +120,10 @@ def owen_scramble(digits: np.ndarray, keys: np.ndarray) -> np.ndarray:
     for level in range(_OWEN_DIGITS):
         # the node of the tree: the leading `level` digits (none at the root: the shift by 32 gives 0)
         prefix = digits >> np.uint64(_OWEN_DIGITS - level)
-        flip = _mix64(prefix ^ keys[:, level]) >> np.uint64(63)
+        flip = mix64(prefix ^ keys[:, level]) >> np.uint64(63)
         scrambled ^= (flip & one) << np.uint64(_OWEN_DIGITS - 1 - level)
-    fill = _mix64(digits ^ keys[:, _OWEN_DIGITS]) >> np.uint64(64 - _FILL_DIGITS)
+    fill = mix64(digits ^ keys[:, _OWEN_DIGITS]) >> np.uint64(64 - _FILL_DIGITS)
     return ((scrambled << np.uint64(_FILL_DIGITS)) | fill).astype(np.float64) * 2.0**-53
-
-
-def _seed_sequence(seed: int, replicate: int, stream: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence(seed, spawn_key=(replicate, stream))
-
-
-def _philox_uniform(seq: np.random.SeedSequence, start: int, count: int, width: int) -> np.ndarray:
-    """Uniforms ``[count, width]`` for samples ``start..start+count-1`` of a counter-based stream.
-
-    Philox yields 4 uint64 per counter step and one double per uint64; padding each sample to a
-    multiple of 4 doubles makes sample ``i`` start exactly at counter ``i * width4 / 4``, so ``advance``
-    jumps to any sample without generating the ones before it.
-    """
-    width4 = -(-width // 4) * 4
-    bitgen = np.random.Philox(key=seq.generate_state(2, np.uint64))
-    bitgen.advance(start * (width4 // 4))
-    return np.random.Generator(bitgen).random((count, width4))[:, :width]
 
 
 Method = Literal["sobol", "sobol-lms", "iid"]
@@ -317,7 +294,7 @@ class _Design:
         key = replicate if self.method == "sobol-lms" else -1
         if key not in self._engines:
             if self.method == "sobol-lms":
-                rng = np.random.default_rng(_seed_sequence(self.seed, replicate, _STREAM_SOBOL))
+                rng = np.random.default_rng(seed_sequence(self.seed, replicate, _STREAM_SOBOL))
                 try:
                     engine = qmc.Sobol(self._dims, scramble=True, rng=rng)
                 except TypeError:  # scipy < 1.15 names the keyword `seed`
@@ -329,15 +306,15 @@ class _Design:
 
     def _owen_keys(self, replicate: int) -> np.ndarray:
         if replicate not in self._keys:
-            seq = _seed_sequence(self.seed, replicate, _STREAM_OWEN)
+            seq = seed_sequence(self.seed, replicate, _STREAM_OWEN)
             state = seq.generate_state(self._dims * (_OWEN_DIGITS + 1), np.uint64)
             self._keys[replicate] = state.reshape(self._dims, _OWEN_DIGITS + 1)
         return self._keys[replicate]
 
     def _base_points(self, replicate: int, local: int, count: int) -> np.ndarray:
         if self.method == "iid":
-            seq = _seed_sequence(self.seed, replicate, _STREAM_IID)
-            return _philox_uniform(seq, local, count, self._dims)
+            seq = seed_sequence(self.seed, replicate, _STREAM_IID)
+            return philox_uniform(seq, local, count, self._dims)
         engine = self._engine(replicate).reset()
         if local:
             engine.fast_forward(local)
@@ -375,9 +352,9 @@ class _Design:
     def _permutations(self, start: int, count: int) -> torch.Tensor:
         parts = []
         for r, _, c, local in self._pieces(start, count):
-            seq = _seed_sequence(self.seed, r, _STREAM_PERMUTATION)
+            seq = seed_sequence(self.seed, r, _STREAM_PERMUTATION)
             # argsort of i.i.d. uniforms is a uniformly random order (ties have probability ~0)
-            parts.append(np.argsort(_philox_uniform(seq, local, c, self.D), axis=1))
+            parts.append(np.argsort(philox_uniform(seq, local, c, self.D), axis=1))
         perms = np.concatenate(parts) if parts else np.empty((0, self.D), dtype=np.int64)
         return torch.from_numpy(perms.astype(np.int64))
 

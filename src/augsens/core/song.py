@@ -30,16 +30,12 @@ import numpy as np
 import torch
 import xarray as xr
 
+from augsens.core.draws import philox
 from augsens.core.estimate._base import _group_sum
 from augsens.core.factors import Problem
 from augsens.errors import UserInputError
 
 __all__ = ["SongShapleyDesign", "SongShapleyAccumulator"]
-
-
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    # counter-based: every (permutation, position) block has its own stream, so any block replays alone
-    return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, *key])))
 
 
 class SongShapleyDesign:
@@ -65,7 +61,7 @@ class SongShapleyDesign:
 
     def permutation(self, p: int) -> torch.Tensor:
         """Order of the players ``[D]`` for permutation ``p``."""
-        return torch.from_numpy(_rng(self.seed, p).permutation(self.D)).to(torch.int64)
+        return torch.from_numpy(philox(self.seed, p).permutation(self.D)).to(torch.int64)
 
     def blocks(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Permutations ``[count, D]`` and positions ``[count]`` of blocks ``start .. start+count-1``."""
@@ -81,7 +77,7 @@ class SongShapleyDesign:
         perms, pos = self.blocks(start, count)
         for b in range(count):  # a loop over blocks of No x Ni rows, each drawn in one call
             j = start + b
-            rng = _rng(self.seed, j // self.D, j % self.D, 1)
+            rng = philox(self.seed, j // self.D, j % self.D, 1)
             outer = torch.from_numpy(rng.random((No, 1, k))).expand(No, Ni, k)
             inner = torch.from_numpy(rng.random((No, Ni, k)))
             redrawn = torch.isin(gi, perms[b, : int(pos[b]) + 1])  # [k] columns of players π[:i+1]

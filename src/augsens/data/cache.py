@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from augsens.core.draws import splitmix64_torch, uniform_from_bits
+
 __all__ = ["ImageCache", "decode_image", "decode_pil", "redraw_within_class", "SIZE", "RESIZE"]
 
 RESIZE = 256  # shorter side after resizing
@@ -222,29 +224,6 @@ class ImageCache:
         )
 
 
-# SplitMix64 (Steele, Lea & Flood 2014, doi:10.1145/2714064.2660195) as signed int64 constants, so torch's
-# wrapping int64 arithmetic computes the same bits as the unsigned reference.
-_GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
-_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
-_M2 = 0x94D049BB133111EB - (1 << 64)
-
-
-def _srl(z: torch.Tensor, s: int) -> torch.Tensor:
-    # torch's >> on int64 is arithmetic; mask off the copied sign bits for a logical shift.
-    return (z >> s) & ((1 << (64 - s)) - 1)
-
-
-def _splitmix64(z: torch.Tensor) -> torch.Tensor:
-    z = (z ^ _srl(z, 30)) * _M1
-    z = (z ^ _srl(z, 27)) * _M2
-    return z ^ _srl(z, 31)
-
-
-def _signed(v: int) -> int:
-    v &= (1 << 64) - 1
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
 def redraw_within_class(
     image_index: torch.Tensor, class_sizes: Sequence[int], row_id: torch.Tensor, seed: int
 ) -> torch.Tensor:
@@ -284,10 +263,7 @@ def redraw_within_class(
     sizes = torch.as_tensor(list(class_sizes), dtype=torch.int64, device=dev)
     ends = sizes.cumsum(0)
     cls = torch.searchsorted(ends, idx, right=True).clamp_max(len(sizes) - 1)
-    base = _splitmix64(torch.tensor(_signed(int(seed)), dtype=torch.int64)).item()
-    rows = row_id.to(device=dev, dtype=torch.int64)
-    h = _splitmix64((rows + 1) * _GAMMA + base)
-    u = _srl(h, 11).to(torch.float64) * 2.0**-53  # top 53 bits: exact in float64, u in [0, 1)
+    u = uniform_from_bits(splitmix64_torch(row_id.to(device=dev), seed))
     n_c = sizes[cls]
     within = torch.minimum(torch.floor(u * n_c.to(torch.float64)).long(), n_c - 1)
     return ends[cls] - n_c + within
