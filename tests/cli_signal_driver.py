@@ -18,8 +18,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import augsens.engine.study as engine
+import augsens.engine.runner as runner
 from augsens.cli import app
+from augsens.engine.study import Study
 
 
 def _signalling(fn: Callable[..., Any], sig: int, at_call: int = 1) -> Callable[..., Any]:
@@ -38,10 +39,10 @@ def _signalling(fn: Callable[..., Any], sig: int, at_call: int = 1) -> Callable[
 
 # phase -> (object, attribute, call that gets the signal)
 _TARGETS: dict[str, tuple[Any, str, int]] = {
-    "startup": (engine.Study, "__init__", 1),
-    "mid-study": (engine.Study, "_step", 2),
-    "finalisation": (engine.Study, "finalize", 1),
-    "writing": (engine, "write_results", 1),
+    "startup": (Study, "__init__", 1),
+    "mid-study": (Study, "_step", 2),
+    "finalisation": (Study, "finalize", 1),
+    "writing": (runner, "write_results", 1),
 }
 
 

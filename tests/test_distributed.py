@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,20 @@ def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(RayNotInstalledError, match=r"pip install \"augsens\[ray\]\""):
         run_distributed(_config(), tmp_path)
     assert issubclass(RayNotInstalledError, ModuleNotFoundError)
+
+
+def test_song_sharded_run_equals_its_pinned_results(cluster, tmp_path):
+    """Shards of whole permutations (granularity D blocks, from the method) merge to the pinned results."""
+    from goldens.song_reference import SHARDS, STUDY
+
+    golden = np.load(Path(__file__).parent / "goldens" / "song_reference.npz")
+    tree = run_distributed(StudyConfig.from_dict(STUDY), tmp_path / "out", shards=3, progress=False)
+    assert tree.attrs["ray_shards"] == len(SHARDS) and tree.attrs["base_samples_done"] == SHARDS[-1][1]
+    for c in STUDY["model"]["checkpoints"]:
+        node = tree[c].to_dataset()
+        keys = sorted(k.split("/")[-1] for k in golden.files if k.startswith(f"sharded/{c}/"))
+        assert sorted(node.data_vars) == keys
+        for v in keys:
+            np.testing.assert_allclose(
+                node[v].values, golden[f"sharded/{c}/{v}"], rtol=0, atol=1e-12, err_msg=v
+            )

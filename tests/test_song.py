@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import augsens as ag
-from augsens.core.song import SongShapleyAccumulator, SongShapleyDesign
+from augsens.core.design import SongShapleyDesign
+from augsens.core.estimate import SongShapleyAccumulator
 from augsens.errors import UserInputError
 
 ISHIGAMI_SHAPLEY = np.array([0.4357, 0.4424, 0.1218])

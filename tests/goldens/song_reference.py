@@ -1,8 +1,10 @@
 """Write ``song_reference.npz``: outputs of the Song-type Shapley estimator that later code must reproduce.
 
-Run once from the repository root (``python tests/goldens/song_reference.py``); the file pins the results
-(float64, fixed seeds) of the double loop on the Ishigami function and through the study engine, whole and
-merged from three shards, so that a change to how the estimator is driven is checked to 1e-12.
+The file pins the results (float64, fixed seeds) of the double loop on the Ishigami function and through
+the study engine, whole and merged from three shards, as the estimator gave them before it was driven
+through :mod:`augsens.core.methods` (commit fe31c81, with ``augsens.core.song``); ``tests/test_methods.py``
+checks the code of today against it to 1e-12.  Run from the repository root
+(``python tests/goldens/song_reference.py``) only to pin a deliberate change of results.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import numpy as np
 import torch
 
 from augsens.config import StudyConfig
+from augsens.core.design import SongShapleyDesign
+from augsens.core.estimate import SongShapleyAccumulator
 from augsens.core.factors import Problem, Uniform
-from augsens.core.song import SongShapleyAccumulator, SongShapleyDesign
 from augsens.engine.study import Study
 
 HERE = Path(__file__).parent

@@ -1,35 +1,27 @@
 """Public one-call estimators: ``sobol``, ``shapley`` and ``moments`` of any function of the factors.
 
-Each validates its arguments, builds a design (:mod:`augsens.core.design`) and an accumulator
-(:mod:`augsens.core.estimate`), then runs one shared loop: unit rows -> :meth:`Problem.decode` -> ``f`` ->
-``update``.  ``f`` is evaluated batch by batch, so outputs of any size stream through without being
+Each validates its arguments, builds a method (:mod:`augsens.core.methods`: a design and its
+accumulator), then runs the one loop (:mod:`augsens.core.loop`): unit rows -> :meth:`Problem.decode` ->
+``f`` -> ``update``.  ``f`` is evaluated batch by batch, so outputs of any size stream through without being
 stored.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 import xarray as xr
 
-from augsens.core.design import IIDDesign, PermutationShapleyDesign, ShapleyDesign, SobolDesign, _Design
-from augsens.core.estimate import (
-    MomentsAccumulator,
-    PermutationShapleyAccumulator,
-    ShapleyAccumulator,
-    SobolAccumulator,
-)
+from augsens.core import loop
 from augsens.core.factors import Problem
-from augsens.core.precision import PRECISION_RULE, default_max_n, precision_of, stop_reason
+from augsens.core.methods import Batch, ExactShapley, Method, Moments, PermutationShapley, Sobol
+from augsens.core.precision import PRECISION_RULE, default_max_n
 
 __all__ = ["sobol", "shapley", "moments"]
 
 Function = Callable[[torch.Tensor], torch.Tensor]
-_AnyAccumulator = SobolAccumulator | ShapleyAccumulator | PermutationShapleyAccumulator | MomentsAccumulator
 
 #: Default cap on the rows passed to ``f`` in one call.
 DEFAULT_BATCH_SIZE = 8192
@@ -111,71 +103,31 @@ def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | No
 
 
 def _run(
+    method: Method,
     f: Function,
-    problem: Problem,
-    design: _Design,
-    acc: _AnyAccumulator,
     batch_size: int,
     device: torch.device | str | None,
     target: float = 0.0,
     time_limit: float = 0.0,
 ) -> xr.Dataset:
-    """The shared loop: design rows -> values -> f -> accumulator, round by round, then ``finalize``."""
-    t0 = time.monotonic()
-    done, reason, precision = 0, "n reached", math.nan
-    for end in design.round_ends:
-        _run_range(f, problem, design, acc, batch_size, device, done, end)
-        done = end
-        if isinstance(acc, MomentsAccumulator):
-            continue
-        precision = precision_of([acc])
-        why = stop_reason(
-            precision, target, done=done, total=design.n, elapsed=time.monotonic() - t0, time_limit=time_limit
-        )
-        if why is not None:
-            reason = why
-            break
-    ds = acc.finalize(problem.group_names if not isinstance(acc, MomentsAccumulator) else None)
-    ds.attrs.update({"seed": design.seed, "design": design.method, "rows_per_sample": design.rows_per_sample})
-    if not isinstance(acc, MomentsAccumulator):
+    """The shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
+    problem = method.problem
+
+    def evaluate(batch: Batch) -> torch.Tensor:
+        return _evaluate(f, problem.decode(batch.rows), device)
+
+    out = loop.run(method, evaluate, batch_rows=batch_size, target=target, time_limit=time_limit)
+    ds = method.finalize(out.accumulator)
+    ds.attrs.update(method.attrs())
+    if method.sensitivity:
         ds.attrs.update(
-            precision=precision,
+            precision=out.precision,
             precision_target=target,
             precision_rule=PRECISION_RULE,
-            stop_reason=reason,
-            max_n=design.n,
+            stop_reason=out.stop_reason,
+            max_n=method.n,
         )
     return ds
-
-
-def _run_range(
-    f: Function,
-    problem: Problem,
-    design: _Design,
-    acc: _AnyAccumulator,
-    batch_size: int,
-    device: torch.device | str | None,
-    first: int,
-    stop: int,
-) -> None:
-    """Evaluate ``f`` on base samples ``[first, stop)`` and add the outputs to ``acc``."""
-    R = design.rows_per_sample
-    per_batch = max(1, batch_size // R)
-    for replicate, start, count in design.batches(per_batch, first, stop):
-        perms: torch.Tensor | None = None
-        if isinstance(design, PermutationShapleyDesign):
-            unit, perms = design.rows_and_permutations(start, count)
-        else:
-            unit = design.unit_rows(start, count)
-        y = _evaluate(f, problem.decode(unit).reshape(count * R, problem.k), device)
-        y = y.reshape(count, R, *y.shape[1:]) if R > 1 or not isinstance(acc, MomentsAccumulator) else y
-        if isinstance(acc, PermutationShapleyAccumulator):
-            assert perms is not None  # shapley() pairs this accumulator with a PermutationShapleyDesign
-            acc.update(y, perms, replicate=replicate)
-        elif isinstance(acc, MomentsAccumulator):
-            acc.update(y)
-        else:
-            acc.update(y, replicate=replicate)
 
 
 def sobol(
@@ -309,13 +261,19 @@ def sobol(
     """
     _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
     size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
-    d = SobolDesign(
-        problem, size, second_order=second_order, seed=seed, method=design, replicates=replicates, first=first
+    m = Sobol(
+        problem,
+        size,
+        seed=seed,
+        design=design,
+        replicates=replicates,
+        first=first,
+        dtype=dtype,
+        device=device,
+        second_order=second_order,
+        estimator=method,
     )
-    acc = SobolAccumulator(
-        problem.D, second_order=second_order, replicates=replicates, method=method, dtype=dtype, device=device
-    )
-    return _run(f, problem, d, acc, batch_size, device, target, limit)
+    return _run(m, f, batch_size, device, target, limit)
 
 
 def shapley(
@@ -392,16 +350,18 @@ def shapley(
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
-    common: dict[str, Any] = dict(seed=seed, method=design, replicates=replicates, first=first)
-    if method == "exact":
-        d: _Design = ShapleyDesign(problem, size, **common)
-        acc: ShapleyAccumulator | PermutationShapleyAccumulator = ShapleyAccumulator(
-            problem.D, replicates=replicates, dtype=dtype, device=device
-        )
-    else:
-        d = PermutationShapleyDesign(problem, size, **common)
-        acc = PermutationShapleyAccumulator(problem.D, replicates=replicates, dtype=dtype, device=device)
-    return _run(f, problem, d, acc, batch_size, device, target, limit)
+    cls = ExactShapley if method == "exact" else PermutationShapley
+    m = cls(
+        problem,
+        size,
+        seed=seed,
+        design=design,
+        replicates=replicates,
+        first=first,
+        dtype=dtype,
+        device=device,
+    )
+    return _run(m, f, batch_size, device, target, limit)
 
 
 def moments(
@@ -453,6 +413,6 @@ def moments(
     (array([0.5, 1. ]), array([0.083, 0.333]))
     """
     _check_common(f, problem, batch_size, {})
-    d = IIDDesign(problem, n, seed=seed, method=design)
-    acc = MomentsAccumulator(dtype=dtype, device=device)
-    return _run(f, problem, d, acc, batch_size, device)
+    return _run(
+        Moments(problem, n, seed=seed, design=design, dtype=dtype, device=device), f, batch_size, device
+    )

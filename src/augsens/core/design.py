@@ -14,6 +14,10 @@ class                             ``R``  rows of base sample ``i``, in this orde
 :class:`IIDDesign`                1      ``A``
 ================================  =====  ========================================================
 
+:class:`SongShapleyDesign` (the authors' double loop) builds its rows otherwise: blocks of ``No x Ni``
+rows, one per (permutation, position), drawn i.i.d. per block.  Every design is walked the same way
+(:meth:`_Walk.batches`): base samples in design order, cut at replicate blocks and into batches.
+
 Base points come from a Sobol' sequence in ``2k`` dimensions with nested uniform (Owen 1995) scrambling
 (``method="sobol"``, the default; :func:`owen_scramble`), from the same sequence with scipy's linear
 matrix scramble and digital shift (``method="sobol-lms"``, :class:`scipy.stats.qmc.Sobol`), or from a
@@ -43,7 +47,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
-from augsens.core.draws import mix64, philox_uniform, seed_sequence
+from augsens.core.draws import mix64, philox, philox_uniform, seed_sequence
 from augsens.core.factors import Problem
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "ShapleyDesign",
     "PermutationShapleyDesign",
     "IIDDesign",
+    "SongShapleyDesign",
     "MAX_EXACT_SHAPLEY_GROUPS",
     "MIN_QMC_POINTS",
     "DESIGN_METHODS",
@@ -138,11 +143,50 @@ def _nearest_powers_of_2(n: int) -> tuple[int, int]:
     return low, low * 2
 
 
-class _Design:
-    """Shared machinery: base points ``(A, B)`` per base sample, replicate blocks, row assembly."""
+class _Walk:
+    """The one walk over a design: base samples ``[0, n)`` in order, cut into pieces that each lie in
+    one replicate block (:meth:`split`), then into batches (:meth:`batches`)."""
 
+    n: int
+    seed: int
+    replicates: int
+    #: how the points are drawn ("sobol", "sobol-lms" or "iid")
+    method: Method
+    #: rows per base sample, and their names
     rows_per_sample: int
     labels: list[str]
+    #: base samples done at the end of each round; a run may stop at any of them
+    round_ends: list[int]
+
+    def unit_rows(self, start: int, count: int) -> torch.Tensor:
+        """Design rows ``[count, R, k]`` float64 in ``[0, 1)`` of base samples ``start..start+count-1``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def split(self, start: int, count: int) -> list[tuple[int, int, int]]:
+        """Base samples ``start..start+count-1`` as consecutive ``(replicate, start, count)`` pieces."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def batches(self, batch: int, start: int = 0, stop: int | None = None) -> list[tuple[int, int, int]]:
+        """Base samples ``[start, stop)`` (default all) as ``(replicate, start, count)`` pieces of at most
+        ``batch`` samples, in design order."""
+        if batch < 1:
+            raise ValueError(f"batch must be a positive number of base samples, got {batch!r}")
+        stop = self.n if stop is None else min(stop, self.n)
+        out: list[tuple[int, int, int]] = []
+        for r, s, c in self.split(start, max(0, stop - start)):
+            out.extend((r, b, min(batch, s + c - b)) for b in range(s, s + c, batch))
+        return out
+
+    def _check_range(self, start: int, count: int) -> None:
+        if start < 0 or count < 0 or start + count > self.n:
+            raise IndexError(
+                f"base samples {start}..{start + count - 1} are outside the design's 0..{self.n - 1}"
+            )
+
+
+class _Design(_Walk):
+    """Shared machinery: base points ``(A, B)`` per base sample, replicate blocks, row assembly."""
+
     _pair: bool = True  # whether base samples need B as well as A
     # which Sobol' dimensions hold A and B with method="sobol" (see base()): "mirrored" or "adjacent"
     _layout = "mirrored"
@@ -270,23 +314,6 @@ class _Design:
             Consecutive pieces, each inside one replicate block; ``start`` is global.
         """
         return [(r, i, c) for r, i, c, _ in self._pieces(start, count)]
-
-    def batches(self, batch: int, start: int = 0, stop: int | None = None) -> list[tuple[int, int, int]]:
-        """Base samples ``[start, stop)`` (default all) as ``(replicate, start, count)`` pieces of at most
-        ``batch`` samples, in design order."""
-        if batch < 1:
-            raise ValueError(f"batch must be a positive number of base samples, got {batch!r}")
-        stop = self.n if stop is None else min(stop, self.n)
-        out: list[tuple[int, int, int]] = []
-        for r, s, c in self.split(start, max(0, stop - start)):
-            out.extend((r, b, min(batch, s + c - b)) for b in range(s, s + c, batch))
-        return out
-
-    def _check_range(self, start: int, count: int) -> None:
-        if start < 0 or count < 0 or start + count > self.n:
-            raise IndexError(
-                f"base samples {start}..{start + count - 1} are outside the design's 0..{self.n - 1}"
-            )
 
     # -- base points -----------------------------------------------------------------------------
     def _engine(self, replicate: int) -> qmc.Sobol:
@@ -526,3 +553,79 @@ class IIDDesign(_Design):
 
     def _from_a(self, start: int, count: int) -> torch.Tensor:
         return torch.ones(1, self.k, dtype=torch.bool)
+
+
+class SongShapleyDesign(_Walk):
+    """The authors' double loop (Song, Nelson & Staum 2016): ``Np * D`` blocks of ``No x Ni`` rows.
+
+    Block ``j`` ("base sample" ``j``) is permutation ``j // D`` at position ``i = j % D``.  Its rows are
+    ordered outer-major: row ``o * Ni + q`` takes the players ``π[:i+1]`` from inner draw ``(o, q)`` and
+    the others from outer draw ``o``.  Draws are i.i.d. (Philox, one stream per block), with no
+    replicates and one round.
+
+    Parameters
+    ----------
+    problem : Problem
+        Factors; the players are its groups.
+    permutations, outer, inner : int
+        ``Np >= 1`` random permutations, ``No >= 1`` outer and ``Ni >= 2`` inner draws per block.
+    seed : int, default 0
+
+    Raises
+    ------
+    ValueError
+        A size below its minimum.
+    """
+
+    replicates = 1
+    method: Method = "iid"  # every block draws from its own Philox stream
+
+    def __init__(self, problem: Problem, permutations: int, outer: int, inner: int, *, seed: int = 0) -> None:
+        if min(permutations, outer) < 1 or inner < 2:
+            raise ValueError(
+                f"shapley-song needs permutations >= 1, outer >= 1 and inner >= 2; got "
+                f"{permutations}, {outer}, {inner}"
+            )
+        self.problem = problem
+        self.n_permutations, self.outer, self.inner, self.seed = permutations, outer, inner, seed
+        self.D = problem.D
+        self.n = permutations * self.D
+        self.round_ends = [self.n]
+        self.rows_per_sample = outer * inner
+        self.labels = [f"o{o}q{q}" for o in range(outer) for q in range(inner)]
+
+    def split(self, start: int, count: int) -> list[tuple[int, int, int]]:
+        """One piece, replicate 0 (the double loop has no randomised copies of its design)."""
+        self._check_range(start, count)
+        return [(0, start, count)] if count else []
+
+    def permutation(self, p: int) -> torch.Tensor:
+        """Order of the players ``[D]`` for permutation ``p``."""
+        return torch.from_numpy(philox(self.seed, p).permutation(self.D)).to(torch.int64)
+
+    def blocks(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Permutations ``[count, D]`` and positions ``[count]`` of blocks ``start .. start+count-1``."""
+        j = np.arange(start, start + count)
+        perms = torch.stack([self.permutation(int(p)) for p in j // self.D])
+        return perms, torch.from_numpy(j % self.D).to(torch.int64)
+
+    def unit_rows(self, start: int, count: int) -> torch.Tensor:
+        """Unit-cube rows ``[count, No * Ni, k]`` (float64) of blocks ``start .. start+count-1``."""
+        k, No, Ni = self.problem.k, self.outer, self.inner
+        gi = self.problem.group_index
+        out = torch.empty(count, No * Ni, k, dtype=torch.float64)
+        perms, pos = self.blocks(start, count)
+        for b in range(count):  # a loop over blocks of No x Ni rows, each drawn in one call
+            j = start + b
+            rng = philox(self.seed, j // self.D, j % self.D, 1)
+            outer = torch.from_numpy(rng.random((No, 1, k))).expand(No, Ni, k)
+            inner = torch.from_numpy(rng.random((No, Ni, k)))
+            redrawn = torch.isin(gi, perms[b, : int(pos[b]) + 1])  # [k] columns of players π[:i+1]
+            out[b] = torch.where(redrawn, inner, outer).reshape(No * Ni, k)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(D={self.D}, permutations={self.n_permutations}, outer={self.outer}, "
+            f"inner={self.inner}, seed={self.seed})"
+        )

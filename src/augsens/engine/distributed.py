@@ -35,7 +35,7 @@ import torch
 import xarray as xr
 
 from augsens.config import StudyConfig
-from augsens.core.song import SongShapleyDesign
+from augsens.engine.state import StudyState
 from augsens.engine.study import Study
 from augsens.errors import UserInputError
 from augsens.progress import forwards_bar
@@ -266,7 +266,7 @@ def run_distributed(
     # Building it first also reports config, model and image errors here, before any worker starts.
     driver = Study(_with_device(config, "cpu"), progress=False)
     plan = driver.plan
-    granularity = driver.factors.problem.D if isinstance(plan.design, SongShapleyDesign) else 1
+    granularity = plan.method.granularity  # whole permutations for the Song-type double loop
 
     with _connect(ray, address, workers):
         resources = ray.cluster_resources()
@@ -288,7 +288,7 @@ def run_distributed(
         )
         worker_config = _with_device(config, "cuda" if use_gpu else "cpu")
         actors = [actor_cls.remote(worker_config) for _ in range(k)]
-        merged: dict[str, Any] | None = None
+        merged: StudyState | None = None
         n_shards = 0
         try:
             for ranges in rounds:
@@ -304,14 +304,14 @@ def run_distributed(
     assert merged is not None  # there is at least one round
 
     tree = driver.finalize(merged)
-    forwards = merged["position"] * plan.rows
+    forwards = merged.position * plan.rows
     wall = time.monotonic() - t0
     tree.attrs.update(
         config=config.to_json(),  # the user's config, not the driver's CPU copy
         device=f"{k} x {'cuda' if use_gpu else 'cpu'} (Ray)",
         elapsed_s=round(wall, 3),
         forwards_per_s=round(forwards / max(wall, 1e-9), 2),
-        worker_elapsed_s=round(merged["elapsed"], 3),
+        worker_elapsed_s=round(merged.elapsed, 3),
         ray_workers=k,
         ray_shards=n_shards,
     )
@@ -327,7 +327,7 @@ def _schedule(
     progress: bool,
     fail_once: tuple[int, str, str] | None,
     max_retries: int,
-) -> dict[str, Any]:
+) -> StudyState:
     """Hand shards to idle actors, merge finished states in shard order; returns the merged state."""
     rows = driver.plan.rows
     todo = deque(range(len(ranges)))
@@ -342,8 +342,8 @@ def _schedule(
     for actor in actors:
         if todo:
             submit(actor)
-    done: dict[int, dict[str, Any]] = {}
-    merged: dict[str, Any] | None = None
+    done: dict[int, StudyState] = {}
+    merged: StudyState | None = None
     next_merge = 0
     total = sum(b - a for a, b in ranges) * rows
     label = f"{driver.config.study.kind} on {len(actors)} Ray workers"

@@ -14,6 +14,7 @@ accumulator                            reports                                  
   ``second_order=True``                + ``S2`` (Saltelli 2002)                       7 + 6D + D(D-1)/2
 :class:`ShapleyAccumulator`            ``shapley`` (exact, Owen 2014), ``S1``, ``ST``  2^(D+1) + 1
 :class:`PermutationShapleyAccumulator` ``shapley`` (Goda 2021)                        2D + 3
+:class:`SongShapleyAccumulator`        ``shapley`` (Song et al. 2016, double loop)    2D + 2 (no replicates)
 =====================================  =============================================  ===================
 
 (each number is 8 bytes in the default float64 state, 4 in float32; the element count is int64; memory is
@@ -53,10 +54,12 @@ Conventions (all accumulators)
 from augsens.core.estimate.moments import MomentsAccumulator
 from augsens.core.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
 from augsens.core.estimate.sobol import SobolAccumulator
+from augsens.core.estimate.song import SongShapleyAccumulator
 
 __all__ = [
     "MomentsAccumulator",
     "SobolAccumulator",
     "ShapleyAccumulator",
     "PermutationShapleyAccumulator",
+    "SongShapleyAccumulator",
 ]

@@ -1,4 +1,7 @@
-"""The authors' Song-type Shapley estimator (double loop), kept for fidelity (study kind ``shapley-song``).
+"""The authors' Song-type Shapley accumulator (double loop), kept for fidelity (study kind ``shapley-song``).
+
+Its design is :class:`augsens.core.design.SongShapleyDesign`; the method that pairs them is
+:class:`augsens.core.methods.song.SongShapley`.
 
 Song, Nelson & Staum (2016), random-permutation version, as in ``authors-code-spec.md`` 4.5: for each of
 ``Np`` random permutations ``π`` of the players and each position ``i``, hold the players after ``i``
@@ -26,63 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 
-from augsens.core.draws import philox
 from augsens.core.estimate._base import _group_sum
-from augsens.core.factors import Problem
 from augsens.errors import UserInputError
 
-__all__ = ["SongShapleyDesign", "SongShapleyAccumulator"]
-
-
-class SongShapleyDesign:
-    """Blocks of ``No x Ni`` rows, one per (permutation, position): ``Np * D`` blocks ("base samples").
-
-    Block ``j`` is permutation ``j // D`` at position ``j % D``.  Its rows are ordered outer-major: row
-    ``o * Ni + q`` takes the players ``π[:i+1]`` from inner draw ``(o, q)`` and the others from outer
-    draw ``o``.
-    """
-
-    def __init__(self, problem: Problem, permutations: int, outer: int, inner: int, *, seed: int = 0) -> None:
-        if min(permutations, outer) < 1 or inner < 2:
-            raise ValueError(
-                f"shapley-song needs permutations >= 1, outer >= 1 and inner >= 2; got "
-                f"{permutations}, {outer}, {inner}"
-            )
-        self.problem = problem
-        self.n_permutations, self.outer, self.inner, self.seed = permutations, outer, inner, seed
-        self.D = problem.D
-        self.n = permutations * self.D
-        self.rows_per_sample = outer * inner
-        self.labels = [f"o{o}q{q}" for o in range(outer) for q in range(inner)]
-
-    def permutation(self, p: int) -> torch.Tensor:
-        """Order of the players ``[D]`` for permutation ``p``."""
-        return torch.from_numpy(philox(self.seed, p).permutation(self.D)).to(torch.int64)
-
-    def blocks(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Permutations ``[count, D]`` and positions ``[count]`` of blocks ``start .. start+count-1``."""
-        j = np.arange(start, start + count)
-        perms = torch.stack([self.permutation(int(p)) for p in j // self.D])
-        return perms, torch.from_numpy(j % self.D).to(torch.int64)
-
-    def unit_rows(self, start: int, count: int) -> torch.Tensor:
-        """Unit-cube rows ``[count, No * Ni, k]`` (float64) of blocks ``start .. start+count-1``."""
-        k, No, Ni = self.problem.k, self.outer, self.inner
-        gi = self.problem.group_index
-        out = torch.empty(count, No * Ni, k, dtype=torch.float64)
-        perms, pos = self.blocks(start, count)
-        for b in range(count):  # a loop over blocks of No x Ni rows, each drawn in one call
-            j = start + b
-            rng = philox(self.seed, j // self.D, j % self.D, 1)
-            outer = torch.from_numpy(rng.random((No, 1, k))).expand(No, Ni, k)
-            inner = torch.from_numpy(rng.random((No, Ni, k)))
-            redrawn = torch.isin(gi, perms[b, : int(pos[b]) + 1])  # [k] columns of players π[:i+1]
-            out[b] = torch.where(redrawn, inner, outer).reshape(No * Ni, k)
-        return out
+__all__ = ["SongShapleyAccumulator"]
 
 
 class SongShapleyAccumulator:
@@ -105,7 +58,7 @@ class SongShapleyAccumulator:
     ``prev [*out]`` (last cost of the current permutation), ``nonfinite [*out]`` (blocks whose cost was
     not finite) and the number of blocks.  Two states merge when both hold whole permutations.
 
-    The protocol is that of :mod:`augsens.core.estimate` without replicates (the double loop has no
+    The protocol is that of :mod:`augsens.core.estimate` with one replicate slot (the double loop has no
     randomised copies of its design): ``update``, ``merge`` (returns ``self``), ``state_dict`` /
     ``from_state_dict``, ``to``, ``finalize``, ``aggregate``.  A block with a NaN or inf row at an element
     has no cost there; the increments that need that cost (its own and the next position's) are left
@@ -114,6 +67,8 @@ class SongShapleyAccumulator:
     """
 
     _VERSION = 2
+    #: the double loop has no randomised copies of its design: one replicate slot
+    replicates = 1
 
     def __init__(
         self, D: int, outer: int, inner: int, *, dtype: torch.dtype = torch.float64, device: Any = None
@@ -155,8 +110,15 @@ class SongShapleyAccumulator:
         self.prev = torch.zeros(out_shape, dtype=self.dtype, device=dev)
         self.nonfinite = torch.zeros(out_shape, dtype=torch.int64, device=dev)
 
-    def update(self, y: torch.Tensor, perms: torch.Tensor, positions: torch.Tensor) -> None:
-        """``y [count, No * Ni, *out]`` for consecutive blocks with their permutations and positions."""
+    def update(
+        self, y: torch.Tensor, perms: torch.Tensor, positions: torch.Tensor, replicate: int = 0
+    ) -> None:
+        """``y [count, No * Ni, *out]`` for consecutive blocks with their permutations and positions
+        (:meth:`augsens.core.design.SongShapleyDesign.blocks`); ``replicate`` must be 0."""
+        if replicate != 0:
+            raise ValueError(
+                f"replicate={replicate!r}: the Song-type double loop has one replicate slot (0) only"
+            )
         rows = self.outer * self.inner
         if y.dim() < 2 or y.shape[1] != rows:
             raise ValueError(

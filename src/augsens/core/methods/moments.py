@@ -1,0 +1,59 @@
+"""Moments: mean, variance and coefficient of variation of the outputs, one row per base sample."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import xarray as xr
+
+from augsens.core.design import IIDDesign
+from augsens.core.design import Method as DesignMethod
+from augsens.core.estimate import MomentsAccumulator
+from augsens.core.factors import Problem
+from augsens.core.methods._base import Batch, Method
+
+__all__ = ["Moments"]
+
+
+class Moments(Method):
+    """Running moments over independent draws: ``R = 1``, no factor dim, no replicates.
+
+    Parameters as :class:`~augsens.core.methods.Method` (``replicates`` and ``first`` are not used:
+    moments have no half-widths to target).
+    """
+
+    name = "moments"
+    sensitivity = False
+    pooled_moments = False
+
+    def __init__(
+        self,
+        problem: Problem,
+        n: int,
+        *,
+        seed: int = 0,
+        design: DesignMethod = "sobol",
+        replicates: int = 1,
+        first: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(problem, n, replicates=1, dtype=dtype, device=device)
+        self.design = IIDDesign(problem, n, seed=seed, method=design)
+
+    def accumulator(self) -> Any:
+        return MomentsAccumulator(dtype=self.dtype, device=self.device)
+
+    def update(self, acc: Any, y: torch.Tensor, batch: Batch) -> None:
+        acc.update(y)  # one row per base sample: the outputs are the samples
+
+    def finalize(
+        self,
+        acc: Any,
+        factors: Sequence[str] | None = None,
+        dims: Sequence[str] | None = None,
+        coords: Mapping[str, Any] | None = None,
+    ) -> xr.Dataset:
+        return acc.finalize(None, dims=dims, coords=coords)

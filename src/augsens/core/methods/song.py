@@ -1,0 +1,76 @@
+"""The authors' Song-type Shapley double loop (Song, Nelson & Staum 2016), kept for fidelity."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from augsens.core.design import Method as DesignMethod
+from augsens.core.design import SongShapleyDesign
+from augsens.core.estimate import SongShapleyAccumulator
+from augsens.core.factors import Problem
+from augsens.core.methods._base import Method
+
+__all__ = ["SongShapley"]
+
+
+class SongShapley(Method):
+    """Shapley effects from ``permutations x D`` blocks of ``outer x inner`` rows.
+
+    Parameters
+    ----------
+    problem, seed, dtype, device
+        As :class:`~augsens.core.methods.Method`.
+    n, design, replicates, first
+        Not used: the design holds ``permutations x D`` blocks of i.i.d. draws, in one round, with one
+        replicate (accepted so that every method is built from the same keywords).
+    permutations, outer, inner : int
+        ``Np >= 1`` random permutations, ``No >= 1`` outer and ``Ni >= 2`` inner draws per block.
+
+    Notes
+    -----
+    Blocks of one permutation must reach the accumulator in order (each cost increment needs the
+    previous one), so shards hold whole permutations: :attr:`granularity` is ``D`` blocks.  Each batch
+    carries its blocks' permutations and positions (``Batch.extra``).  The accumulator gives no pooled
+    moments: a study keeps a moments pass beside it.
+    """
+
+    name = "shapley-song"
+    options: ClassVar[dict[str, str]] = {
+        "permutations": "song_permutations",
+        "outer": "song_outer",
+        "inner": "song_inner",
+    }
+    pooled_moments = False
+    design: SongShapleyDesign
+
+    def __init__(
+        self,
+        problem: Problem,
+        n: int | None = None,
+        *,
+        seed: int = 0,
+        design: DesignMethod = "iid",
+        replicates: int = 1,
+        first: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+        permutations: int = 8,
+        outer: int = 4,
+        inner: int = 4,
+    ) -> None:
+        super().__init__(problem, permutations * problem.D, replicates=1, dtype=dtype, device=device)
+        self.design = SongShapleyDesign(problem, permutations, outer, inner, seed=seed)
+
+    @property
+    def granularity(self) -> int:
+        return self.problem.D
+
+    def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        return self.design.unit_rows(start, count), self.design.blocks(start, count)
+
+    def accumulator(self) -> Any:
+        return SongShapleyAccumulator(
+            self.problem.D, self.design.outer, self.design.inner, dtype=self.dtype, device=self.device
+        )

@@ -1,0 +1,213 @@
+"""The hot path of a study and its run loop: rows -> images -> forward with capture -> accumulators.
+
+Per batch of base samples::
+
+    unit rows [b, R, k] (CPU, float64, from (seed, start, count))
+      -> decode: parameters, switches, orders, image indices  (host -> device copy, small)
+      -> gather uint8 images from the device cache -> compose augmentations per sample
+      -> post-process -> forward with capture (fp32 or bf16 autocast, channels_last)
+      -> accumulator updates on the device (:func:`augsens.core.loop.feed`)
+
+No device -> host copy happens per batch: progress counts rows on the host, and non-finite values are
+counted on the device.  :func:`run` walks the design (:func:`augsens.core.loop.batches`), checks the
+precision at round ends, saves the state atomically every ``checkpoint_every`` seconds and on Ctrl-C or
+SIGTERM (deferred to the end of the batch), and keeps the last save when an update fails half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import xarray as xr
+
+from augsens.augment import compose, postprocess
+from augsens.core import loop
+from augsens.core.methods import Batch
+from augsens.core.precision import precision_of, stop_reason
+from augsens.engine.state import StudyState
+from augsens.interrupts import StudyInterrupted, deferred_signals
+from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
+from augsens.progress import forwards_bar
+from augsens.results import write_results
+
+if TYPE_CHECKING:
+    from augsens.engine.study import Study
+
+__all__ = ["images_for", "forward", "step", "accumulate", "round_check", "run"]
+
+# torch >= 2.5 names it torch.OutOfMemoryError; older releases only have the CUDA one
+_OOM: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor:
+    """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
+    sc = study.config.study
+    row_ids = torch.arange(first_row, first_row + unit.shape[0], dtype=torch.int64)
+    rows = study.factors.decode(unit, device=study.device, row_ids=row_ids, seed=sc.seed)
+    x = study.images.gather(rows.image)
+    x = compose(
+        x,
+        study.factors.augmentations,
+        rows.params,
+        order=rows.order,
+        on=rows.on,
+        mode=sc.mode,
+        validate=False,
+    )
+    x = postprocess(x, study._mean, study._std, minmax=sc.mode == "paper")
+    if study.config.run.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def forward(study: Study, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
+    """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]``, in forward chunks."""
+    bs = study.config.run.batch_size
+    autocast = (
+        torch.autocast(device_type=study.device.type, dtype=torch.bfloat16)
+        if study.config.run.dtype == "bfloat16"
+        else contextlib.nullcontext()
+    )
+    parts: dict[str, list[torch.Tensor]] = {c: [] for c in study.checkpoints}
+    for lo in range(0, unit.shape[0], bs):  # one forward per chunk of rows, not per sample
+        x = study._images_for(unit[lo : lo + bs], first_row + lo)
+        with torch.no_grad(), autocast:  # not inference_mode: capture checks in-place overwrites
+            acts = study.model.capture(x, study.checkpoints, normalized=True)
+        for c in study.checkpoints:
+            parts[c].append(acts[c])
+    return {c: v[0] if len(v) == 1 else torch.cat(v) for c, v in parts.items()}
+
+
+def step(study: Study, state: StudyState, batch: Batch) -> None:
+    """Forward one batch and add its activations to ``state`` (the position is the caller's)."""
+    R = study.plan.rows
+    acts = study._forward(batch.rows, batch.start * R)
+    # From here on the state changes in place: an exception now leaves it half updated, so it must
+    # not be saved (run() keeps the last saved state instead).
+    study._updating = True
+    for c, m in state.moments.items():
+        m.update(acts[c])
+    loop.feed(study.plan.method, state.acc, acts, batch)
+    study._updating = False
+
+
+def accumulate(
+    study: Study, state: StudyState, start: int, stop: int, advance: Callable[[int], None] | None = None
+) -> StudyState:
+    """Add base samples ``[start, stop)`` to ``state`` (a shard of the design; used by Ray workers)."""
+    t0 = time.monotonic()
+    for batch in loop.batches(study.plan.method, study.config.run.batch_size, start, stop):
+        study._step(state, batch)
+        state.position += batch.count
+        if advance is not None:
+            advance(batch.count * study.plan.rows)
+    state.elapsed += time.monotonic() - t0
+    return state
+
+
+def round_check(study: Study, state: StudyState, elapsed: float | None = None) -> str | None:
+    """At the end of a round: the precision reached (kept in ``state``) and why to stop, if so.
+
+    ``elapsed`` (default ``state.elapsed``) is the time the time limit is compared with."""
+    sc = study.config.study
+    state.precision = precision_of(state.acc.values())
+    state.stop_reason = stop_reason(
+        state.precision,
+        sc.precision,
+        done=state.position,
+        total=study.plan.n,
+        elapsed=state.elapsed if elapsed is None else elapsed,
+        time_limit=sc.time_limit,
+    )
+    return state.stop_reason
+
+
+def run(
+    study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
+) -> xr.DataTree | None:
+    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling."""
+    state_path = out / STATE_DIR / STATE_NAME
+    prepare_out(out, resume=resume, overwrite=overwrite)
+    state = study._load_state(state_path) if resume else study.new_state()
+    n, R = study.plan.n, study.plan.rows
+    target = study.config.study.precision or None
+    ends = study.round_ends
+    every = study.config.run.checkpoint_every
+    last_save = time.monotonic()
+    t0 = time.monotonic() - state.elapsed
+
+    def save() -> None:
+        state.elapsed = time.monotonic() - t0
+        study._save_state(state_path, state)
+
+    def round_end(position: int) -> int:
+        return next(e for e in ends if e > position) if position < n else n
+
+    with deferred_signals() as pending:
+        try:
+            with forwards_bar(
+                study.progress,
+                total=(round_end(state.position) if target else n) * R,
+                done=state.position * R,
+                label=study._label(),
+                target=target,
+            ) as advance:
+                for batch in loop.batches(study.plan.method, study.config.run.batch_size, state.position):
+                    start = batch.start
+                    if start > 0 and start in ends:  # a round ended: check the precision before the next
+                        state.elapsed = time.monotonic() - t0
+                        if round_check(study, state) is not None:
+                            advance(0, precision=state.precision)  # the bar ends on it
+                            break
+                        advance(0, total=round_end(start) * R, precision=state.precision)
+                    if stop_after is not None and start >= stop_after:
+                        save()
+                        return None
+                    study._step(state, batch)
+                    state.position = start + batch.count
+                    advance(batch.count * R)
+                    if pending():
+                        raise KeyboardInterrupt
+                    if time.monotonic() - last_save > every:
+                        save()
+                        last_save = time.monotonic()
+                if state.position >= n:
+                    state.elapsed = time.monotonic() - t0
+                    round_check(study, state)
+                    advance(0, precision=state.precision)
+            # every sample is done: keep them on disk until the results are, so that a stop while
+            # the results are assembled or written loses no forward pass
+            save()
+        except KeyboardInterrupt as exc:
+            if not study._updating:
+                save()
+            signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
+            raise StudyInterrupted(
+                state_path, state.position, n, saved=not study._updating, signum=signum
+            ) from None
+        except _OOM:
+            if not study._updating:  # out of memory in the forward pass: the state is intact
+                save()
+            raise
+        try:
+            tree = study.finalize(state)
+            if pending():
+                raise KeyboardInterrupt
+            written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+        except KeyboardInterrupt as exc:
+            signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
+            raise StudyInterrupted(state_path, state.position, n, signum=signum, phase="finalising") from None
+        state_path.unlink()
+        with contextlib.suppress(OSError):
+            state_path.parent.rmdir()
+        if pending():
+            raise StudyInterrupted(
+                state_path, state.position, n, signum=pending(), phase="written", results=written
+            )
+    return tree
