@@ -36,8 +36,9 @@ from typing import Any
 
 import torch
 
-import augsens.engine.study as engine
+import augsens.engine.runner as runner
 from augsens.config import StudyConfig
+from augsens.engine.state import StudyState
 from augsens.engine.study import Study
 from augsens.models import available_models
 
@@ -117,7 +118,7 @@ class _Raw:
 
 
 @contextlib.contextmanager
-def _timed_stages(study: Study, state: dict[str, Any]) -> Iterator[dict[str, float]]:
+def _timed_stages(study: Study, state: StudyState) -> Iterator[dict[str, float]]:
     """Wrap the engine's calls of each stage with timers; yields ``{stage: seconds}``."""
     times = dict.fromkeys(_STAGES, 0.0)
     device = study.device
@@ -143,13 +144,12 @@ def _timed_stages(study: Study, state: dict[str, Any]) -> Iterator[dict[str, flo
     patch(study.plan.design, "unit_rows", "design")
     patch(study.factors, "decode", "decode")
     patch(study.images, "gather", "augment")
-    patch(engine, "compose", "augment")
-    patch(engine, "postprocess", "augment")
+    patch(runner, "compose", "augment")
+    patch(runner, "postprocess", "augment")
     patch(study.model, "capture", "forward+capture")
-    for group in ("acc", "moments"):
-        for acc in state[group].values():
-            if acc is not None:
-                patch(acc, "update", "accumulate")
+    for accumulators in (state.acc, state.moments):
+        for acc in accumulators.values():
+            patch(acc, "update", "accumulate")
     try:
         yield times
     finally:

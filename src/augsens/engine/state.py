@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,7 +60,7 @@ class StudyState:
     position: int = 0
     elapsed: float = 0.0
     precision: float = math.nan
-    stop_reason: str | None = field(default=None)
+    stop_reason: str | None = None
 
 
 def new_state(method: Method, checkpoints: list[str], dtype: torch.dtype, device: torch.device) -> StudyState:
