@@ -16,7 +16,7 @@ import xarray as xr
 
 from augsens.core import loop
 from augsens.core.factors import Problem
-from augsens.core.methods import Batch, ExactShapley, Method, Moments, PermutationShapley, Sobol
+from augsens.core.methods import METHODS, Batch, Method, Moments, Sobol
 from augsens.core.precision import PRECISION_RULE, default_max_n
 
 __all__ = ["sobol", "shapley", "moments"]
@@ -350,8 +350,7 @@ def shapley(
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
-    cls = ExactShapley if method == "exact" else PermutationShapley
-    m = cls(
+    m = METHODS[f"shapley-{method}"](
         problem,
         size,
         seed=seed,
