@@ -70,6 +70,10 @@ class Method:
 
     Notes
     -----
+    Every method takes the same keywords, so that a registry name and a config build any of them.  This
+    constructor keeps what accumulators need (``problem``, ``replicates``, ``dtype``, ``device``); the
+    design keywords are the subclass's, which builds its design from them.
+
     A subclass sets :attr:`name`, builds :attr:`design` in ``__init__`` and implements
     :meth:`accumulator`; it overrides :meth:`rows` when its update needs per-batch data besides the
     outputs, and :meth:`update` when its accumulator takes another call.
