@@ -352,7 +352,7 @@ def shapley(
     xarray.Dataset
         ``shapley`` and ``shapley_conf`` with dims ``("factor", "dim_0", ...)``, summing to 1 over
         ``"factor"``; the exact method adds the byproducts ``S1``, ``ST`` and the pairwise interaction
-        maps ``S2``, ``S2_closed``, ``shapley_interaction`` (dims ``("factor", "factor2", "dim_0", ...)``,
+        maps ``S2`` and ``shapley_interaction`` (dims ``("factor", "factor2", "dim_0", ...)``,
         symmetric, NaN on the diagonal), each with its ``_conf``.
 
     Raises
@@ -373,8 +373,8 @@ def shapley(
 
     The exact method also reports, for every pair of groups, the second-order index
     :math:`S_{jk} = \sigma^2_{jk} / V` (``S2``, the interaction alone; what :func:`sobol` with
-    ``second_order=True`` estimates), the closed index :math:`\tau_{jk} / V` (``S2_closed``, the pair
-    together) and the pairwise Shapley interaction index (Grabisch & Roubens 1999)
+    ``second_order=True`` estimates; the closed index of the pair together, :math:`\tau_{jk} / V`, is
+    ``S1_j + S1_k + S2_jk``) and the pairwise Shapley interaction index (Grabisch & Roubens 1999)
 
     .. math:: I_{jk} = \sum_{u \supseteq \{j, k\}} \frac{\sigma^2_u}{|u| - 1}, \qquad
               \sum_{k \ne j} I_{jk} = V (S_{Tj} - S_j),
@@ -406,12 +406,12 @@ def shapley(
     >>> ds["shapley"].values.round(2), round(float(ds["shapley"].sum()), 12)
     (array([0.44, 0.44, 0.12]), 1.0)
 
-    The ``x1``-``x3`` interaction (``V_{13} / V = 0.244``), and the two of them together
-    (``(V_1 + V_{13}) / V = 0.558``):
+    The ``x1``-``x3`` interaction (``V_{13} / V = 0.244``; with no third-order component, the pairwise
+    Shapley interaction equals ``S2``):
 
     >>> pair = dict(factor="x1", factor2="x3")
-    >>> [round(float(ds[name].sel(pair)), 2) for name in ("shapley_interaction", "S2", "S2_closed")]
-    [0.24, 0.24, 0.56]
+    >>> [round(float(ds[name].sel(pair)), 2) for name in ("shapley_interaction", "S2")]
+    [0.24, 0.24]
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)

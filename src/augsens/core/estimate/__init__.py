@@ -13,7 +13,7 @@ accumulator                            reports                                  
                                        (Jansen 1999)
   ``second_order=True``                + ``S2`` (Saltelli 2002)                        6 + 5D + D(D-1)/2
 :class:`ShapleyAccumulator`            ``shapley`` (exact, Owen 2014); byproducts      2^(D+1) + 1
-                                       ``S1``, ``ST``, ``S2``, ``S2_closed``,
+                                       ``S1``, ``ST``, ``S2``,
                                        ``shapley_interaction`` (Grabisch & Roubens
                                        1999)
 :class:`PermutationShapleyAccumulator` ``shapley`` (Goda 2021)                         2D + 3

@@ -159,9 +159,9 @@ class ShapleyAccumulator(_Accumulator):
 
     * ``S2`` – the second-order Sobol' index ``σ²_{jk}/V = (τ_{jk} - τ_j - τ_k)/V``: the share of variance
       owed to the interaction of ``j`` and ``k`` alone, the quantity the Saltelli design's ``S2``
-      (:func:`~augsens.core.estimate.sobol.saltelli_2002`) estimates;
-    * ``S2_closed`` – the closed second-order index ``τ_{jk}/V = S1_j + S1_k + S2_{jk}``: the share
-      explained by the pair together;
+      (:func:`~augsens.core.estimate.sobol.saltelli_2002`) estimates.  The closed second-order index
+      ``τ_{jk}/V`` (the share explained by the pair together) is ``S1_j + S1_k + S2_{jk}`` exactly, so it
+      is not stored again;
     * ``shapley_interaction`` – the pairwise Shapley interaction index ``I_{jk}/V``
       (:func:`grabisch_roubens_1999`): every component involving both ``j`` and ``k``, shared among the
       pairs of its members.
@@ -170,7 +170,7 @@ class ShapleyAccumulator(_Accumulator):
     for every other index, and their ``*_conf`` half-widths come from the replicates in the same way.
     """
 
-    _conf_names = ("shapley", "S1", "ST", "S2", "S2_closed", "shapley_interaction")
+    _conf_names = ("shapley", "S1", "ST", "S2", "shapley_interaction")
     _rows: int  # 2^D, set in __init__
 
     def __init__(
@@ -217,7 +217,6 @@ class ShapleyAccumulator(_Accumulator):
             "ST": _Ratio(var - complements, var, ("factor",)),
             # σ²_{jk} (Möbius inversion): τ_{jk} - τ_j - τ_k, since τ_∅ = 0 exactly
             "S2": _Ratio(_nan_diagonal(sigma2[..., pairs, :]), pair_var, pair_dims),
-            "S2_closed": _Ratio(_nan_diagonal(tau[..., pairs, :]), pair_var, pair_dims),
             "shapley_interaction": _Ratio(grabisch_roubens_1999(sigma2, D), pair_var, pair_dims),
         }
 
@@ -225,7 +224,7 @@ class ShapleyAccumulator(_Accumulator):
         return {
             "shapley_method": "exact (Owen 2014, Möbius inversion of closed indices)",
             "interaction_method": (
-                "S2, S2_closed from closed indices; shapley_interaction: Grabisch & Roubens 1999"
+                "S2: Möbius inversion of closed indices; shapley_interaction: Grabisch & Roubens 1999"
             ),
         }
 
