@@ -91,8 +91,7 @@ def interaction_heatmaps(tree: xr.DataTree, measure: str = "shapley_interaction"
     fig, axes = plt.subplots(
         rows, cols, figsize=(side * cols + 1.0, side * rows + 0.6), squeeze=False, layout="constrained"
     )
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.92")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.92")
     image = None
     for ax, cp, value, conf in zip(axes.flat, cps, values, confs, strict=False):
         v = value.transpose("factor", "factor2").values
