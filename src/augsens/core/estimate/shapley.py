@@ -121,9 +121,10 @@ def grabisch_roubens_1999(sigma2: torch.Tensor, D: int) -> torch.Tensor:
     diagonal.
 
     References: Grabisch, M. & Roubens, M. (1999), An axiomatic approach to the concept of interaction
-    among players in cooperative games, Int. J. Game Theory 28, 547-565; Rabitti, G. & Borgonovo, E.
-    (2019), A Shapley-Owen index for interaction quantification, SIAM/ASA J. Uncertain. Quantif. 7(3),
-    1060-1075.
+    among players in cooperative games, Int. J. Game Theory 28, 547-565; Grabisch, M., Marichal, J.-L. &
+    Roubens, M. (2000), Equivalent representations of set functions, Math. Oper. Res. 25, 157-178;
+    Rabitti, G. & Borgonovo, E. (2019), A Shapley-Owen index for interaction quantification, SIAM/ASA J.
+    Uncertain. Quantif. 7(3), 1060-1075.
     """
     u = torch.arange(1 << D, device=sigma2.device)
     size = torch.zeros_like(u)
