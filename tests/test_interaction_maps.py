@@ -1,5 +1,6 @@
 """Interaction maps of an exact-Shapley study: per element, per channel and per checkpoint in the results
-tree, and as factor × factor heat maps in the report (which a Sobol study's report leaves out)."""
+tree, and as factor × factor heat maps in the report (beside a second-order Sobol study's S2; a study
+without pairwise indices gets no such section)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from augsens.config import StudyConfig
 from augsens.engine.study import Study
+from augsens.plot.explorer import explorer_html
 from augsens.plot.interactions import interaction_heatmaps, pair_measures
 from augsens.plot.report import write_report
 from augsens.results import open_results
@@ -35,7 +37,7 @@ def _study(out: Path, **study) -> Path:
 def studies(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("interactions")
     _study(root / "shapley", kind="shapley", shapley_method="exact")
-    _study(root / "sobol", kind="sobol")
+    _study(root / "sobol", kind="sobol", second_order=True)
     return root
 
 
@@ -80,9 +82,9 @@ def test_report_shows_interaction_heat_maps_with_the_results_numbers(studies):
     page = write_report(studies).read_text()
     assert '<a href="#interactions">Interactions</a>' in page
     heads = re.findall(r'<h3 class="interaction" data-study="([^"]+)" data-measure="([^"]+)">', page)
-    assert heads == [("shapley", "shapley_interaction"), ("shapley", "S2")]  # none for the Sobol study
+    assert heads == [("shapley", "shapley_interaction"), ("shapley", "S2"), ("sobol", "S2")]
     section = page[page.index('<section id="interactions">') : page.index('<section id="provenance">')]
-    assert section.count('<img alt="shapley: ') == 2 and "data:image/png;base64," in section
+    assert section.count('<img alt="shapley: ') == 2 and section.count('<img alt="sobol: ') == 1
     tree = open_results(studies / "shapley")
     fig = interaction_heatmaps(tree, "shapley_interaction")
     panels = [ax for ax in fig.axes if ax.get_title()]
@@ -99,10 +101,14 @@ def test_report_shows_interaction_heat_maps_with_the_results_numbers(studies):
             assert text == f"{value[i, j]:.2f}\n±{conf[i, j]:.2f}"
 
 
-def test_sobol_report_without_pairs_has_no_interaction_section(studies, tmp_path):
+def test_report_without_pairwise_indices_has_no_interaction_section(studies):
     tree = open_results(studies / "sobol")
-    assert pair_measures(tree) == []
-    with pytest.raises(KeyError, match=r"no aggregated 'S2'.*second_order = true"):
-        interaction_heatmaps(tree, "S2")
-    page = write_report(studies / "sobol", tmp_path / "sobol.html").read_text()
+    assert pair_measures(tree) == ["S2"]
+    with pytest.raises(KeyError, match=r"no aggregated 'shapley_interaction'.*present: \['S2'\]"):
+        interaction_heatmaps(tree, "shapley_interaction")
+    first_order = tree.map_over_datasets(
+        lambda ds: ds.drop_vars([v for v in ds.data_vars if v.startswith("S2")])
+    )
+    assert pair_measures(first_order) == []
+    page = explorer_html([("sobol", first_order)])
     assert 'id="interactions"' not in page and "Map viewer" in page
