@@ -1,10 +1,8 @@
 """Method objects and the one loop: every kind through the same walk, the Song-type double loop equal to
-its pinned results, and a core that imports no image or model code."""
+its pinned results."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,16 +127,3 @@ def test_a_batch_flattens_its_rows_in_output_order():
     batch = Batch(start=6, count=2, replicate=1, unit=unit)
     assert batch.rows.shape == (8, 3) and torch.equal(batch.rows[5], unit[1, 1])
 
-
-def test_the_core_imports_no_image_model_or_study_code():
-    code = (
-        "import importlib, pkgutil, sys\n"
-        "import augsens.core as core\n"
-        "for m in pkgutil.walk_packages(core.__path__, 'augsens.core.'):\n"
-        "    importlib.import_module(m.name)\n"
-        "roots = ('torchvision', 'PIL', 'timm')\n"
-        "layers = tuple(f'augsens.{m}' for m in ('models', 'augment', 'data', 'engine', 'analysis'))\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in roots or m.startswith(layers)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout

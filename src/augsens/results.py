@@ -72,7 +72,7 @@ def output_dims(
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that shape the numbers."""
     out = {"python": platform.python_version()}
-    for pkg in ("augsens", "torch", "torchvision", "kornia", "timm", "numpy", "scipy", "xarray", "zarr"):
+    for pkg in ("augsens", "torch", "torchvision", "timm", "numpy", "scipy", "xarray", "zarr"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -309,7 +309,9 @@ def shapley(
     -------
     xarray.Dataset
         ``shapley`` and ``shapley_conf`` with dims ``("factor", "dim_0", ...)``, summing to 1 over
-        ``"factor"``; the exact method adds the byproducts ``S1``, ``ST`` (and their ``_conf``).
+        ``"factor"``; the exact method adds the byproducts ``S1``, ``ST`` and the pairwise interaction
+        maps ``S2`` and ``shapley_interaction`` (dims ``("factor", "factor2", "dim_0", ...)``,
+        symmetric, NaN on the diagonal), each with its ``_conf``.
 
     Raises
     ------
@@ -327,12 +329,26 @@ def shapley(
     Reported values are :math:`\mathrm{Sh}_j / V`.  Unlike ``S1`` or ``ST`` they split interactions
     equally among their members, so they always add up.
 
+    The exact method also reports, for every pair of groups, the second-order index
+    :math:`S_{jk} = \sigma^2_{jk} / V` (``S2``, the interaction alone; what :func:`sobol` with
+    ``second_order=True`` estimates; the closed index of the pair together, :math:`\tau_{jk} / V`, is
+    ``S1_j + S1_k + S2_jk``) and the pairwise Shapley interaction index (Grabisch & Roubens 1999)
+
+    .. math:: I_{jk} = \sum_{u \supseteq \{j, k\}} \frac{\sigma^2_u}{|u| - 1}, \qquad
+              \sum_{k \ne j} I_{jk} = V (S_{Tj} - S_j),
+
+    divided by :math:`V` (``shapley_interaction``): every interaction of order three or more is shared
+    among the pairs inside it, so the map of a network's activations shows which augmentations act
+    together however many others join in.
+
     References
     ----------
     .. [1] Owen, A. B. (2014). Sobol' indices and Shapley value. SIAM/ASA J. Uncertain. Quantif. 2,
        245-251. doi:10.1137/130936233
     .. [2] Goda, T. (2021). A simple algorithm for global sensitivity analysis with Shapley effects.
        Reliab. Eng. Syst. Saf. 213, 107702. doi:10.1016/j.ress.2021.107702
+    .. [3] Grabisch, M. & Roubens, M. (1999). An axiomatic approach to the concept of interaction
+       among players in cooperative games. Int. J. Game Theory 28, 547-565.
 
     Examples
     --------
@@ -347,6 +363,13 @@ def shapley(
     >>> ds = shapley(ishigami, problem, n=2**14, seed=0)
     >>> ds["shapley"].values.round(2), round(float(ds["shapley"].sum()), 12)
     (array([0.44, 0.44, 0.12]), 1.0)
+
+    The ``x1``-``x3`` interaction (``V_{13} / V = 0.244``; with no third-order component, the pairwise
+    Shapley interaction equals ``S2``):
+
+    >>> pair = dict(factor="x1", factor2="x3")
+    >>> [round(float(ds[name].sel(pair)), 2) for name in ("shapley_interaction", "S2")]
+    [0.24, 0.24]
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)

@@ -12,7 +12,8 @@
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39", "#7b4173"];
   const MEASURE_LABELS = {S1: "S1 (first-order index)", ST: "ST (total index)", shapley: "Shapley effect",
-    S2: "S2 (second-order interaction)", mean: "mean", var: "variance", cov: "coefficient of variation",
+    S2: "S2 (second-order interaction)", shapley_interaction: "Shapley interaction (pairwise)",
+    mean: "mean", var: "variance", cov: "coefficient of variation",
     rank_biserial: "rank-biserial r", point_biserial: "point-biserial r", p_value_by: "BY-adjusted p"};
 
   function fmt(v, digits) {

@@ -7,7 +7,8 @@ smallest that can draw heat maps with hover (plotly's bundle) would add ~4.5 MB 
 
 Sections, top to bottom: a summary written from the numbers (:mod:`augsens.plot.summary`), depth profiles
 with confidence bands, a map viewer (study, checkpoint, measure, factor, channel; values on hover), a
-sortable channel table for the viewer's selection, per-study provenance, the glossary, then any extra
+sortable channel table for the viewer's selection, factor × factor interaction heat maps where a study
+has pairwise indices (:mod:`augsens.plot.interactions`), per-study provenance, the glossary, then any extra
 sections (the analyses' ``*.section.html`` fragments, or a comparison's own sections), all in one
 navigation bar.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 import xarray as xr
 
 from augsens.plot.explorer_data import study_payload
+from augsens.plot.interactions import interactions_section
 from augsens.plot.summary import study_summary
 from augsens.results import json_attr, open_results
 
@@ -182,8 +184,10 @@ def explorer_html(
     profiles = [
         _profile_block(i, n, t, p) for i, ((n, t), p) in enumerate(zip(results, payloads, strict=True))
     ]
+    interactions = interactions_section(results)
     nav = [("summary", "Summary"), ("profiles", "Depth profiles"), ("maps", "Map viewer")]
-    nav += [("channels", "Channels"), ("provenance", "Provenance"), ("glossary", "Glossary")]
+    nav += [("channels", "Channels")] + ([("interactions", "Interactions")] if interactions else [])
+    nav += [("provenance", "Provenance"), ("glossary", "Glossary")]
     body = [
         f"<h1>{html.escape(title)}</h1>",
         intro,
@@ -192,6 +196,7 @@ def explorer_html(
         "output) per factor; bands: 95 % confidence half-widths.</p>" + "\n".join(profiles) + "</section>",
         '<section id="maps"><h2>Map viewer</h2>' + _VIEWER + "</section>",
         '<section id="channels"><h2>Channels</h2>' + _CHANNELS + "</section>",
+        f'<section id="interactions"><h2>Interactions</h2>{interactions}</section>' if interactions else "",
         '<section id="provenance"><h2>Provenance</h2>'
         + "\n".join(_provenance(n, t) for n, t in results)
         + "</section>",

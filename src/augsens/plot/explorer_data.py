@@ -28,6 +28,7 @@ from augsens.plot.maps import checkpoints_of
 __all__ = [
     "study_payload",
     "INDEX_MEASURES",
+    "PAIR_MEASURES",
     "MOMENT_MEASURES",
     "CONTRAST_MEASURES",
     "AUXILIARY_FACTORS",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 INDEX_MEASURES = ("S1", "ST", "shapley")
+# indices of pairs of factors (dims factor, factor2): one map per pair
+PAIR_MEASURES = ("shapley_interaction", "S2")
 MOMENT_MEASURES = ("mean", "var", "cov")
 CONTRAST_MEASURES = ("rank_biserial", "point_biserial", "p_value_by")
 # factors that are not augmentations: what the study controls rather than what it asks about
@@ -62,7 +65,7 @@ def _display_range(values: np.ndarray, measure: str) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
-    if measure in INDEX_MEASURES or measure.startswith("S2"):
+    if measure in INDEX_MEASURES or measure in PAIR_MEASURES:
         return 0.0, max(0.01, float(np.percentile(finite, 99)))
     lo, hi = (float(q) for q in np.percentile(finite, [1, 99]))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
@@ -99,13 +102,13 @@ def _factor_dim(da: xr.DataArray) -> str | None:
 
 def _map_measures(ds: xr.Dataset) -> list[str]:
     present = [m for m in (*INDEX_MEASURES, *CONTRAST_MEASURES, *MOMENT_MEASURES) if m in ds]
-    return present + (["S2"] if "S2" in ds else [])
+    return present + [m for m in PAIR_MEASURES if m in ds]
 
 
 def _labelled_maps(ds: xr.Dataset, measure: str) -> dict[str, np.ndarray]:
     """``{factor label: array over (channel, y, x) or (unit,)}`` of one measure ("" for moments)."""
     da = ds[measure]
-    if measure == "S2":
+    if measure in PAIR_MEASURES:
         names = [str(f) for f in da["factor"].values]
         return {
             f"{a} × {b}": da.isel(factor=i, factor2=j).values
@@ -152,7 +155,7 @@ def _checkpoint_maps(ds: xr.Dataset, max_side: int, max_channels: int) -> dict[s
         per_label = {}
         for label, values in _labelled_maps(ds, m).items():
             if spatial:
-                w_ = weights if (m in INDEX_MEASURES or m == "S2") else None
+                w_ = weights if (m in INDEX_MEASURES or m in PAIR_MEASURES) else None
                 values = _pool(values[keep], out["pool"], w_)
             enc = _encode(values)
             enc["vmin"], enc["vmax"] = _display_range(values, m)
@@ -167,7 +170,7 @@ def _stored_values(ds: xr.Dataset, max_side: int, max_channels: int) -> int:
     for m in _map_measures(ds):
         da = ds[m]
         fdim = _factor_dim(da)
-        if m == "S2":
+        if m in PAIR_MEASURES:
             n = da.sizes["factor"]
             maps += n * (n - 1) // 2
         else:

@@ -32,6 +32,9 @@ GLOSSARY = {
     "among its members); the effects of an activation sum to 1.",
     "S2": "Second-order Sobol index of a pair of factors (when the study computes it): the share of "
     "variance owed to their interaction alone.",
+    "shapley_interaction": "Pairwise Shapley interaction index (exact-Shapley studies): the share of "
+    "variance in every interaction the two factors take part in, each interaction of k factors shared "
+    "equally among the k - 1 pairs it forms with one of them; a factor's row sums to its ST - S1.",
     "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
     "over the replicates); intervals that do not overlap separate two factors at the study's size.",
     "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "

@@ -5,25 +5,32 @@ so every estimator is a reduction over design rows, kept as centred co-moments o
 model runs and merged with Chan, Golub & LeVeque's (1983) formula (:mod:`augsens.core.estimate._base`).
 Memory per output element and replicate slot, independent of the number of samples ``n``:
 
-=====================================  =============================================  ===================
-accumulator                            reports                                        numbers per element
-=====================================  =============================================  ===================
-:class:`MomentsAccumulator`            ``mean``, ``var`` (ddof=1), ``cov``            3
-:class:`SobolAccumulator`              ``S1`` (Saltelli 2010 / Janon 2014), ``ST``    5 + 4D
-                                       (Jansen 1999)
-  ``second_order=True``                + ``S2`` (Saltelli 2002)                       7 + 6D + D(D-1)/2
-:class:`ShapleyAccumulator`            ``shapley`` (exact, Owen 2014), ``S1``, ``ST``  2^(D+1) + 1
-:class:`PermutationShapleyAccumulator` ``shapley`` (Goda 2021)                        2D + 3
-:class:`SongShapleyAccumulator`        ``shapley`` (Song et al. 2016, double loop)    2D + 2 (no replicates)
-=====================================  =============================================  ===================
+======================================  ==============================================  ======================
+accumulator                             reports                                         numbers per element
+======================================  ==============================================  ======================
+:class:`MomentsAccumulator`             ``mean``, ``var`` (ddof=1), ``cov``             3
+:class:`SobolAccumulator`               ``S1`` (Saltelli 2010 / Janon 2014), ``ST``     6 + 4D
+                                        (Jansen 1999)
+  ``second_order=True``                 + ``S2`` (Saltelli 2002)                        6 + 5D + D(D-1)/2
+:class:`ShapleyAccumulator`             ``shapley`` (exact, Owen 2014); byproducts      2^(D+1) + 1
+                                        ``S1``, ``ST``, ``S2``,
+                                        ``shapley_interaction`` (Grabisch & Roubens
+                                        1999)
+:class:`PermutationShapleyAccumulator`  ``shapley`` (Goda 2021)                         2D + 3
+======================================  ==============================================  ======================
 
-(each number is 8 bytes in the default float64 state, 4 in float32; the element count is int64; memory is
-multiplied by ``replicates``.)
+(the count of accepted base samples, the running means of the variables and their co-moments: ``1 + m + P``
+for ``m`` variables and ``P`` tracked  pairs, as in :mod:`augsens.core.estimate._base`; each number is 8 bytes
+in the default float64 state, 4 in fl oat32, the count always int64; memory is multiplied by
+``replicates``.  The interaction maps  of :class:`ShapleyAccumulator` are computed from the same state.
+:class:`SongShapleyAccumulator`, the authors' double loop (Song et al. 2016), keeps no co-moments: per player
+the sum and the count of cost increments, plus the last cost and a count of non-finite blocks, ``2D + 2``
+numbers with no replicates.)
 
 One protocol for all of them:
 
-* ``update(y, ...)`` – add a batch of outputs ``[b, R, *out]`` in design row order (any float dtype, any
-  device; moved to the state's device and dtype); vectorised over the batch.
+* ``update(y, ...)`` – add a batch of  outputs ``[b, R, *out]`` in design row order (any float dtype, any
+  device; moved to the state's device  and dtype); vectorised over the batch.
 * ``merge(other)`` – add another accumulator's samples (shards, GPUs); a batch update *is* such a merge.
 * ``state_dict()`` / ``from_state_dict(state)`` – plain tensors + class name + format version.
 * ``to(device)``, ``n`` (base samples seen).

@@ -17,7 +17,14 @@ from augsens.core.design import MAX_EXACT_SHAPLEY_GROUPS
 from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
 from augsens.errors import UserInputError
 
-__all__ = ["ShapleyAccumulator", "PermutationShapleyAccumulator", "mobius_inverse", "owen_2014"]
+__all__ = [
+    "ShapleyAccumulator",
+    "PermutationShapleyAccumulator",
+    "mobius_inverse",
+    "owen_2014",
+    "pair_subsets",
+    "grabisch_roubens_1999",
+]
 
 
 def _check_groups(D: int, limit: int | None = None) -> None:
@@ -74,6 +81,62 @@ def owen_2014(sigma2: torch.Tensor, D: int) -> torch.Tensor:
     return torch.einsum("ju,...uo->...jo", weight, sigma2)
 
 
+def pair_subsets(D: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Bit masks ``[D, D]`` of the pairs ``{j, k}`` (entry ``(j, k)`` = ``2^j | 2^k``; ``2^j`` on the
+    diagonal), to index the subset axis of closed indices or component variances."""
+    bit = 1 << torch.arange(D, device=device)
+    return bit[:, None] | bit[None, :]
+
+
+def _nan_diagonal(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[..., D, D, O]`` with NaN on the diagonal (a pair of a factor with itself is undefined)."""
+    d = x.shape[-2]
+    eye = torch.eye(d, dtype=torch.bool, device=x.device)[..., None]
+    return torch.where(eye, torch.nan, x)
+
+
+def grabisch_roubens_1999(sigma2: torch.Tensor, D: int) -> torch.Tensor:
+    r"""Pairwise Shapley interaction index of the closed-index game (Grabisch & Roubens 1999), from the
+    ANOVA component variances.
+
+    For a game ``v`` on the groups with Möbius transform ``m``, the Shapley interaction index of a
+    pair is ``I_{jk} = Σ_{S ⊆ N∖{j,k}} (D-|S|-2)! |S|! / (D-1)! · Δ_{jk} v(S)``, with
+    ``Δ_{jk} v(S) = v(S ∪ {j,k}) - v(S ∪ {j}) - v(S ∪ {k}) + v(S)``, or equivalently
+    ``I_{jk} = Σ_{T ⊇ {j,k}} m(T) / (|T| - 1)`` (Grabisch & Roubens 1999, Möbius representation; Grabisch,
+    Marichal & Roubens 2000).  For the closed-index game ``v(u) = τ_u`` of Owen (2014), with independent
+    groups, the Möbius transform is ``m(u) = σ²_u`` (the ANOVA component variances), so
+
+    .. math:: I_{jk} = \sum_{u \supseteq \{j, k\}} \frac{\sigma^2_u}{|u| - 1}
+
+    the interaction index that Rabitti & Borgonovo (2019) bring to sensitivity analysis (their
+    Shapley–Owen effect), here with independent groups.  Every component that involves both ``j`` and
+    ``k`` is shared equally among the ``|u| - 1`` pairs it forms with ``j``, so a row sums to the whole
+    interaction variance of ``j``: ``Σ_{k≠j} I_{jk} = Σ_{u∋j, |u|≥2} σ²_u = V (ST_j - S1_j)``.  Each term is
+    a variance, so ``I_{jk} >= 0`` up to noise, and ``I_{jk} = σ²_{jk}`` when no component of order three
+    or more involves the pair.  (The dual game ``v*(u) = E Var(Y | X_{-u})`` has the same Shapley values
+    but the opposite sign for pairs, so the closed-index game is the one that reads "more interaction,
+    larger index".)
+
+    ``sigma2`` is ``[..., 2^D, O]``; returns ``[..., D, D, O]`` (unnormalised), symmetric, NaN on the
+    diagonal.
+
+    References: Grabisch, M. & Roubens, M. (1999), An axiomatic approach to the concept of interaction
+    among players in cooperative games, Int. J. Game Theory 28, 547-565; Grabisch, M., Marichal, J.-L. &
+    Roubens, M. (2000), Equivalent representations of set functions, Math. Oper. Res. 25, 157-178;
+    Rabitti, G. & Borgonovo, E. (2019), A Shapley-Owen index for interaction quantification, SIAM/ASA J.
+    Uncertain. Quantif. 7(3), 1060-1075.
+    """
+    u = torch.arange(1 << D, device=sigma2.device)
+    size = torch.zeros_like(u)
+    for j in range(D):
+        size += (u >> j) & 1
+    pairs = pair_subsets(D, sigma2.device).reshape(-1, 1)  # [D*D, 1]
+    contains = (u[None, :] & pairs) == pairs  # [D*D, 2^D]: u ⊇ {j, k}
+    weight = torch.where(contains & (size >= 2), 1.0 / (size - 1).clamp_min(1), 0.0).to(sigma2.dtype)
+    out = torch.einsum("pu,...uo->...po", weight, sigma2)
+    return _nan_diagonal(out.reshape(out.shape[:-2] + (D, D, out.shape[-1])))
+
+
 class ShapleyAccumulator(_Accumulator):
     """Exact-design Shapley effects from all ``2^D`` hybrids of each base pair ``(x, x')``.
 
@@ -92,10 +155,23 @@ class ShapleyAccumulator(_Accumulator):
     Per element: the ``2^D`` row means and the co-moments ``C(f(x), f(z^u))``, i.e. ``2^{D+1}`` numbers.
     ``finalize`` computes ``τ_u = (C_{x,z^u} - C_{x,x'})/n``, ``σ²_u`` by :func:`mobius_inverse` and
     ``Sh_j`` by :func:`owen_2014`; ``V = τ_{all}``.  Byproducts at no extra cost: ``S1_j = τ_{{j}}/V`` and
-    ``ST_j = 1 - τ_{-j}/V``.
+    ``ST_j = 1 - τ_{-j}/V``, and the pairwise interaction maps (dims ``("factor", "factor2", ...)``,
+    symmetric, NaN on the diagonal):
+
+    * ``S2`` – the second-order Sobol' index ``σ²_{jk}/V = (τ_{jk} - τ_j - τ_k)/V``: the share of variance
+      owed to the interaction of ``j`` and ``k`` alone, the quantity the Saltelli design's ``S2``
+      (:func:`~augsens.core.estimate.sobol.saltelli_2002`) estimates.  The closed second-order index
+      ``τ_{jk}/V`` (the share explained by the pair together) is ``S1_j + S1_k + S2_{jk}`` exactly, so it
+      is not stored again;
+    * ``shapley_interaction`` – the pairwise Shapley interaction index ``I_{jk}/V``
+      (:func:`grabisch_roubens_1999`): every component involving both ``j`` and ``k``, shared among the
+      pairs of its members.
+
+    All are linear in the closed indices, so their aggregates are numerators summed over variances as
+    for every other index, and their ``*_conf`` half-widths come from the replicates in the same way.
     """
 
-    _conf_names = ("shapley", "S1", "ST")
+    _conf_names = ("shapley", "S1", "ST", "S2", "shapley_interaction")
     _rows: int  # 2^D, set in __init__
 
     def __init__(
@@ -132,15 +208,26 @@ class ShapleyAccumulator(_Accumulator):
         var = tau[..., full : full + 1, :]
         singles = tau[..., [1 << j for j in range(D)], :]
         complements = tau[..., [full ^ (1 << j) for j in range(D)], :]
-        shapley = owen_2014(mobius_inverse(tau, D), D)
+        sigma2 = mobius_inverse(tau, D)
+        pairs = pair_subsets(D, tau.device)
+        pair_var = var.unsqueeze(-2)  # [..., 1, 1, O]
+        pair_dims = ("factor", "factor2")
         return {
-            "shapley": _Ratio(shapley, var, ("factor",)),
+            "shapley": _Ratio(owen_2014(sigma2, D), var, ("factor",)),
             "S1": _Ratio(singles, var, ("factor",)),
             "ST": _Ratio(var - complements, var, ("factor",)),
+            # σ²_{jk} (Möbius inversion): τ_{jk} - τ_j - τ_k, since τ_∅ = 0 exactly
+            "S2": _Ratio(_nan_diagonal(sigma2[..., pairs, :]), pair_var, pair_dims),
+            "shapley_interaction": _Ratio(grabisch_roubens_1999(sigma2, D), pair_var, pair_dims),
         }
 
     def _attrs(self) -> dict[str, Any]:
-        return {"shapley_method": "exact (Owen 2014, Möbius inversion of closed indices)"}
+        return {
+            "shapley_method": "exact (Owen 2014, Möbius inversion of closed indices)",
+            "interaction_method": (
+                "S2: Möbius inversion of closed indices; shapley_interaction: Grabisch & Roubens 1999"
+            ),
+        }
 
 
 class PermutationShapleyAccumulator(_Accumulator):

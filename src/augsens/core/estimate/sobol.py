@@ -137,9 +137,10 @@ class SobolAccumulator(_Accumulator):
 
     Notes
     -----
-    State per output element and replicate: ``count``, means of the ``D + 2`` rows (``2D + 2``), and
-    co-moments ``M2_A, M2_B, C_{A,B}`` and per group ``M2_{AB_j}, C_{A,AB_j}, C_{B,AB_j}``: **5 + 4D
-    numbers** (plus ``D + D(D-1)/2`` with second order), independent of ``n``.
+    State per output element and replicate: ``count``, means of the ``D + 2`` rows (``2D + 2`` with second
+    order), and co-moments ``M2_A, M2_B, C_{A,B}`` and per group ``M2_{AB_j}, C_{A,AB_j}, C_{B,AB_j}``:
+    **6 + 4D numbers** (plus ``D`` means and ``D(D-1)/2`` co-moments ``C_{BA_j,AB_k}`` with second order),
+    independent of ``n``.
     """
 
     def __init__(
