@@ -535,7 +535,8 @@ def segments(
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
     _results_exist([segment_results, network_results])
-    from augsens.analysis.segments import example_segments, segment_report
+    from augsens.analysis.segments import segment_report
+    from augsens.models.segments import example_segments
 
     path = (
         example_segments(cast(Example, segments_file))

@@ -622,7 +622,8 @@ def contrast_report(
     """
     import pandas as pd
 
-    from augsens.analysis.correlation import plot_heatmap, save_figure
+    from augsens.analysis.correlation import plot_heatmap
+    from augsens.plot.figures import save_figure
     from augsens.results import open_results
 
     if not 0 < alpha < 1:
@@ -669,7 +670,7 @@ def contrast_report(
             fig = plot_heatmap(
                 matrix, ckpts, augs, title=f"{study}: {key}", vmin=0.0, vmax=1.0, cmap="viridis"
             )
-            written.append(save_figure(fig, out / f"contrast_{study}_{key}.png"))
+            written.append(save_figure(fig, out / f"contrast_{study}_{key}.png", dpi=120))
     csv = out / "contrast_summary.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return [csv, *written]
