@@ -9,7 +9,6 @@ Ctrl-C or SIGTERM during a run saves its state (exit code 130 or 143) and ``--re
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from augsens.errors import MissingFileError, UserInputError
+from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
 
 __all__ = ["app"]
 
@@ -87,9 +86,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             _say("red", f"error: {exc}")
             raise typer.Exit(2) from None
         except Exception as exc:
-            torch = sys.modules.get("torch")  # an out-of-memory error can only come once torch is loaded
-            oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-            if oom is None or not isinstance(exc, oom):
+            if not is_out_of_memory(exc):
                 raise
             _say(  # pragma: no cover - needs a GPU running out of memory
                 "red",
