@@ -325,15 +325,17 @@ def gallery(
 
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
-    from augsens.data import bundled_photos, image_folder
+    """The network and images as a study with these ``[model]`` and ``[images]`` settings loads them."""
+    from augsens.config import ImagesConfig, ModelConfig
+    from augsens.engine.inputs import load_images, load_model
     from augsens.engine.study import resolve_device
-    from augsens.models import load
 
     dev = resolve_device(device)
-    m = load(model, weights=weights, device=dev)
-    if images in ("bundled", "photos"):
-        return m, bundled_photos(device=dev)
-    return m, image_folder(images, per_class=per_class or None, device=dev)
+    source = "bundled" if images in ("bundled", "photos") else images
+    return (
+        load_model(ModelConfig(name=model, weights=weights), device=dev),
+        load_images(ImagesConfig(source=source, per_class=per_class), device=dev),
+    )
 
 
 def _results_exist(paths: list[Path]) -> None:
@@ -455,7 +457,8 @@ def contrast(
     device: DeviceOpt = "auto",
 ) -> None:
     """Treatment-control study: each augmentation alone vs the original (Wilcoxon, effect sizes, BY)."""
-    from augsens.analysis.contrast import contrast_report, contrast_study
+    from augsens.analysis.contrast import contrast_report
+    from augsens.engine.contrast import contrast_study
 
     m, imgs = _model_and_images(model, weights, images, per_class, device)
     contrast_study(

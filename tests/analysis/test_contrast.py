@@ -12,8 +12,6 @@ import xarray as xr
 from torch import nn
 
 from augsens.analysis.contrast import (
-    _AugPlan,
-    _moments,
     benjamini_yekutieli,
     contrast_report,
     contrast_study,
@@ -23,6 +21,7 @@ from augsens.analysis.contrast import (
 )
 from augsens.augment.draws import counter_uniform
 from augsens.core.estimate import MomentsAccumulator
+from augsens.engine.contrast import _AugPlan, _moments
 
 
 @pytest.fixture(scope="module")
