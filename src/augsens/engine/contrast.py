@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from augsens.data import ImageCache
     from augsens.models import LoadedModel
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "contrast_study"]
+__all__ = ["contrast_study"]
 
 #: Bytes of device memory a block of differences (and its sort workspace) may take when ``block_elements``
 #: is not given.

@@ -31,7 +31,7 @@ Contents
 :mod:`.report`     guided_masking_report: the whole analysis on results folders as CSV tables, PNG
                    figures and an HTML section
 
-The public names of every module are importable from ``augsens.analysis.masking``.
+The public names of masks, guided, profiles and report are importable from ``augsens.analysis.masking``.
 
 References
 ----------
