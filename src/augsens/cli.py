@@ -9,7 +9,6 @@ Ctrl-C or SIGTERM during a run saves its state (exit code 130 or 143) and ``--re
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from augsens.errors import MissingFileError, UserInputError
+from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
 
 __all__ = ["app"]
 
@@ -87,9 +86,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             _say("red", f"error: {exc}")
             raise typer.Exit(2) from None
         except Exception as exc:
-            torch = sys.modules.get("torch")  # an out-of-memory error can only come once torch is loaded
-            oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-            if oom is None or not isinstance(exc, oom):
+            if not is_out_of_memory(exc):
                 raise
             _say(  # pragma: no cover - needs a GPU running out of memory
                 "red",
@@ -328,15 +325,17 @@ def gallery(
 
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:
-    from augsens.data import bundled_photos, image_folder
+    """The network and images as a study with these ``[model]`` and ``[images]`` settings loads them."""
+    from augsens.config import ImagesConfig, ModelConfig
+    from augsens.engine.inputs import load_images, load_model
     from augsens.engine.study import resolve_device
-    from augsens.models import load
 
     dev = resolve_device(device)
-    m = load(model, weights=weights, device=dev)
-    if images in ("bundled", "photos"):
-        return m, bundled_photos(device=dev)
-    return m, image_folder(images, per_class=per_class or None, device=dev)
+    source = "bundled" if images in ("bundled", "photos") else images
+    return (
+        load_model(ModelConfig(name=model, weights=weights), device=dev),
+        load_images(ImagesConfig(source=source, per_class=per_class), device=dev),
+    )
 
 
 def _results_exist(paths: list[Path]) -> None:
@@ -458,7 +457,8 @@ def contrast(
     device: DeviceOpt = "auto",
 ) -> None:
     """Treatment-control study: each augmentation alone vs the original (Wilcoxon, effect sizes, BY)."""
-    from augsens.analysis.contrast import contrast_report, contrast_study
+    from augsens.analysis.contrast import contrast_report
+    from augsens.engine.contrast import contrast_study
 
     m, imgs = _model_and_images(model, weights, images, per_class, device)
     contrast_study(
@@ -535,7 +535,8 @@ def segments(
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
     _results_exist([segment_results, network_results])
-    from augsens.analysis.segments import example_segments, segment_report
+    from augsens.analysis.segments import segment_report
+    from augsens.models.segments import example_segments
 
     path = (
         example_segments(cast(Example, segments_file))

@@ -12,8 +12,6 @@ import xarray as xr
 from torch import nn
 
 from augsens.analysis.contrast import (
-    _AugPlan,
-    _moments,
     benjamini_yekutieli,
     contrast_report,
     contrast_study,
@@ -23,6 +21,7 @@ from augsens.analysis.contrast import (
 )
 from augsens.core.draws import counter_uniform
 from augsens.core.estimate import MomentsAccumulator
+from augsens.engine.contrast import _AugPlan, _moments
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +244,18 @@ def test_image_pairing_and_paper_swap(tiny, tmp_path) -> None:
     files = contrast_report([tmp_path / "study"], tmp_path / "report")
     assert files[0].name == "contrast_summary.csv" and all(f.exists() for f in files)
     assert len(files) == 4
+
+
+def test_paired_statistics_stay_in_the_core_layer() -> None:
+    """The statistics load without torchvision, PIL or any study, model, image or augmentation code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, augsens.core.paired\n"
+        "bad = ('torchvision', 'PIL', 'timm', 'augsens.models', 'augsens.augment', 'augsens.data', "
+        "'augsens.engine')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in bad or m.startswith(bad)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -361,7 +361,7 @@ def test_report_writes_tables_figures_and_html(tmp_path, labels):
 
 
 def test_report_draws_are_counter_based():
-    from augsens.analysis.masking import _draw_params
+    from augsens.analysis.masking.run import _draw_params
 
     augment = pytest.importorskip("augsens.augment")
     spec = augment.AUGMENTATIONS["erasing"]

@@ -1,7 +1,8 @@
 """Analyses that use sensitivity maps: masking, single-class, contrast, correlation, LDA, segments.
 
-* :mod:`~augsens.analysis.contrast`: each augmentation alone against the original image (Wilcoxon
-  signed-rank, rank-biserial and point-biserial maps, Benjamini–Yekutieli adjusted p-values).
+* :mod:`~augsens.analysis.contrast`: tables and figures of treatment–control results (each augmentation
+  alone against the original image: Wilcoxon signed-rank, rank-biserial and point-biserial maps,
+  Benjamini–Yekutieli adjusted p-values; the study is :mod:`augsens.engine.contrast`).
 * :mod:`~augsens.analysis.correlation`: Spearman correlation between factors' maps across channels,
   per position (within a measure, across measures, against the coefficient of variation).
 * :mod:`~augsens.analysis.lda`: can a factor be recognised from a channel's sensitivity map?

@@ -29,7 +29,9 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from augsens.analysis.factor_maps import as_factor_maps
 from augsens.errors import UnknownNameError, UserInputError
+from augsens.plot.figures import save_figure
 
 __all__ = [
     "MEASURES",
@@ -38,7 +40,6 @@ __all__ = [
     "cov_correlation",
     "correlation_analysis",
     "plot_heatmap",
-    "save_figure",
     "correlation_report",
 ]
 
@@ -46,36 +47,6 @@ __all__ = [
 MEASURES = ("shapley", "S1", "ST", "rank_biserial", "point_biserial")
 #: Guard of the authors' CoV denominator (paper section 2.5).
 COV_EPS = 1e-5
-_FACTOR_DIMS = ("factor", "augmentation")
-
-
-def _factor_dim(da: xr.DataArray) -> str:
-    for d in _FACTOR_DIMS:
-        if d in da.dims:
-            return d
-    raise UserInputError(
-        f"maps {da.name!r} have dims {da.dims!r}, without a factor dim: expected one of {_FACTOR_DIMS!r} "
-        "(results of a Sobol, Shapley or contrast study)"
-    )
-
-
-def _sample_dim(da: xr.DataArray) -> str:
-    for d in ("channel", "unit"):
-        if d in da.dims:
-            return d
-    raise UserInputError(
-        f"maps {da.name!r} have dims {da.dims!r}; need a 'channel' or 'unit' dim (the observations): pass "
-        "sensitivity maps of a network checkpoint from an augsens results tree"
-    )
-
-
-def _as_factor_maps(da: xr.DataArray) -> xr.DataArray:
-    """Rename the factor dim to ``factor`` and order dims (factor, channel/unit, positions...)."""
-    fdim = _factor_dim(da)
-    if fdim != "factor":
-        da = da.rename({fdim: "factor"})
-    sdim = _sample_dim(da)
-    return da.transpose("factor", sdim, ...)
 
 
 def coefficient_of_variation(mean: xr.DataArray, var: xr.DataArray, *, eps: float = COV_EPS) -> xr.DataArray:
@@ -132,8 +103,8 @@ def positionwise_correlation(maps: xr.DataArray, other: xr.DataArray | None = No
     ValueError
         No factor or channel dim, or ``other`` on different channels or positions.
     """
-    a = _as_factor_maps(maps)
-    b = a if other is None else _as_factor_maps(other)
+    a = as_factor_maps(maps)
+    b = a if other is None else as_factor_maps(other)
     if a.shape[1:] != b.shape[1:] or a.dims[1:] != b.dims[1:]:
         raise UserInputError(
             "the two measures must share channels and positions: got dims "
@@ -217,7 +188,7 @@ def _collect(
                     continue
                 # A name found in several studies (e.g. S1 of set 1 and of set 2) is prefixed by its study.
                 label = v if holders[v] <= 1 else f"{study}:{v}"
-                da = _as_factor_maps(ds[v])
+                da = as_factor_maps(ds[v])
                 seen.update(str(f) for f in da["factor"].values)
                 if factors is not None:
                     keep = [f for f in da["factor"].values if f in set(factors)]
@@ -364,14 +335,6 @@ def plot_heatmap(
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, *, dpi: int = 120) -> Path:
-    """Write ``fig`` as PNG to ``path`` (parent folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
-
-
 def correlation_report(
     results_dirs: Sequence[str | Path],
     out_dir: str | Path,
@@ -420,7 +383,7 @@ def correlation_report(
                 mean = ds["mean"] if kind != "cov" else ds["mean"].expand_dims(factor2=["CoV"]).T
                 fig = plot_heatmap(mean, title=f"{c}: {name} ({kind}), mean over positions")
                 stem = f"correlation_{kind}_{_node(c)}_{name}.png"
-                written.append(save_figure(fig, out / stem))
+                written.append(save_figure(fig, out / stem, dpi=120))
     csvs = []
     for kind, frames in tables.items():
         if frames:

@@ -22,8 +22,10 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import RepeatedKFold
 
-from augsens.analysis.correlation import _as_factor_maps, plot_heatmap, save_figure
+from augsens.analysis.correlation import plot_heatmap
+from augsens.analysis.factor_maps import as_factor_maps
 from augsens.errors import UnknownNameError, UserInputError
+from augsens.plot.figures import save_figure
 
 __all__ = ["lda_analysis", "plot_lda_projection", "lda_report"]
 
@@ -34,7 +36,7 @@ LDA_TOL = 1e-4
 def _design_matrix(
     maps: xr.DataArray, factors: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    da = _as_factor_maps(maps)
+    da = as_factor_maps(maps)
     if "channel" not in da.dims or da.ndim < 3:
         raise UserInputError(
             f"LDA needs spatial maps with dims ('factor', 'channel', 'y', 'x'), got {da.dims!r}: "
@@ -244,10 +246,9 @@ def lda_report(
                 fig = plot_heatmap(
                     res["confusion"], title=f"{c} {m}: acc={acc:.2f}", vmin=0.0, vmax=1.0, cmap="gist_heat"
                 )
-                written.append(save_figure(fig, out / f"{stem}_confusion.png"))
-                written.append(
-                    save_figure(plot_lda_projection(res, title=f"{c} {m}"), out / f"{stem}_projection.png")
-                )
+                written.append(save_figure(fig, out / f"{stem}_confusion.png", dpi=120))
+                projection = plot_lda_projection(res, title=f"{c} {m}")
+                written.append(save_figure(projection, out / f"{stem}_projection.png", dpi=120))
     if not rows:
         raise UserInputError(
             f"no spatial maps of {list(measures)!r} in {[str(d) for d in results_dirs]!r}: "

@@ -31,6 +31,7 @@ from augsens.core import loop
 from augsens.core.methods import Batch
 from augsens.core.precision import precision_of, stop_reason
 from augsens.engine.state import StudyState
+from augsens.errors import is_out_of_memory
 from augsens.interrupts import StudyInterrupted, deferred_signals
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
     from augsens.engine.study import Study
 
 __all__ = ["images_for", "forward", "step", "accumulate", "round_check", "run"]
-
-# torch >= 2.5 names it torch.OutOfMemoryError; older releases only have the CUDA one
-_OOM: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-
 
 def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor:
     """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
@@ -191,8 +188,8 @@ def run(
             raise StudyInterrupted(
                 state_path, state.position, n, saved=not study._updating, signum=signum
             ) from None
-        except _OOM:
-            if not study._updating:  # out of memory in the forward pass: the state is intact
+        except Exception as exc:
+            if is_out_of_memory(exc) and not study._updating:  # in the forward pass: the state is intact
                 save()
             raise
         try:

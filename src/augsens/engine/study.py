@@ -132,7 +132,7 @@ class Study:
     # ------------------------------------------------------------------ setup
     def _segment_bank(self, network: LoadedModel) -> LoadedModel:
         """The network's HSV single-channel segments as one model (one checkpoint per segment x channel)."""
-        from augsens.analysis.segments import HSV_CHANNELS, SegmentBank, example_segments, load_segments
+        from augsens.models.segments import HSV_CHANNELS, SegmentBank, example_segments, load_segments
 
         mc = self.config.model
         shipped = cast(Literal["alexnet", "resnet18"], mc.segments)  # used only when it is one of the two

@@ -1,1 +1,1 @@
-"""Example input files shipped with augsens (segment JSON files for :mod:`augsens.analysis.segments`)."""
+"""Example input files shipped with augsens (segment JSON files for :mod:`augsens.models.segments`)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,14 @@ from torch import nn
 
 from augsens.errors import UserInputError
 
-__all__ = ["LoadedModel", "UnknownModuleError", "OutputSelectionError", "split_checkpoint", "select_output"]
+__all__ = [
+    "LoadedModel",
+    "UnknownModuleError",
+    "OutputSelectionError",
+    "split_checkpoint",
+    "select_output",
+    "eval_mode",
+]
 
 
 class UnknownModuleError(KeyError, UserInputError):
@@ -124,6 +131,41 @@ def select_output(name: str, output: Any, keys: Sequence[int | str]) -> torch.Te
             f"after the module, e.g. checkpoint {_example_selector(where, value)!r}"
         )
     return value
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration of the block; every submodule's own training flag restored afterwards.
+
+    Every module's flag is saved, not just the root's: a caller may have put only some submodules in train
+    mode, and ``module.train(flag)`` would flatten that.  A module already in eval mode throughout is left
+    untouched.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Dropout(), nn.BatchNorm1d(2))
+    >>> net[1].eval()  # doctest: +ELLIPSIS
+    BatchNorm1d(...)
+    >>> with eval_mode(net):
+    ...     [m.training for m in net.modules()]
+    [False, False, False]
+    >>> [m.training for m in net.modules()]
+    [True, True, False]
+    """
+    flags = [(m, m.training) for m in module.modules()]
+    if not any(f for _, f in flags):
+        yield
+        return
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, f in flags:
+            m.training = f
 
 
 class _StopForward(Exception):
@@ -239,7 +281,7 @@ class LoadedModel:
             if target is not None:
                 shape = self.output_shapes([target])[target]
             else:
-                with torch.no_grad(), self._eval():
+                with torch.no_grad(), eval_mode(self.module):
                     shape = tuple(self.module(self._dummy()).shape[1:])
             self._num_classes = int(shape[-1]) if len(shape) == 1 else None
         return self._num_classes
@@ -285,21 +327,6 @@ class LoadedModel:
 
     def _dummy(self) -> torch.Tensor:
         return torch.zeros(1, 3, 224, 224, device=self.device)
-
-    @contextmanager
-    def _eval(self):
-        # Save every module's flag, not just the root's: a caller may have put only some submodules in train
-        # mode, and module.train(flag) would flatten that.
-        flags = [(m, m.training) for m in self.module.modules()]
-        if not any(f for _, f in flags):
-            yield
-            return
-        self.module.eval()
-        try:
-            yield
-        finally:
-            for m, f in flags:
-                m.training = f
 
     # ------------------------------------------------------------------ capture
     def capture(
@@ -398,7 +425,7 @@ class LoadedModel:
         try:
             for module_name, targets in by_module.items():
                 handles.append(modules[module_name].register_forward_hook(make_hook(targets)))
-            with torch.no_grad(), self._eval():
+            with torch.no_grad(), eval_mode(self.module):
                 try:
                     self.module(x)
                 except _StopForward:
@@ -422,7 +449,7 @@ class LoadedModel:
         if self.classifier is not None:
             return self.capture(x, [self.classifier], normalized=normalized, softmax=True)[self.classifier]
         xin = x if normalized else self.normalize(x)
-        with torch.no_grad(), self._eval():
+        with torch.no_grad(), eval_mode(self.module):
             return torch.softmax(self.module(xin).float(), dim=-1)
 
     def output_shapes(self, checkpoints: Sequence[str] | str | None = None) -> dict[str, tuple[int, ...]]:

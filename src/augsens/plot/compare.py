@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from augsens.plot.figures import save_figure  # noqa: E402
 from augsens.plot.maps import MEASURE_TITLES  # noqa: E402
 
 if TYPE_CHECKING:
@@ -113,12 +114,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "x"
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _img(path: Path, alt: str) -> str:
     import base64
 
@@ -176,7 +171,9 @@ def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
     float_format = "{:.3f}".format
     for measure in dict.fromkeys(result.profiles["measure"]):
         body.append(f"<h2>{html.escape(MEASURE_TITLES.get(measure, measure))}</h2>")
-        png = _save(profile_figure(result.profiles, measure), out / f"profile_{_slug(measure)}.png")
+        png = save_figure(
+            profile_figure(result.profiles, measure), out / f"profile_{_slug(measure)}.png", dpi=110
+        )
         files.append(png)
         body.append(_img(png, f"depth profiles of {measure}"))
         dom = result.dominance[result.dominance["measure"] == measure]
@@ -192,8 +189,10 @@ def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
         )
         diff = result.differences[result.differences["measure"] == measure]
         if not diff.empty:
-            png = _save(
-                difference_figure(result.differences, measure), out / f"difference_{_slug(measure)}.png"
+            png = save_figure(
+                difference_figure(result.differences, measure),
+                out / f"difference_{_slug(measure)}.png",
+                dpi=110,
             )
             files.append(png)
             body.append("<h3>Differences at shared checkpoints</h3>")

@@ -16,6 +16,7 @@ import torch
 from ..augment import AUGMENTATIONS, SET1, SET2, apply, compose, spec
 from ..data.cache import DECODE_ERRORS
 from ..errors import MissingFileError, UserInputError
+from .figures import save_figure
 
 __all__ = ["gallery"]
 
@@ -160,8 +161,4 @@ def gallery(
         )
     fig.suptitle(f"augsens augmentations ({mode} mode, seed {seed})", fontsize=11)
     fig.tight_layout(rect=(0.02, 0, 1, 0.99))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=80)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=80)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from augsens.errors import MissingFileError, UserInputError
+from augsens.plot.figures import png_bytes
 from augsens.results import find_results
 
 __all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
@@ -48,12 +48,7 @@ GLOSSARY = {
 
 def figure_html(fig: Figure, alt: str) -> str:
     """Embed a figure as a base64 PNG ``<img>`` (and close it)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
+    data = base64.b64encode(png_bytes(fig, dpi=110)).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
