@@ -126,4 +126,3 @@ def test_a_batch_flattens_its_rows_in_output_order():
     unit = torch.arange(24, dtype=torch.float64).reshape(2, 4, 3)
     batch = Batch(start=6, count=2, replicate=1, unit=unit)
     assert batch.rows.shape == (8, 3) and torch.equal(batch.rows[5], unit[1, 1])
-

@@ -20,6 +20,7 @@ from augsens.core.draws import counter_uniform
 
 __all__ = ["single_draws"]
 
+
 def single_draws(
     spec: AugmentationSpec,
     rows: np.ndarray,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["images_for", "forward", "step", "accumulate", "round_check", "run"]
 
+
 def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor:
     """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
     sc = study.config.study

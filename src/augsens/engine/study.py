@@ -3,8 +3,8 @@
 The work is split by job: :mod:`augsens.engine.plan` (config -> augmentation factors and the
 sensitivity method), :mod:`augsens.engine.state` (the typed run state, exported, imported and merged),
 :mod:`augsens.engine.runner` (the hot path and the run loop: checkpoints, signals, OOM) and
-:mod:`augsens.engine.results` (the results tree).  :class:`Study` loads the model, segment bank and
-images, holds what those modules share, and is what the CLI, ``ag.study`` and Ray workers call.
+:mod:`augsens.engine.results` (the results tree).  :class:`Study` loads the model (or its segment
+bank) and images through :mod:`augsens.engine.inputs`, as every command does, holds what those modules share, and is what the CLI, ``ag.study`` and Ray workers call.
 
 Nothing but the final maps is written.  Accumulator state and the design position are saved atomically
 every ``checkpoint_every`` seconds and on Ctrl-C; ``resume=True`` continues from there and gives results
@@ -16,22 +16,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import torch
 import xarray as xr
 
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
-from augsens.data import ImageCache, bundled_photos, image_folder
+from augsens.data import ImageCache
 from augsens.engine import results, runner
 from augsens.engine import state as study_state
+from augsens.engine.inputs import load_images, load_model
 from augsens.engine.plan import StudyPlan, plan, state_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
 from augsens.interrupts import StudyInterrupted
-from augsens.models import LoadedModel, load
+from augsens.models import LoadedModel
 from augsens.models.layout import checkpoint_layouts
 from augsens.preflight import STATE_NAME
 
@@ -100,17 +101,7 @@ class Study:
         self.device = resolve_device(config.run.device)
         mc = config.model
         if model is None:
-            model = load(
-                mc.name,
-                weights=mc.weights,
-                checkpoints=None if mc.segments else mc.checkpoints or None,
-                mean=mc.mean or None,
-                std=mc.std or None,
-                categories=mc.categories or None,
-                device=self.device,
-            )
-            if mc.segments:
-                model = self._segment_bank(model)
+            model = load_model(mc, device=self.device, mode=config.study.mode)
         else:
             model = model.to(self.device)
         if config.run.channels_last:
@@ -124,46 +115,10 @@ class Study:
         self.shapes = model.output_shapes(self.checkpoints)
         self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
         if images is None:
-            images = self._load_images()
+            images = load_images(config.images, device=self.device)
         self.images = images.to(self.device)
         self.plan: StudyPlan = plan(config, self.images.partitions, self.device)
         self.factors = self.plan.factors
-
-    # ------------------------------------------------------------------ setup
-    def _segment_bank(self, network: LoadedModel) -> LoadedModel:
-        """The network's HSV single-channel segments as one model (one checkpoint per segment x channel)."""
-        from augsens.models.segments import HSV_CHANNELS, SegmentBank, example_segments, load_segments
-
-        mc = self.config.model
-        shipped = cast(Literal["alexnet", "resnet18"], mc.segments)  # used only when it is one of the two
-        path = example_segments(shipped) if mc.segments in ("alexnet", "resnet18") else mc.segments
-        bank = SegmentBank(
-            network.module,
-            load_segments(path),
-            channels=mc.segment_channels or HSV_CHANNELS,
-            mode=self.config.study.mode,
-            mean=network.mean,
-            std=network.std,
-        )
-        # the segments convert [0, 1] RGB to HSV themselves: no normalisation in front of them
-        return load(
-            bank, checkpoints=mc.checkpoints or None, mean=(0, 0, 0), std=(1, 1, 1), device=self.device
-        )
-
-    def _load_images(self) -> ImageCache:
-        ic = self.config.images
-        if ic.source == "bundled":
-            if ic.partition2:
-                raise UserInputError("[images] partition2 needs a folder source, not 'bundled'")
-            return bundled_photos(device=self.device)
-        kw: dict[str, Any] = dict(
-            per_class=ic.per_class or None, seed=ic.seed, strict=ic.strict, device=self.device
-        )
-        first = image_folder(ic.source, **kw)
-        if not ic.partition2:
-            return first
-        second = image_folder(ic.partition2, **kw)
-        return ImageCache.concatenate([first, second])
 
     # ------------------------------------------------------------------ state
     def new_state(self) -> StudyState:
