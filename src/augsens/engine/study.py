@@ -4,7 +4,8 @@ The work is split by job: :mod:`augsens.engine.plan` (config -> augmentation fac
 sensitivity method), :mod:`augsens.engine.state` (the typed run state, exported, imported and merged),
 :mod:`augsens.engine.runner` (the hot path and the run loop: checkpoints, signals, OOM) and
 :mod:`augsens.engine.results` (the results tree).  :class:`Study` loads the model (or its segment
-bank) and images through :mod:`augsens.engine.inputs`, as every command does, holds what those modules share, and is what the CLI, ``ag.study`` and Ray workers call.
+bank) and images through :mod:`augsens.engine.inputs`, as every command does, holds what those modules
+share, and is what the CLI, ``ag.study`` and Ray workers call.
 
 Nothing but the final maps is written.  Accumulator state and the design position are saved atomically
 every ``checkpoint_every`` seconds and on Ctrl-C; ``resume=True`` continues from there and gives results
