@@ -37,6 +37,18 @@ def test_round_trip_json():
         ({"model": {"checkpoints": [1]}}, r"checkpoints\[0\] must be a string"),
         ({"study": "sobol"}, r"\[study\] must be a table"),
         ({"study": {"switch_p": 2.0}}, r"switch_p must lie in \[0, 1\]"),
+        (
+            {"study": {"kind": "contrast", "precision": 0.02}},
+            r"\[study\] precision = 0.02 does not apply to kind = 'contrast' \(.*\); remove it",
+        ),
+        (
+            {"study": {"kind": "contrast", "n": 64, "replicates": 2}, "run": {"dtype": "bfloat16"}},
+            r"\[study\] n = 64, \[study\] replicates = 2, \[run\] dtype = 'bfloat16' do not apply",
+        ),
+        ({"study": {"draws": 3}}, r"\[study\] draws = 3 does not apply to kind = 'sobol'"),
+        ({"study": {"kind": "contrast", "draws": 0}}, r"\[study\] draws must be >= 1, got 0"),
+        ({"study": {"kind": "contrast", "pairing": "pair"}}, r"pairing = 'pair' is not allowed"),
+        ({"study": {"kind": "contrast", "swap_effect_names": True}}, r"needs mode = \"paper\""),
     ],
 )
 def test_bad_configs_name_the_problem(data, match):

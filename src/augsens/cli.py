@@ -155,6 +155,11 @@ def run(
         raise UserInputError(
             "--resume cannot be combined with --ray (failed shards are retried automatically)"
         )
+    if ray is not None and cfg.study.kind == "contrast":
+        raise UserInputError(
+            'a kind = "contrast" study runs in one process: drop --ray (its element blocks are passes '
+            "over the images, not shards)"
+        )
     created = prepare_out(out, resume=resume, overwrite=overwrite)
     try:
         if ray is not None:

@@ -15,7 +15,7 @@
     strict = false                   # corrupt files: skip and count (false) or fail (true)
 
     [study]
-    kind = "sobol"                   # sobol | shapley | shapley-song | moments
+    kind = "sobol"                   # sobol | shapley | shapley-song | moments | contrast
     augmentations = "set1"           # set1 | set2 | list of names
     n = 1024                         # base samples (a power of 2 for the Sobol' design)
     seed = 0
@@ -23,6 +23,12 @@
     precision = 0.0                  # target half-width (e.g. 0.02): add rounds until reached; 0 = run n
     max_n = 0                        # budget of a precision run: n x 2^k base samples (0 = 16 n)
     time_limit = 0.0                 # seconds; no round is started that would end later (0 = none)
+    # kind = "contrast" (each augmentation alone against the original image) instead of n ... time_limit:
+    draws = 10                       # parameter draws per image (1 for an augmentation without parameters)
+    pairing = "default"              # draw | image; default: image (clean mode), draw (paper mode)
+    n_images = 0                     # the first n_images images (0 = all)
+    block_elements = 0               # activation elements ranked per pass over the images (0 = fit 512 MiB)
+    swap_effect_names = false        # paper mode: the authors' swapped effect-size names
 
     [run]
     batch_size = 64
@@ -30,7 +36,10 @@
     dtype = "float32"                # float32 | bfloat16 (autocast)
 
 Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
-naming the key, the expected type or allowed values, and close matches.
+naming the key, the expected type or allowed values, and close matches.  The contrast study and the
+sensitivity studies (sobol, shapley, shapley-song, moments) each have keys the other does not use
+(:data:`CONTRAST_ONLY`, :data:`SENSITIVITY_ONLY`); such a key set to anything but its default is refused,
+so a setting never goes silently unused.
 """
 
 from __future__ import annotations
@@ -57,7 +66,33 @@ __all__ = [
     "STUDY_KINDS",
 ]
 
-STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments")
+STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments", "contrast")
+
+#: Keys (by section) only the contrast study reads.
+CONTRAST_ONLY = {"study": ("draws", "pairing", "n_images", "block_elements", "swap_effect_names")}
+#: Keys (by section) only the sensitivity studies read: their design, estimator, factors, precision
+#: target, resumable state and mixed precision, and the partition factor.
+SENSITIVITY_ONLY = {
+    "study": (
+        "n",
+        "switches",
+        "switch_p",
+        "order",
+        "design",
+        "second_order",
+        "sobol_method",
+        "replicates",
+        "shapley_method",
+        "song_permutations",
+        "song_outer",
+        "song_inner",
+        "precision",
+        "max_n",
+        "time_limit",
+    ),
+    "images": ("partition2",),
+    "run": ("dtype", "state_dtype", "channels_last", "checkpoint_every"),
+}
 
 
 class ConfigError(UserInputError):
@@ -88,7 +123,7 @@ class ImagesConfig:
 
 @dataclass
 class StudySection:
-    kind: Literal["sobol", "shapley", "shapley-song", "moments"] = "sobol"
+    kind: Literal["sobol", "shapley", "shapley-song", "moments", "contrast"] = "sobol"
     augmentations: str | list[str] = "set1"
     n: int = 1024
     seed: int = 0
@@ -111,6 +146,14 @@ class StudySection:
     precision: float = 0.0
     max_n: int = 0  # 0: 16 n
     time_limit: float = 0.0  # seconds, 0: none
+    # kind "contrast" (augsens.engine.contrast): each augmentation alone against the original image
+    draws: int = 10  # parameter draws per image (an augmentation without parameters gets one)
+    # "draw": one pair per draw (the authors'); "image": one per image, its draws averaged (independent
+    # pairs); "default": image in clean mode, draw in paper mode
+    pairing: Literal["default", "draw", "image"] = "default"
+    n_images: int = 0  # the first n_images images; 0: all
+    block_elements: int = 0  # elements ranked per pass over the images; 0: as many as fit 512 MiB
+    swap_effect_names: bool = False  # paper mode: the authors' effect-size names, swapped
 
 
 @dataclass
@@ -157,6 +200,7 @@ class StudyConfig:
     def validate(self, source: str = "config") -> None:
         """Cross-field checks (ranges); raises :class:`ConfigError`."""
         s, r = self.study, self.run
+        self._check_kind_keys(source)
         if s.n < 1:
             raise ConfigError(f"{source}: [study] n must be a positive integer, got {s.n!r}")
         if s.design == "sobol" and s.kind != "shapley-song" and s.n & (s.n - 1):
@@ -189,6 +233,43 @@ class StudyConfig:
             raise ConfigError(f"{source}: [run] checkpoint_every must be > 0 seconds")
         if self.images.per_class < 0:
             raise ConfigError(f"{source}: [images] per_class must be >= 0 (0 = all images)")
+        for key, low, zero in (
+            ("draws", 1, ""),
+            ("n_images", 0, " (0 = all)"),
+            ("block_elements", 0, " (0 = auto)"),
+        ):
+            if getattr(s, key) < low:
+                raise ConfigError(f"{source}: [study] {key} must be >= {low}{zero}, got {getattr(s, key)!r}")
+        if s.swap_effect_names and s.mode != "paper":
+            raise ConfigError(
+                f"{source}: [study] swap_effect_names = true reproduces the authors' naming bug; it needs "
+                'mode = "paper"'
+            )
+
+    def _check_kind_keys(self, source: str) -> None:
+        """Refuse keys the study kind does not read, set to anything but their default."""
+        contrast = self.study.kind == "contrast"
+        unused = SENSITIVITY_ONLY if contrast else CONTRAST_ONLY
+        found = []
+        for section, keys in unused.items():
+            values, defaults = getattr(self, section), type(getattr(self, section))()
+            found += [
+                f"[{section}] {key} = {getattr(values, key)!r}"
+                for key in keys
+                if getattr(values, key) != getattr(defaults, key)
+            ]
+        if found:
+            why = (
+                "the contrast study compares each augmentation alone with the original image: it has no "
+                "design, estimator, precision target, partition factor or resumable state"
+                if contrast
+                else "it is read only by kind = 'contrast'"
+            )
+            verb, it = ("does", "it") if len(found) == 1 else ("do", "them")
+            raise ConfigError(
+                f"{source}: {', '.join(found)} {verb} not apply to kind = {self.study.kind!r} ({why}); "
+                f"remove {it}, or choose another kind"
+            )
 
     def _check_precision(self, source: str) -> None:
         s = self.study

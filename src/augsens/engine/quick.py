@@ -113,7 +113,7 @@ def study(
     model: str | nn.Module | LoadedModel,
     images: Any = "bundled",
     augmentations: str | Sequence[str] = "set1",
-    kind: Literal["sobol", "shapley", "shapley-song", "moments"] = "sobol",
+    kind: Literal["sobol", "shapley", "shapley-song", "moments", "contrast"] = "sobol",
     n: int = 1024,
     checkpoints: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
@@ -139,7 +139,10 @@ def study(
         (see :func:`augsens.data.inputs.as_image_cache`).
     augmentations : str or sequence of str, default "set1"
         ``"set1"``, ``"set2"`` or augmentation names (``augsens info`` lists them).
-    kind : {"sobol", "shapley", "shapley-song", "moments"}, default "sobol"
+    kind : {"sobol", "shapley", "shapley-song", "moments", "contrast"}, default "sobol"
+        ``"contrast"``: the treatment–control study (each augmentation alone against the original
+        image; :func:`augsens.engine.contrast.contrast_study`), with its own keys ``draws``,
+        ``pairing``, ``n_images``, ``block_elements``, ``swap_effect_names``; ``n`` is not used.
     n : int, default 1024
         Base samples (a power of 2 for the Sobol' design).
     checkpoints : sequence of str, optional
@@ -166,7 +169,9 @@ def study(
     xarray.DataTree
         The same tree :func:`augsens.open_results` reads: one node per checkpoint (``S1``, ``ST``,
         ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``) and the
-        provenance in the root attributes (``depth``: relative depth of each checkpoint).
+        provenance in the root attributes (``depth``: relative depth of each checkpoint).  A contrast
+        study's nodes hold its tests and effect sizes per augmentation (``p_value``, ``p_value_by``,
+        ``rank_biserial``, ``point_biserial``...).
 
     Raises
     ------
@@ -263,10 +268,14 @@ def run_study(
     ``out=None`` runs in a temporary folder and returns the tree loaded into memory; otherwise results
     are written to ``out/results.zarr`` and read back, so both give exactly what
     :func:`augsens.open_results` gives.  ``resume="auto"`` resumes when ``out`` holds a saved state.
+    ``kind = "contrast"`` runs :func:`augsens.engine.contrast.contrast_study`, which keeps no state to
+    resume; every other kind runs the sensitivity engine :class:`augsens.engine.study.Study`.
     """
     from augsens.engine.study import STATE_NAME, Study, StudyInterrupted
     from augsens.results import open_results
 
+    if config.study.kind == "contrast":
+        return _run_contrast(config, out, model=model, images=images, resume=resume, overwrite=overwrite)
     engine = Study(config, model=model, images=images, progress=progress)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="augsens-") as tmp:
@@ -283,3 +292,61 @@ def run_study(
         resume = (folder / "state" / STATE_NAME).is_file()
     engine.run(folder, resume=bool(resume), overwrite=overwrite)
     return open_results(folder)
+
+
+def _run_contrast(
+    config: StudyConfig,
+    out: str | os.PathLike | None,
+    *,
+    model: LoadedModel | None,
+    images: ImageCache | None,
+    resume: bool | Literal["auto"],
+    overwrite: bool,
+) -> xr.DataTree:
+    """The treatment–control study of a ``kind = "contrast"`` config, written and read back as
+    :func:`run_study` does for the other kinds."""
+    from augsens.engine.contrast import contrast_study
+    from augsens.engine.factors import resolve_augmentations
+    from augsens.engine.inputs import load_images, load_model
+    from augsens.engine.study import resolve_device
+    from augsens.preflight import prepare_out
+    from augsens.results import open_results
+
+    if resume is True:
+        raise UserInputError(
+            'a kind = "contrast" study keeps no state to resume: run it again without resume (with '
+            "overwrite to replace results it left in the folder)"
+        )
+    if out is not None:  # the same checks of the folder as a Study's, before anything is loaded
+        prepare_out(out, overwrite=overwrite)
+    sc = config.study
+    augmentations = resolve_augmentations(sc.augmentations)  # a bad name answers before the model loads
+    device = resolve_device(config.run.device)
+    if model is None:
+        model = load_model(config.model, device=device, mode=sc.mode)
+    if images is None:
+        images = load_images(config.images, device=device)
+
+    def run(folder: Path) -> None:
+        contrast_study(
+            model,
+            images,
+            augmentations=augmentations,
+            draws=sc.draws,
+            n_images=sc.n_images or None,
+            checkpoints=config.model.checkpoints or None,
+            seed=sc.seed,
+            pairing=None if sc.pairing == "default" else sc.pairing,
+            block_elements=sc.block_elements or None,
+            batch_size=config.run.batch_size,
+            mode=sc.mode,
+            swap_effect_names=sc.swap_effect_names,
+            out=folder,
+        )
+
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="augsens-") as tmp:
+            run(Path(tmp))
+            return open_results(tmp).load()
+    run(Path(out))
+    return open_results(Path(out))
