@@ -64,6 +64,8 @@ __all__ = [
     "StudyConfig",
     "load_config",
     "STUDY_KINDS",
+    "CONTRAST_ONLY",
+    "SENSITIVITY_ONLY",
 ]
 
 STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments", "contrast")
