@@ -16,7 +16,8 @@ name                           class                       ``R``      extra per 
 
 The protocol (:class:`Method`):
 
-* built as ``cls(problem, n, *, seed, design, replicates, first, dtype, device, **options)``;
+* built as ``cls(problem, n, *, seed, design, replicates, first, dtype, device, **options)``, the
+  design by ``make_design``;
   :attr:`~Method.options` maps each extra keyword to the ``[study]`` config key that sets it;
 * ``design`` (the design object: ``n``, ``round_ends``, ``rows_per_sample``, ``batches``), and the
   shortcuts ``n``, ``rows_per_sample``, ``round_ends``, ``granularity`` (shard boundaries fall on

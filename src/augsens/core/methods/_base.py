@@ -71,12 +71,13 @@ class Method:
     Notes
     -----
     Every method takes the same keywords, so that a registry name and a config build any of them.  This
-    constructor keeps what accumulators need (``problem``, ``replicates``, ``dtype``, ``device``); the
-    design keywords are the subclass's, which builds its design from them.
+    constructor keeps what accumulators need (``problem``, ``replicates``, ``dtype``, ``device``) and
+    builds :attr:`design` with :meth:`make_design`.
 
-    A subclass sets :attr:`name`, builds :attr:`design` in ``__init__`` and implements
-    :meth:`accumulator`; it overrides :meth:`rows` when its update needs per-batch data besides the
-    outputs, and :meth:`update` when its accumulator takes another call.
+    A subclass sets :attr:`name` and implements :meth:`make_design` and :meth:`accumulator`; it takes its
+    own options in an ``__init__`` that stores them before calling this one, overrides :meth:`rows` when
+    its update needs per-batch data besides the outputs, and :meth:`update` when its accumulator takes
+    another call.
     """
 
     #: registry name (:data:`augsens.core.methods.METHODS`)
@@ -106,6 +107,13 @@ class Method:
         self.replicates = replicates
         self.dtype = dtype
         self.device = device
+        self.design = self.make_design(n, seed=seed, method=design, replicates=replicates, first=first)
+
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> _Walk:
+        """The method's design of ``n`` base samples (keywords as the constructor's)."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     # -- layout -----------------------------------------------------------------------------------
     @property

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from augsens.core.design import Method as DesignMethod
 from augsens.core.design import ShapleyDesign
 from augsens.core.estimate import ShapleyAccumulator
-from augsens.core.factors import Problem
 from augsens.core.methods._base import Method
 
 __all__ = ["ExactShapley"]
@@ -23,20 +20,10 @@ class ExactShapley(Method):
 
     name = "shapley-exact"
 
-    def __init__(
-        self,
-        problem: Problem,
-        n: int,
-        *,
-        seed: int = 0,
-        design: DesignMethod = "sobol",
-        replicates: int = 1,
-        first: int | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(problem, n, replicates=replicates, dtype=dtype, device=device)
-        self.design = ShapleyDesign(problem, n, seed=seed, method=design, replicates=replicates, first=first)
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> ShapleyDesign:
+        return ShapleyDesign(self.problem, n, seed=seed, method=method, replicates=replicates, first=first)
 
     def accumulator(self) -> Any:
         return ShapleyAccumulator(

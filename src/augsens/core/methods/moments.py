@@ -28,20 +28,13 @@ class Moments(Method):
     sensitivity = False
     pooled_moments = False
 
-    def __init__(
-        self,
-        problem: Problem,
-        n: int,
-        *,
-        seed: int = 0,
-        design: DesignMethod = "sobol",
-        replicates: int = 1,
-        first: int | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(problem, n, replicates=1, dtype=dtype, device=device)
-        self.design = IIDDesign(problem, n, seed=seed, method=design)
+    def __init__(self, problem: Problem, n: int, **common: Any) -> None:
+        super().__init__(problem, n, **{**common, "replicates": 1})
+
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> IIDDesign:
+        return IIDDesign(self.problem, n, seed=seed, method=method)
 
     def accumulator(self) -> Any:
         return MomentsAccumulator(dtype=self.dtype, device=self.device)

@@ -9,7 +9,6 @@ import torch
 from augsens.core.design import Method as DesignMethod
 from augsens.core.design import PermutationShapleyDesign
 from augsens.core.estimate import PermutationShapleyAccumulator
-from augsens.core.factors import Problem
 from augsens.core.methods._base import Method
 
 __all__ = ["PermutationShapley"]
@@ -26,21 +25,11 @@ class PermutationShapley(Method):
     name = "shapley-permutation"
     design: PermutationShapleyDesign
 
-    def __init__(
-        self,
-        problem: Problem,
-        n: int,
-        *,
-        seed: int = 0,
-        design: DesignMethod = "sobol",
-        replicates: int = 1,
-        first: int | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(problem, n, replicates=replicates, dtype=dtype, device=device)
-        self.design = PermutationShapleyDesign(
-            problem, n, seed=seed, method=design, replicates=replicates, first=first
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> PermutationShapleyDesign:
+        return PermutationShapleyDesign(
+            self.problem, n, seed=seed, method=method, replicates=replicates, first=first
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-import torch
-
 from augsens.core.design import Method as DesignMethod
 from augsens.core.design import SobolDesign
 from augsens.core.estimate import SobolAccumulator
@@ -36,24 +34,23 @@ class Sobol(Method):
         problem: Problem,
         n: int,
         *,
-        seed: int = 0,
-        design: DesignMethod = "sobol",
-        replicates: int = 1,
-        first: int | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
         second_order: bool = False,
         estimator: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
+        **common: Any,
     ) -> None:
-        super().__init__(problem, n, replicates=replicates, dtype=dtype, device=device)
         self.second_order = second_order
         self.estimator = estimator
-        self.design = SobolDesign(
-            problem,
+        super().__init__(problem, n, **common)
+
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> SobolDesign:
+        return SobolDesign(
+            self.problem,
             n,
-            second_order=second_order,
+            second_order=self.second_order,
             seed=seed,
-            method=design,
+            method=method,
             replicates=replicates,
             first=first,
         )

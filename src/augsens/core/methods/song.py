@@ -50,18 +50,18 @@ class SongShapley(Method):
         problem: Problem,
         n: int | None = None,
         *,
-        seed: int = 0,
-        design: DesignMethod = "iid",
-        replicates: int = 1,
-        first: int | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
         permutations: int = 8,
         outer: int = 4,
         inner: int = 4,
+        **common: Any,
     ) -> None:
-        super().__init__(problem, permutations * problem.D, replicates=1, dtype=dtype, device=device)
-        self.design = SongShapleyDesign(problem, permutations, outer, inner, seed=seed)
+        self.permutations, self.outer, self.inner = permutations, outer, inner
+        super().__init__(problem, permutations * problem.D, **{**common, "replicates": 1})
+
+    def make_design(
+        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+    ) -> SongShapleyDesign:
+        return SongShapleyDesign(self.problem, self.permutations, self.outer, self.inner, seed=seed)
 
     @property
     def granularity(self) -> int:
