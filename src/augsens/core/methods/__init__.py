@@ -4,15 +4,15 @@ A method owns everything that differs between estimators, so that the one loop
 (:mod:`augsens.core.loop`) drives them all, whoever evaluates the rows (``ag.sobol`` and friends, the
 study engine, Ray shards):
 
-=============================  ==========================  =========  ===============================
-name                           class                       ``R``      extra per batch
-=============================  ==========================  =========  ===============================
-``"sobol"``                    :class:`Sobol`              D+2 (2D+2)  --
-``"shapley-exact"``            :class:`ExactShapley`       2^D        --
-``"shapley-permutation"``      :class:`PermutationShapley` D+1        group orders ``[b, D]``
-``"shapley-song"``             :class:`SongShapley`        No x Ni    permutations, positions
-``"moments"``                  :class:`Moments`            1          --
-=============================  ==========================  =========  ===============================
+=========================  ===========================  ==========  =======================
+name                       class                        ``R``       extra per batch
+=========================  ===========================  ==========  =======================
+``"sobol"``                :class:`Sobol`               D+2 (2D+2)  --
+``"shapley-exact"``        :class:`ExactShapley`        2^D         --
+``"shapley-permutation"``  :class:`PermutationShapley`  D+1         group orders ``[b, D]``
+``"shapley-song"``         :class:`SongShapley`         No x Ni     permutations, positions
+``"moments"``              :class:`Moments`             1           --
+=========================  ===========================  ==========  =======================
 
 The protocol (:class:`Method`):
 
