@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -133,3 +134,13 @@ def test_small_nets_warn_and_others_do_not(problem):
         SobolDesign(problem, MIN_QMC_POINTS["sobol-lms"], method="sobol-lms")
         SobolDesign(problem, 64, replicates=4, method="iid")
         IIDDesign(problem, 16, method="iid")
+
+
+def test_the_small_net_warning_points_at_the_callers_line(problem):
+    """Built deep inside ag.sobol (method -> design), the warning still names the user's file and line."""
+    import augsens as ag
+
+    with pytest.warns(QMCSmallSampleWarning) as record:
+        line = sys._getframe().f_lineno + 1
+        ag.sobol(lambda x: x[:, 0], problem, n=32)
+    assert [(w.filename, w.lineno) for w in record] == [(__file__, line)]

@@ -40,6 +40,8 @@ design warns.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Literal
 
@@ -132,6 +134,16 @@ def owen_scramble(digits: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 Method = Literal["sobol", "sobol-lms", "iid"]
+
+
+def _outside_augsens() -> int:
+    """The ``stacklevel`` of the first caller outside the package: a warning points at the user's line
+    (``ag.sobol(...)``, ``ag.study(...)``), however deep in augsens the design was built."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class QMCSmallSampleWarning(UserWarning):
@@ -248,7 +260,7 @@ class _Design(_Walk):
                 f"sampling (docs/statistics.md); use n >= {least * replicates}, fewer replicates, or "
                 "design='iid' ([study] design = \"iid\")",
                 QMCSmallSampleWarning,
-                stacklevel=3,
+                stacklevel=_outside_augsens(),
             )
         self.problem = problem
         self.n = n
