@@ -11,17 +11,11 @@ import torch
 import xarray as xr
 from torch import nn
 
-from augsens.analysis.contrast import (
-    benjamini_yekutieli,
-    contrast_report,
-    contrast_study,
-    point_biserial,
-    rank_biserial,
-    wilcoxon_zsplit,
-)
+from augsens.analysis.contrast import contrast_report
 from augsens.core.draws import counter_uniform
 from augsens.core.estimate import MomentsAccumulator
-from augsens.engine.contrast import _AugPlan, _moments
+from augsens.core.paired import benjamini_yekutieli, point_biserial, rank_biserial, wilcoxon_zsplit
+from augsens.engine.contrast import _AugPlan, _moments, contrast_study
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,9 @@ import torch
 import xarray as xr
 from torch import nn
 
-from augsens.analysis.segments import (
-    SegmentBank,
-    SegmentModel,
-    SegmentSpec,
-    example_segments,
-    layer_comparison,
-    load_segments,
-    pixel_correlation,
-    segment_comparison,
-)
+from augsens.analysis.segments import layer_comparison, pixel_correlation, segment_comparison
 from augsens.augment import apply, hsv_to_rgb, rgb_to_hsv
+from augsens.models.segments import SegmentBank, SegmentModel, SegmentSpec, example_segments, load_segments
 
 
 def _net() -> nn.Module:

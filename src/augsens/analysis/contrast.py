@@ -3,7 +3,7 @@
 The contrast study (each augmentation alone against the original image: Wilcoxon signed-rank test,
 rank-biserial and point-biserial maps, Benjamini–Yekutieli adjusted p-values) is a study kind of the
 study layer, :func:`augsens.engine.contrast.contrast_study`; its statistics are
-:mod:`augsens.core.paired`.  Both are importable from here as well.  :func:`contrast_report` summarises
+:mod:`augsens.core.paired`.  :func:`contrast_report` summarises
 finished contrast results: the share of significant elements and the mean effect sizes per checkpoint
 and augmentation.
 """
@@ -17,25 +17,9 @@ from typing import cast
 import numpy as np
 import xarray as xr
 
-from augsens.core.paired import (
-    WilcoxonResult,
-    benjamini_yekutieli,
-    point_biserial,
-    rank_biserial,
-    wilcoxon_zsplit,
-)
-from augsens.engine.contrast import contrast_study
 from augsens.errors import UserInputError
 
-__all__ = [
-    "WilcoxonResult",
-    "wilcoxon_zsplit",
-    "rank_biserial",
-    "point_biserial",
-    "benjamini_yekutieli",
-    "contrast_study",
-    "contrast_report",
-]
+__all__ = ["contrast_report"]
 
 
 def contrast_report(
@@ -46,7 +30,7 @@ def contrast_report(
     Parameters
     ----------
     results_dirs : sequence of str or Path
-        Results folders written by :func:`contrast_study`.
+        Results folders written by :func:`augsens.engine.contrast.contrast_study`.
     out_dir : str or Path
         Output folder (created).
     alpha : float

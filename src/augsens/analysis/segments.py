@@ -7,9 +7,6 @@ image; see :mod:`augsens.models.segments`) gives sensitivity maps per segment x 
 pixels of each unit* between the HSV segments and the same units inside the full network;
 :func:`layer_comparison` compares those patterns between layers, and :func:`segment_report` writes both as
 tables and figures.
-
-The segment model names (:class:`SegmentSpec`, :func:`load_segments`, :func:`example_segments`,
-:class:`SegmentModel`, :class:`SegmentBank`, :data:`HSV_CHANNELS`) are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,23 +23,10 @@ import xarray as xr
 from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
 from augsens.errors import UnknownNameError, UserInputError
-from augsens.models.segments import (
-    HSV_CHANNELS,
-    SegmentBank,
-    SegmentModel,
-    SegmentSpec,
-    example_segments,
-    load_segments,
-)
+from augsens.models.segments import HSV_CHANNELS, SegmentSpec, load_segments
 from augsens.plot.figures import save_figure
 
 __all__ = [
-    "HSV_CHANNELS",
-    "SegmentSpec",
-    "load_segments",
-    "example_segments",
-    "SegmentModel",
-    "SegmentBank",
     "pixel_correlation",
     "segment_comparison",
     "layer_comparison",

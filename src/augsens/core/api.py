@@ -16,7 +16,7 @@ import xarray as xr
 
 from augsens.core import loop
 from augsens.core.factors import Problem
-from augsens.core.methods import METHODS, Batch, Method, Moments, Sobol
+from augsens.core.methods import METHODS, Batch
 from augsens.core.precision import PRECISION_RULE, default_max_n
 
 __all__ = ["sobol", "shapley", "moments"]
@@ -102,16 +102,24 @@ def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | No
     return y
 
 
-def _run(
-    method: Method,
+def _estimate(
+    name: str,
     f: Function,
+    problem: Problem,
+    n: Any,
+    *,
+    replicates: Any = 1,
+    precision: Any = None,
+    max_n: Any = None,
+    time_limit: Any = None,
     batch_size: int,
     device: torch.device | str | None,
-    target: float = 0.0,
-    time_limit: float = 0.0,
+    **keywords: Any,
 ) -> xr.Dataset:
-    """The shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
-    problem = method.problem
+    """Method ``name`` (:data:`~augsens.core.methods.METHODS`) on ``f`` within the validated budget:
+    the shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
+    size, first, target, time_limit = _budget(n, replicates, precision, max_n, time_limit)
+    method = METHODS[name](problem, size, replicates=replicates, first=first, device=device, **keywords)
 
     def evaluate(batch: Batch) -> torch.Tensor:
         return _evaluate(f, problem.decode(batch.rows), device)
@@ -260,20 +268,23 @@ def sobol(
     ('precision reached', True, True)
     """
     _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
-    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
-    m = Sobol(
+    return _estimate(
+        "sobol",
+        f,
         problem,
-        size,
+        n,
+        replicates=replicates,
+        precision=precision,
+        max_n=max_n,
+        time_limit=time_limit,
+        batch_size=batch_size,
+        device=device,
         seed=seed,
         design=design,
-        replicates=replicates,
-        first=first,
         dtype=dtype,
-        device=device,
         second_order=second_order,
         estimator=method,
     )
-    return _run(m, f, batch_size, device, target, limit)
 
 
 def shapley(
@@ -372,18 +383,21 @@ def shapley(
     [0.24, 0.24]
     """
     _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
-    size, first, target, limit = _budget(n, replicates, precision, max_n, time_limit)
-    m = METHODS[f"shapley-{method}"](
+    return _estimate(
+        f"shapley-{method}",
+        f,
         problem,
-        size,
+        n,
+        replicates=replicates,
+        precision=precision,
+        max_n=max_n,
+        time_limit=time_limit,
+        batch_size=batch_size,
+        device=device,
         seed=seed,
         design=design,
-        replicates=replicates,
-        first=first,
         dtype=dtype,
-        device=device,
     )
-    return _run(m, f, batch_size, device, target, limit)
 
 
 def moments(
@@ -435,6 +449,6 @@ def moments(
     (array([0.5, 1. ]), array([0.083, 0.333]))
     """
     _check_common(f, problem, batch_size, {})
-    return _run(
-        Moments(problem, n, seed=seed, design=design, dtype=dtype, device=device), f, batch_size, device
+    return _estimate(
+        "moments", f, problem, n, batch_size=batch_size, device=device, seed=seed, design=design, dtype=dtype
     )

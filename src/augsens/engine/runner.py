@@ -74,7 +74,7 @@ def forward(study: Study, unit: torch.Tensor, first_row: int) -> dict[str, torch
     )
     parts: dict[str, list[torch.Tensor]] = {c: [] for c in study.checkpoints}
     for lo in range(0, unit.shape[0], bs):  # one forward per chunk of rows, not per sample
-        x = study._images_for(unit[lo : lo + bs], first_row + lo)
+        x = images_for(study, unit[lo : lo + bs], first_row + lo)
         with torch.no_grad(), autocast:  # not inference_mode: capture checks in-place overwrites
             acts = study.model.capture(x, study.checkpoints, normalized=True)
         for c in study.checkpoints:

@@ -193,10 +193,6 @@ class Study:
         ``state.position`` counts the base samples this state holds."""
         return runner.accumulate(self, state, start, stop, advance)
 
-    def _images_for(self, unit: torch.Tensor, first_row: int) -> torch.Tensor:
-        """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
-        return runner.images_for(self, unit, first_row)
-
     def _forward(self, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
         """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]``, in forward chunks."""
         return runner.forward(self, unit, first_row)

@@ -157,7 +157,10 @@ class Method:
         dims: Sequence[str] | None = None,
         coords: Mapping[str, Any] | None = None,
     ) -> xr.Dataset:
-        """Per-element results of ``acc`` (``factors`` default to the problem's group names)."""
+        """Per-element results of ``acc`` (``factors`` default to the problem's group names; a method
+        without indices over factors has no factor dim)."""
+        if not self.sensitivity:
+            return acc.finalize(None, dims=dims, coords=coords)
         names = self.problem.group_names if factors is None else list(factors)
         return acc.finalize(names, dims=dims, coords=coords)
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import xarray as xr
 
 from augsens.core.design import IIDDesign
 from augsens.core.design import Method as DesignMethod
@@ -41,12 +39,3 @@ class Moments(Method):
 
     def update(self, acc: Any, y: torch.Tensor, batch: Batch) -> None:
         acc.update(y)  # one row per base sample: the outputs are the samples
-
-    def finalize(
-        self,
-        acc: Any,
-        factors: Sequence[str] | None = None,
-        dims: Sequence[str] | None = None,
-        coords: Mapping[str, Any] | None = None,
-    ) -> xr.Dataset:
-        return acc.finalize(None, dims=dims, coords=coords)
