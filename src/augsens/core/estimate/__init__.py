@@ -17,6 +17,8 @@ accumulator                             reports                                 
                                         ``shapley_interaction`` (Grabisch & Roubens
                                         1999)
 :class:`PermutationShapleyAccumulator`  ``shapley`` (Goda 2021)                         2D + 3
+:class:`MorrisAccumulator`              ``mu``, ``sigma`` (Morris 1991), ``mu_star``     1 + 3D
+                                        (Campolongo et al. 2007)
 ======================================  ==============================================  ======================
 
 (the count of accepted base samples, the running means of the variables and their co-moments: ``1 + m + P``
@@ -59,6 +61,7 @@ Conventions (all accumulators)
 """
 
 from augsens.core.estimate.moments import MomentsAccumulator
+from augsens.core.estimate.morris import MorrisAccumulator
 from augsens.core.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
 from augsens.core.estimate.sobol import SobolAccumulator
 from augsens.core.estimate.song import SongShapleyAccumulator
@@ -69,4 +72,5 @@ __all__ = [
     "ShapleyAccumulator",
     "PermutationShapleyAccumulator",
     "SongShapleyAccumulator",
+    "MorrisAccumulator",
 ]
