@@ -104,9 +104,7 @@ class MorrisAccumulator(_Accumulator):
     def _config(self) -> dict[str, Any]:
         return {"D": self.D, "delta": self.delta, "replicates": self.replicates}
 
-    def update(
-        self, y: torch.Tensor, order: torch.Tensor, sign: torch.Tensor, replicate: int = 0
-    ) -> None:
+    def update(self, y: torch.Tensor, order: torch.Tensor, sign: torch.Tensor, replicate: int = 0) -> None:
         """Add a batch of trajectories.
 
         Parameters
@@ -164,4 +162,8 @@ class MorrisAccumulator(_Accumulator):
         )
 
     def _attrs(self) -> dict[str, Any]:
-        return {"elementary_effects": "morris_1991", "absolute_effects": "campolongo_2007", "step": self.delta}
+        return {
+            "elementary_effects": "morris_1991",
+            "absolute_effects": "campolongo_2007",
+            "step": self.delta,
+        }
