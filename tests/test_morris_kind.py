@@ -167,6 +167,11 @@ def test_select_refuses_a_study_without_elementary_effects_and_a_bad_cutoff(stat
         select(tree, ["hflip"], 0.1)
     with pytest.raises(ConfigError, match=r"cutoff = 1.5 must be a share"):
         select(tree, ["hflip"], 1.5)
+    from augsens.plot.screening import morris_plane, screening_section
+
+    with pytest.raises(KeyError, match="the Morris plane needs a kind = 'morris' study"):
+        morris_plane(tree)
+    assert screening_section([("moments", tree)]) == ""
     with pytest.raises(ConfigError, match="must be 'sobol' or 'shapley'"):
         screen_then_quantify(config(), "unused", progress=False)
 
