@@ -11,7 +11,8 @@ and prints, per checkpoint, the augmentation with the largest aggregated total i
 in each, whether the full study separates it from the runner-up (95 % intervals), the screening's own
 ranking (``mu_star_checkpoint``: leader, top three, Spearman correlation with the full study's ``ST``,
 ratios to the leader) and the forwards of both routes.  When every augmentation is kept, the
-quantification has the full study's config and seed, and its results are the full study's.  The JSON written to ``--out/summary.json`` holds every number the docs quote.
+quantification has the full study's config and seed, and its results are the full study's.  The JSON
+written to ``--out/summary.json`` holds every number the docs quote.
 
 Usage: ``python benchmarks/screen_network.py --out /tmp/screen-bench [--n 32] [--trajectories 16]``
 (several minutes on two CPU cores; a GPU makes larger ``n`` affordable).
