@@ -176,14 +176,22 @@ def measure(tf: TestFunction, ppr: int, replicates: int, seeds: int) -> dict[str
     return out
 
 
-def network(n: int, replicates: int, seed: int, batch: int) -> dict[str, object]:
+def network(
+    n: int,
+    replicates: int,
+    seed: int,
+    batch: int,
+    sobol_method: str = "saltelli_2010",
+    sobol_only: bool = False,
+) -> dict[str, object]:
     """Per-element S1 half-widths on EfficientNet-Lite0, set 2, both designs at ``n (D + 2)`` forwards.
 
     The Sobol' numbers come from a study of ``n`` base samples (``kind = "sobol"``); the replicated
     design's from the same study's forward path (decode, augment, capture) on its ``2 m`` rows per
     replicate.  Reported per checkpoint: the median and the 95th percentile over elements and factors
     of the half-widths (the precision rule of :mod:`augsens.core.precision` uses the 95th), and their
-    ratios.
+    ratios.  ``sobol_method`` picks the Sobol' study's first-order estimator (``"janon_2014"`` is
+    bounded like the replicated design's, Saltelli's is not); ``sobol_only`` skips the replicated design.
     """
     from augsens.config import StudyConfig
     from augsens.demo import QUICK_CHECKPOINTS
@@ -198,6 +206,7 @@ def network(n: int, replicates: int, seed: int, batch: int) -> dict[str, object]
                 "n": n,
                 "replicates": replicates,
                 "seed": seed,
+                "sobol_method": sobol_method,
             },
             "run": {"device": "cpu", "batch_size": batch},
         }
@@ -217,7 +226,7 @@ def network(n: int, replicates: int, seed: int, batch: int) -> dict[str, object]
     rng = np.random.default_rng([seed, 11])
     t0 = time.monotonic()
     per: dict[str, list[torch.Tensor]] = {c: [] for c in study.checkpoints}
-    for _ in range(replicates):
+    for _ in range(0 if sobol_only else replicates):
         x, x2, perms = replicated_lhs(problem, m, rng)
         outs = []
         for unit in (x, x2):
@@ -231,6 +240,7 @@ def network(n: int, replicates: int, seed: int, batch: int) -> dict[str, object]
             per[c].append(janon_s1(janon_pairs(outs[0][c], outs[1][c], perms)))
     t_rlhs = time.monotonic() - t0
     result: dict[str, object] = {
+        "sobol_method": sobol_method,
         "n": n,
         "D": D,
         "forwards": total,
@@ -242,6 +252,13 @@ def network(n: int, replicates: int, seed: int, batch: int) -> dict[str, object]
     t = stats.t.ppf(0.975, replicates - 1)
     for c in study.checkpoints:
         s_half = tree[c].dataset["S1_conf"].values.reshape(-1)
+        if sobol_only:
+            s_half = s_half[np.isfinite(s_half)]
+            result[c] = {
+                "sobol_median": float(np.median(s_half)),
+                "sobol_p95": float(np.percentile(s_half, 95)),
+            }
+            continue
         est = torch.stack(per[c]).numpy()
         r_half = (t * est.std(axis=0, ddof=1) / np.sqrt(replicates)).reshape(-1)
         s_half, r_half = s_half[np.isfinite(s_half)], r_half[np.isfinite(r_half)]
@@ -268,10 +285,12 @@ def main() -> None:
     parser.add_argument("--network", action="store_true", help="EfficientNet-Lite0, set 2, instead")
     parser.add_argument("--n", type=int, default=16, help="--network: Sobol' base samples")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sobol-method", default="saltelli_2010", choices=["saltelli_2010", "janon_2014"])
+    parser.add_argument("--sobol-only", action="store_true", help="--network: skip the replicated design")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.network:
-        result = network(args.n, args.replicates, 0, args.batch_size)
+        result = network(args.n, args.replicates, 0, args.batch_size, args.sobol_method, args.sobol_only)
         print(json.dumps(result, indent=2))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
