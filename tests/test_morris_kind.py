@@ -187,3 +187,24 @@ def test_every_sensitivity_kind_of_the_config_names_a_method_and_its_options_are
         assert name in METHODS
         assert set(METHODS[name].options.values()) <= keys, name
     assert METHODS["morris"].options == {"levels": "morris_levels"}
+
+
+@pytest.mark.filterwarnings("ignore::augsens.core.design.QMCSmallSampleWarning")
+def test_cli_screen_writes_both_studies_the_record_and_one_report(tmp_path):
+    cfg = tmp_path / "sobol.toml"
+    cfg.write_text(
+        '[model]\nname = "augsens.testing:tiny_cnn"\ncheckpoints = ["act", "fc"]\n'
+        '[study]\nkind = "sobol"\naugmentations = ["hflip", "brightness"]\nn = 8\nreplicates = 2\n'
+        '[run]\ndevice = "cpu"\n'
+    )
+    out = tmp_path / "s"
+    res = CliRunner().invoke(app, ["screen", str(cfg), "--out", str(out), "--trajectories", "8", "--quiet"])
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "screening.json").read_text())
+    assert record["screen_forwards"] == 8 * 5 and record["quantify_kind"] == "sobol"
+    assert open_results(out / "screen").attrs["kind"] == "morris"
+    assert json.loads(open_results(out / "quantify").attrs["screening"]) == record
+    page = (out / "report.html").read_text()
+    assert 'class="morris"' in page and "quantify" in page
+    res = CliRunner().invoke(app, ["screen", str(cfg), "--out", str(out), "--cutoff", "2"])
+    assert res.exit_code == 2 and "must be a share of the leader's mu_star" in res.output
