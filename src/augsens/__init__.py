@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from augsens.analysis.compare import compare
-    from augsens.core.api import moments, shapley, sobol
+    from augsens.core.api import moments, morris, shapley, sobol
     from augsens.core.factors import (
         Categorical,
         ImageFactor,
@@ -42,6 +42,7 @@ __all__ = [
     "Uniform",
     "sobol",
     "shapley",
+    "morris",
     "moments",
     "open_results",
     "study",
@@ -55,6 +56,7 @@ _LAZY = {
     ),
     "sobol": "augsens.core.api",
     "shapley": "augsens.core.api",
+    "morris": "augsens.core.api",
     "moments": "augsens.core.api",
     "open_results": "augsens.results",
     "compare": "augsens.analysis.compare",

@@ -1,5 +1,5 @@
-"""Command line: ``augsens demo | run | report | compare | info | gallery | mask | contrast | correlation |
-lda | segments``.
+"""Command line: ``augsens demo | run | screen | report | compare | info | gallery | mask | contrast |
+correlation | lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
 checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
@@ -187,6 +187,43 @@ def run(
         page = f" (the report was not written: augsens report {out})" if report else ""
         _say("yellow", f"stopped by {signal_label(signum)}; the results are complete in {out}{page}.")
         raise typer.Exit(128 + signum) from None
+
+
+@app.command()
+@_friendly
+def screen(
+    config: Annotated[
+        Path, typer.Argument(help="The study to run after screening (TOML, kind sobol or shapley).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/screen, OUT/quantify, report.")],
+    trajectories: Annotated[int, typer.Option(help="Morris trajectories of the screening.")] = 32,
+    cutoff: Annotated[
+        float, typer.Option(help="Keep augmentations whose mu_star reaches this share of the leader's.")
+    ] = 0.1,
+    overwrite: Annotated[bool, typer.Option(help="Replace results already in OUT.")] = False,
+    report: Annotated[bool, typer.Option(help="Write OUT/report.html when done.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set study.n=256 (repeatable)."),
+    ] = None,
+) -> None:
+    """Screen the augmentations with elementary effects, then run CONFIG's study on those that matter."""
+    from augsens.config import load_config
+    from augsens.preflight import check_paths
+
+    cfg = load_config(config, overrides=_overrides(set_ or []))
+    check_paths(cfg)
+    from augsens.engine.screen import screen_then_quantify
+
+    screen_then_quantify(
+        cfg, out, trajectories=trajectories, cutoff=cutoff, overwrite=overwrite, progress=not quiet
+    )
+    console.print(f"screening: {escape(str(out / 'screening.json'))}")
+    if report:
+        from augsens.plot.report import write_report
+
+        console.print(f"report:    {escape(str(write_report(out)))}")
 
 
 @app.command()

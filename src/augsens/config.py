@@ -15,7 +15,7 @@
     strict = false                   # corrupt files: skip and count (false) or fail (true)
 
     [study]
-    kind = "sobol"                   # sobol | shapley | shapley-song | moments | contrast
+    kind = "sobol"                   # sobol | shapley | shapley-song | moments | morris | contrast
     augmentations = "set1"           # set1 | set2 | list of names
     n = 1024                         # base samples (a power of 2 for the Sobol' design)
     seed = 0
@@ -37,7 +37,7 @@
 
 Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
 naming the key, the expected type or allowed values, and close matches.  The contrast study and the
-sensitivity studies (sobol, shapley, shapley-song, moments) each have keys the other does not use
+sensitivity studies (sobol, shapley, shapley-song, moments, morris) each have keys the other does not use
 (:data:`CONTRAST_ONLY`, :data:`SENSITIVITY_ONLY`); such a key set to anything but its default is refused,
 so a setting never goes silently unused.
 """
@@ -64,11 +64,15 @@ __all__ = [
     "StudyConfig",
     "load_config",
     "STUDY_KINDS",
+    "StudyKind",
     "CONTRAST_ONLY",
     "SENSITIVITY_ONLY",
 ]
 
-STUDY_KINDS = ("sobol", "shapley", "shapley-song", "moments", "contrast")
+#: The study kinds: ``[study] kind``, ``ag.study(kind=...)``.  Each but contrast names a method of
+#: :mod:`augsens.core.methods` (shapley with its ``shapley_method``), whose options are config keys.
+StudyKind = Literal["sobol", "shapley", "shapley-song", "moments", "morris", "contrast"]
+STUDY_KINDS: tuple[str, ...] = get_args(StudyKind)
 
 #: Keys (by section) only the contrast study reads.
 CONTRAST_ONLY = {"study": ("draws", "pairing", "n_images", "block_elements", "swap_effect_names")}
@@ -88,6 +92,7 @@ SENSITIVITY_ONLY = {
         "song_permutations",
         "song_outer",
         "song_inner",
+        "morris_levels",
         "precision",
         "max_n",
         "time_limit",
@@ -125,7 +130,7 @@ class ImagesConfig:
 
 @dataclass
 class StudySection:
-    kind: Literal["sobol", "shapley", "shapley-song", "moments", "contrast"] = "sobol"
+    kind: StudyKind = "sobol"
     augmentations: str | list[str] = "set1"
     n: int = 1024
     seed: int = 0
@@ -144,6 +149,9 @@ class StudySection:
     song_permutations: int = 8
     song_outer: int = 4
     song_inner: int = 4
+    # morris (elementary effects): grid levels of the trajectories (even); the image and order factors
+    # take at most this many values
+    morris_levels: int = 16
     # precision target (augsens.core.precision): rounds double n until the half-widths' summary is <= it
     precision: float = 0.0
     max_n: int = 0  # 0: 16 n
@@ -227,6 +235,11 @@ class StudyConfig:
         for key in ("song_permutations", "song_outer", "song_inner"):
             if getattr(s, key) < 1:
                 raise ConfigError(f"{source}: [study] {key} must be >= 1, got {getattr(s, key)!r}")
+        if s.morris_levels < 2 or s.morris_levels % 2:
+            raise ConfigError(
+                f"{source}: [study] morris_levels must be an even integer >= 2 (e.g. 4 or 16), got "
+                f"{s.morris_levels!r}"
+            )
         if s.kind == "shapley-song" and s.song_inner < 2:
             raise ConfigError(f"{source}: [study] song_inner must be >= 2 (an inner variance needs 2 rows)")
         if r.batch_size < 1:

@@ -1,4 +1,5 @@
-"""Public one-call estimators: ``sobol``, ``shapley`` and ``moments`` of any function of the factors.
+"""Public one-call estimators: ``sobol``, ``shapley``, ``morris`` and ``moments`` of any function of the
+factors.
 
 Each validates its arguments, builds a method (:mod:`augsens.core.methods`: a design and its
 accumulator), then runs the one loop (:mod:`augsens.core.loop`): unit rows -> :meth:`Problem.decode` ->
@@ -18,8 +19,9 @@ from augsens.core import loop
 from augsens.core.factors import Problem
 from augsens.core.methods import METHODS, Batch
 from augsens.core.precision import PRECISION_RULE, default_max_n
+from augsens.core.trajectories import DEFAULT_LEVELS
 
-__all__ = ["sobol", "shapley", "moments"]
+__all__ = ["sobol", "shapley", "morris", "moments"]
 
 Function = Callable[[torch.Tensor], torch.Tensor]
 
@@ -397,6 +399,91 @@ def shapley(
         seed=seed,
         design=design,
         dtype=dtype,
+    )
+
+
+def morris(
+    f: Function,
+    problem: Problem,
+    *,
+    n: int,
+    seed: int = 0,
+    levels: int = DEFAULT_LEVELS,
+    design: Literal["sobol", "sobol-lms", "iid"] = "sobol",
+    replicates: int = DEFAULT_REPLICATES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> xr.Dataset:
+    r"""Morris screening: the elementary effects of every factor group on every output of ``f``.
+
+    Parameters
+    ----------
+    f, problem, seed, replicates, batch_size, dtype, device
+        As in :func:`sobol`.
+    n : int
+        Trajectories ``r``; ``f`` is evaluated on ``n (D + 1)`` rows.  With a Sobol' design (which
+        stratifies the starting levels) ``n / replicates`` must be a power of 2; ``design="iid"`` takes
+        any multiple of ``replicates``.
+    levels : int, default 16
+        Grid levels ``p`` (even); each step moves a group's columns by ``Δ = p / (2 (p - 1))`` of their
+        unit range (:class:`~augsens.core.trajectories.MorrisDesign`).
+    design : {"sobol", "sobol-lms", "iid"}, default "sobol"
+        How the starting levels and step directions are drawn.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mu``, ``mu_star``, ``sigma`` and their ``*_conf`` 95 % half-widths over the replicates, dims
+        ``("factor", "dim_0", ...)``, in units of the output per unit-cube step; ``nonfinite``.
+        Attributes: ``n``, ``levels``, ``step``, ``seed``.
+
+    Notes
+    -----
+    A trajectory moves one group at a time by ``±Δ``; the elementary effect of group ``j`` is
+    ``EE_j = s_j (f(x + Δ e_j) - f(x)) / Δ`` with ``s_j`` the direction of the step (the mean direction
+    of the group's columns).  Over the trajectories (Morris 1991; Campolongo et al. 2007):
+
+    .. math:: \mu_j = \overline{EE_j}, \qquad \mu^*_j = \overline{|EE_j|}, \qquad
+              \sigma_j = \mathrm{sd}(EE_j).
+
+    ``μ*`` screens (it ranks factors as the total Sobol' index does); ``σ`` large beside ``μ*``
+    means interactions or curvature; ``|μ| < μ*`` means effects of both signs.  The cost, ``D + 1``
+    evaluations per trajectory, grows linearly with the number of groups.
+
+    References
+    ----------
+    .. [1] Morris, M. D. (1991). Factorial sampling plans for preliminary computational experiments.
+       Technometrics 33(2), 161-174. doi:10.1080/00401706.1991.10484804
+    .. [2] Campolongo, F., Cariboni, J. & Saltelli, A. (2007). An effective screening design for
+       sensitivity analysis of large models. Environ. Model. Softw. 22(10), 1509-1518.
+       doi:10.1016/j.envsoft.2006.10.004
+
+    Examples
+    --------
+    A linear function ``y = 2 x1 - x2`` (inputs on ``[0, 1]``) has constant effects ``2`` and ``-1``:
+
+    >>> import torch
+    >>> from augsens.core.factors import Problem, Uniform
+    >>> from augsens.core.api import morris
+    >>> problem = Problem([Uniform("x1", 0, 1), Uniform("x2", 0, 1), Uniform("x3", 0, 1)])
+    >>> ds = morris(lambda x: 2 * x[:, 0] - x[:, 1], problem, n=64, levels=4)
+    >>> ds["mu"].values.round(6), ds["mu_star"].values.round(6), ds["sigma"].values.round(6)
+    (array([ 2., -1.,  0.]), array([2., 1., 0.]), array([0., 0., 0.]))
+    """
+    _check_common(f, problem, batch_size, {})
+    return _estimate(
+        "morris",
+        f,
+        problem,
+        n,
+        replicates=replicates,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        design=design,
+        dtype=dtype,
+        levels=levels,
     )
 
 

@@ -200,6 +200,8 @@ class _Design(_Walk):
     """Shared machinery: base points ``(A, B)`` per base sample, replicate blocks, row assembly."""
 
     _pair: bool = True  # whether base samples need B as well as A
+    #: whether fewer than MIN_QMC_POINTS points per replicate warn (measured for pick-freeze estimators)
+    _small_sample_warning: bool = True
     # which Sobol' dimensions hold A and B with method="sobol" (see base()): "mirrored" or "adjacent"
     _layout = "mirrored"
 
@@ -253,7 +255,7 @@ class _Design(_Walk):
                 f"n={high * replicates}, or design='iid' ([study] design = \"iid\")"
             )
         least = MIN_QMC_POINTS.get(method, 0)
-        if per < least:
+        if per < least and self._small_sample_warning:
             warnings.warn(
                 f"{per} points per replicate (n={first}, replicates={replicates}) is below {least}: with "
                 f"so few points the {method!r} design was measured to be less accurate than i.i.d. "

@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
-from augsens.config import ConfigError, StudyConfig
+from augsens.config import ConfigError, StudyConfig, StudyKind
 from augsens.data import ImageCache
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel
@@ -113,7 +113,7 @@ def study(
     model: str | nn.Module | LoadedModel,
     images: Any = "bundled",
     augmentations: str | Sequence[str] = "set1",
-    kind: Literal["sobol", "shapley", "shapley-song", "moments", "contrast"] = "sobol",
+    kind: StudyKind = "sobol",
     n: int = 1024,
     checkpoints: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
@@ -139,7 +139,9 @@ def study(
         (see :func:`augsens.data.inputs.as_image_cache`).
     augmentations : str or sequence of str, default "set1"
         ``"set1"``, ``"set2"`` or augmentation names (``augsens info`` lists them).
-    kind : {"sobol", "shapley", "shapley-song", "moments", "contrast"}, default "sobol"
+    kind : {"sobol", "shapley", "shapley-song", "moments", "morris", "contrast"}, default "sobol"
+        ``"morris"``: elementary effects (``mu``, ``mu_star``, ``sigma``) from ``n`` trajectories of
+        ``D + 1`` forwards (key ``morris_levels``).
         ``"contrast"``: the treatment–control study (each augmentation alone against the original
         image; :func:`augsens.engine.contrast.contrast_study`), with its own keys ``draws``,
         ``pairing``, ``n_images``, ``block_elements``, ``swap_effect_names``; ``n`` is not used.

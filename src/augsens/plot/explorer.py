@@ -8,7 +8,8 @@ smallest that can draw heat maps with hover (plotly's bundle) would add ~4.5 MB 
 Sections, top to bottom: a summary written from the numbers (:mod:`augsens.plot.summary`), depth profiles
 with confidence bands, a map viewer (study, checkpoint, measure, factor, channel; values on hover), a
 sortable channel table for the viewer's selection, factor × factor interaction heat maps where a study
-has pairwise indices (:mod:`augsens.plot.interactions`), per-study provenance, the glossary, then any extra
+has pairwise indices (:mod:`augsens.plot.interactions`), the Morris plane of screening studies
+(:mod:`augsens.plot.screening`), per-study provenance, the glossary, then any extra
 sections (the analyses' ``*.section.html`` fragments, or a comparison's own sections), all in one
 navigation bar.
 """
@@ -27,6 +28,7 @@ import xarray as xr
 
 from augsens.plot.explorer_data import study_payload
 from augsens.plot.interactions import interactions_section
+from augsens.plot.screening import screening_section
 from augsens.plot.summary import study_summary
 from augsens.results import json_attr, open_results
 
@@ -185,8 +187,10 @@ def explorer_html(
         _profile_block(i, n, t, p) for i, ((n, t), p) in enumerate(zip(results, payloads, strict=True))
     ]
     interactions = interactions_section(results)
+    screening = screening_section(results)
     nav = [("summary", "Summary"), ("profiles", "Depth profiles"), ("maps", "Map viewer")]
     nav += [("channels", "Channels")] + ([("interactions", "Interactions")] if interactions else [])
+    nav += [("screening", "Morris screening")] if screening else []
     nav += [("provenance", "Provenance"), ("glossary", "Glossary")]
     body = [
         f"<h1>{html.escape(title)}</h1>",
@@ -197,6 +201,7 @@ def explorer_html(
         '<section id="maps"><h2>Map viewer</h2>' + _VIEWER + "</section>",
         '<section id="channels"><h2>Channels</h2>' + _CHANNELS + "</section>",
         f'<section id="interactions"><h2>Interactions</h2>{interactions}</section>' if interactions else "",
+        f'<section id="screening"><h2>Morris screening</h2>{screening}</section>' if screening else "",
         '<section id="provenance"><h2>Provenance</h2>'
         + "\n".join(_provenance(n, t) for n, t in results)
         + "</section>",

@@ -35,6 +35,10 @@ GLOSSARY = {
     "shapley_interaction": "Pairwise Shapley interaction index (exact-Shapley studies): the share of "
     "variance in every interaction the two factors take part in, each interaction of k factors shared "
     "equally among the k - 1 pairs it forms with one of them; a factor's row sums to its ST - S1.",
+    "mu_star / sigma": "Morris screening (kind = 'morris'): the mean absolute elementary effect of a factor "
+    "(the change of an activation when the factor alone moves by one step of the design grid, per unit "
+    "step, in the activation's units) and the standard deviation of the signed effects; aggregated over a "
+    "channel or checkpoint as the mean (mu_star) and root mean square (sigma) over its activations.",
     "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
     "over the replicates); intervals that do not overlap separate two factors at the study's size.",
     "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "

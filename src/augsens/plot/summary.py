@@ -22,16 +22,22 @@ __all__ = ["study_summary", "summary_measure", "INVARIANCE_THRESHOLD", "MEASURE_
 
 # an aggregated index below this share of variance counts as "invariant" in the summary's words
 INVARIANCE_THRESHOLD = 0.05
-MEASURE_NAMES = {"ST": "total index", "shapley": "Shapley effect", "S1": "first-order index"}
+MEASURE_NAMES = {
+    "ST": "total index",
+    "shapley": "Shapley effect",
+    "S1": "first-order index",
+    "mu_star": "mean absolute elementary effect",
+}
 
 
 def summary_measure(tree: xr.DataTree) -> str | None:
-    """The measure the summary speaks of: ST (interactions included) if present, else Shapley, else S1."""
+    """The measure the summary speaks of: ST (interactions included) if present, else Shapley, else S1,
+    else (a Morris screening) mu_star."""
     cps = checkpoints_of(tree)
     if not cps:
         return None
     ds = tree[cps[0]].dataset
-    return next((m for m in ("ST", "shapley", "S1") if f"{m}_checkpoint" in ds), None)
+    return next((m for m in ("ST", "shapley", "S1", "mu_star") if f"{m}_checkpoint" in ds), None)
 
 
 def _num(value: float, *, study: str, checkpoint: str, factor: str, measure: str, role: str) -> str:
@@ -148,16 +154,24 @@ def study_summary(name: str, tree: xr.DataTree) -> str:
         return f"<p>{head}. No aggregated sensitivity indices to summarise.</p>"
     t = _Table(name, tree, measure)
     label = MEASURE_NAMES[measure]
+    what = (
+        "the mean over its activations of the mean absolute change of an activation when the factor "
+        "alone moves by one step (output units per unit step; see the Morris screening section)"
+        if measure == "mu_star"
+        else "the share of its activations' variance owed to each factor"
+    )
     parts = [
-        f"<p>{head}. Numbers are the {label} ({measure}) of the whole checkpoint: the share of its "
-        "activations' variance owed to each factor, ± the 95 % half-width.</p><ul>"
+        f"<p>{head}. Numbers are the {label} ({measure}) of the whole checkpoint: {what}, ± the 95 % "
+        "half-width.</p><ul>"
     ]
     everyone = list(range(len(t.factors)))
     parts.append(f"<li>Largest {label}: {t.dominant(everyone)}.</li>")
     augs = [j for j, f in enumerate(t.factors) if f not in AUXILIARY_FACTORS]
     if 0 < len(augs) < len(t.factors):
         parts.append(f"<li>Among the augmentations: {t.dominant(augs)}.</li>")
-    parts.append("</ul><ul class='trajectories'>")
-    parts.extend(f"<li>{t.trajectory(j)}</li>" for j in everyone)
     parts.append("</ul>")
+    if measure != "mu_star":  # the invariance threshold is a share of variance
+        parts.append("<ul class='trajectories'>")
+        parts.extend(f"<li>{t.trajectory(j)}</li>" for j in everyone)
+        parts.append("</ul>")
     return "\n".join(parts)

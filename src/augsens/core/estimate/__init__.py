@@ -25,7 +25,10 @@ in the default float64 state, 4 in fl oat32, the count always int64; memory is m
 ``replicates``.  The interaction maps  of :class:`ShapleyAccumulator` are computed from the same state.
 :class:`SongShapleyAccumulator`, the authors' double loop (Song et al. 2016), keeps no co-moments: per player
 the sum and the count of cost increments, plus the last cost and a count of non-finite blocks, ``2D + 2``
-numbers with no replicates.)
+numbers with no replicates.  :class:`MorrisAccumulator` reports the elementary effects' ``mu``, ``sigma``
+(Morris 1991) and ``mu_star`` (Campolongo et al. 2007) from the count, the means of the ``D`` signed and
+``D`` absolute effects and the ``D`` centred sums of squares of the signed ones: ``1 + 3D`` numbers per
+replicate.)
 
 One protocol for all of them:
 
@@ -59,6 +62,7 @@ Conventions (all accumulators)
 """
 
 from augsens.core.estimate.moments import MomentsAccumulator
+from augsens.core.estimate.morris import MorrisAccumulator
 from augsens.core.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
 from augsens.core.estimate.sobol import SobolAccumulator
 from augsens.core.estimate.song import SongShapleyAccumulator
@@ -69,4 +73,5 @@ __all__ = [
     "ShapleyAccumulator",
     "PermutationShapleyAccumulator",
     "SongShapleyAccumulator",
+    "MorrisAccumulator",
 ]

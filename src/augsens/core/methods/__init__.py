@@ -12,6 +12,7 @@ name                       class                        ``R``       extra per ba
 ``"shapley-permutation"``  :class:`PermutationShapley`  D+1         group orders ``[b, D]``
 ``"shapley-song"``         :class:`SongShapley`         No x Ni     permutations, positions
 ``"moments"``              :class:`Moments`             1           --
+``"morris"``               :class:`Morris`              D+1         group orders, step signs
 =========================  ===========================  ==========  =======================
 
 The protocol (:class:`Method`):
@@ -37,6 +38,7 @@ from __future__ import annotations
 from augsens.core.methods._base import Batch, Method
 from augsens.core.methods.exact_shapley import ExactShapley
 from augsens.core.methods.moments import Moments
+from augsens.core.methods.morris import Morris
 from augsens.core.methods.permutation_shapley import PermutationShapley
 from augsens.core.methods.sobol import Sobol
 from augsens.core.methods.song import SongShapley
@@ -50,9 +52,10 @@ __all__ = [
     "PermutationShapley",
     "SongShapley",
     "Moments",
+    "Morris",
 ]
 
 #: every method by name
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (Sobol, ExactShapley, PermutationShapley, SongShapley, Moments)
+    cls.name: cls for cls in (Sobol, ExactShapley, PermutationShapley, SongShapley, Moments, Morris)
 }
