@@ -1,5 +1,5 @@
-"""Command line: ``augsens demo | run | report | compare | info | gallery | mask | contrast | correlation |
-lda | segments``.
+"""Command line: ``augsens demo | init | run | report | compare | info | gallery | mask | contrast |
+correlation | lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
 checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
@@ -36,6 +36,14 @@ console = Console(stderr=True, soft_wrap=True)  # never break a path or message 
 _debug = False  # set by --debug: user errors keep their traceback too
 
 
+def _version(value: bool) -> None:
+    if value:
+        from augsens import __version__
+
+        print(f"augsens {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[
@@ -43,6 +51,10 @@ def _main(
         typer.Option(
             "--debug", envvar="AUGSENS_DEBUG", help="Show the traceback of user errors too (for bug reports)."
         ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """augsens: which parts of a network react to which image changes, and how much."""
@@ -197,7 +209,7 @@ def demo(
         bool, typer.Option("--full", help="The four studies: sets 1 and 2, Sobol and Shapley (longer).")
     ] = False,
     n: Annotated[int, typer.Option(help="Base samples per Sobol study of --full (a power of 2).")] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """The embedded default: EfficientNet-Lite0 on the bundled photos. A quick Sobol study of hue, flip
@@ -214,6 +226,26 @@ def demo(
             "Shapley effects and all eight checkpoints: four studies, 14,336 forwards at the default --n "
             "(see the README for timings)."
         )
+
+
+@app.command()
+@_friendly
+def init(
+    path: Annotated[Path, typer.Argument(help="Config file to write.")] = Path("study.toml"),
+    preset: Annotated[
+        str | None, typer.Option(help="A paper preset instead of the starter (--list shows them).")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the paper presets and exit.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented study config (the quick demo study, every key explained) or a paper preset."""
+    from augsens.starter import presets, write_config
+
+    if list_:
+        Console().print("\n".join(presets()))
+        return
+    written = write_config(path, preset, overwrite=overwrite)
+    console.print(f"config: {escape(str(written))}. Next: augsens run {escape(str(written))} --out results")
 
 
 @app.command()
@@ -392,7 +424,7 @@ ModelOpt = Annotated[str, typer.Option(help="Model name (see `augsens info`) or 
 WeightsOpt = Annotated[str, typer.Option(help="default, imagenet, random, or a state-dict path.")]
 ImagesOpt = Annotated[str, typer.Option(help="'bundled' (the bundled photos) or an ImageFolder directory.")]
 PerClassOpt = Annotated[int, typer.Option(help="Images per class from a folder (0 = all).")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
 @app.command()

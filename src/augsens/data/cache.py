@@ -13,7 +13,13 @@ import os
 from collections.abc import Sequence
 
 import torch
-from PIL import Image
+
+from augsens.extras import missing_extra, require
+
+try:
+    from PIL import Image
+except ImportError as exc:  # pillow comes with augsens[vision]
+    raise missing_extra("PIL", "reading images") from exc
 
 from augsens.core.draws import splitmix64_torch, uniform_from_bits
 
@@ -40,7 +46,7 @@ def decode_image(path: str | os.PathLike) -> torch.Tensor:
 
 def decode_pil(img: Image.Image) -> torch.Tensor:
     """A PIL image as uint8 ``[3, 224, 224]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``."""
-    import torchvision.transforms.functional as TF
+    TF = require("torchvision.transforms.functional", purpose="decoding images")
 
     resized = TF.resize(
         img.convert("RGB"), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True
