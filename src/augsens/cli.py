@@ -24,6 +24,8 @@ __all__ = ["app"]
 
 Mode = Literal["clean", "paper"]
 Example = Literal["alexnet", "resnet18"]
+# Every list option takes its values either comma-separated or by repeating the option (or both).
+_LIST = " Comma-separated or repeated."
 
 app = typer.Typer(
     add_completion=False,
@@ -279,8 +281,8 @@ def compare(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (compare.html, explorer.html, PNG, CSV).")
     ],
-    labels: Annotated[str | None, typer.Option(help="Comma-separated run names (default: folders).")] = None,
-    measures: Annotated[str | None, typer.Option(help="Comma-separated: S1, ST, shapley.")] = None,
+    labels: Annotated[list[str] | None, typer.Option(help="Run names (default: folders)." + _LIST)] = None,
+    measures: Annotated[list[str] | None, typer.Option(help="S1, ST, shapley." + _LIST)] = None,
 ) -> None:
     """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
     import re
@@ -385,11 +387,14 @@ def _results_exist(paths: list[Path]) -> None:
             raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return None if not text else [t.strip() for t in text.split(",") if t.strip()]
+def _csv(values: list[str] | str | None) -> list[str] | None:
+    """A list option's values: each given once or more, and each may hold several separated by commas."""
+    items = [values] if isinstance(values, str) else values or []
+    out = [t.strip() for item in items for t in item.split(",") if t.strip()]
+    return out or None
 
 
-def _floats(text: str, option: str) -> list[float]:
+def _floats(text: list[str] | str, option: str) -> list[float]:
     try:
         values = [float(t) for t in _csv(text) or []]
     except ValueError as exc:
@@ -436,11 +441,19 @@ def mask(
     weights: WeightsOpt = "default",
     images: ImagesOpt = "bundled",
     per_class: PerClassOpt = 0,
-    measure: Annotated[list[str] | None, typer.Option(help="S1, ST or shapley (repeatable).")] = None,
-    quantiles: Annotated[str, typer.Option(help="Comma-separated quantiles q.")] = "0.5,0.6,0.7,0.8,0.9",
-    alphas: Annotated[str, typer.Option(help="Comma-separated multipliers α.")] = "0,0.5,1.5",
+    measures: Annotated[
+        list[str] | None, typer.Option("--measures", "--measure", help="S1, ST or shapley." + _LIST)
+    ] = None,
+    quantiles: Annotated[
+        list[str] | None, typer.Option(help="Quantiles q (default 0.5,0.6,0.7,0.8,0.9)." + _LIST)
+    ] = None,
+    alphas: Annotated[
+        list[str] | None, typer.Option(help="Multipliers α (default 0,0.5,1.5)." + _LIST)
+    ] = None,
     soft: Annotated[bool, typer.Option(help="Also the soft masks S and 1 - S.")] = True,
-    checkpoint: Annotated[list[str] | None, typer.Option(help="Masked checkpoint (repeatable).")] = None,
+    checkpoints: Annotated[
+        list[str] | None, typer.Option("--checkpoints", "--checkpoint", help="Masked checkpoints." + _LIST)
+    ] = None,
     draws: Annotated[int, typer.Option(help="Parameter draws per image and augmentation.")] = 3,
     seed: int = 0,
     batch_size: int = 16,
@@ -451,7 +464,8 @@ def mask(
     _results_exist(results)
     from augsens.analysis.masking import guided_masking_report, mask_configs
 
-    qs, alphas_ = _floats(quantiles, "--quantiles"), _floats(alphas, "--alphas")
+    qs = _floats(quantiles or "0.5,0.6,0.7,0.8,0.9", "--quantiles")
+    alphas_ = _floats(alphas or "0,0.5,1.5", "--alphas")
     mask_configs(qs, alphas_, soft=soft)  # refuses a quantile or alpha out of range before the model loads
     m, imgs = _model_and_images(model, weights, images, per_class, device)
     rep = guided_masking_report(
@@ -459,11 +473,11 @@ def mask(
         m,
         imgs,
         out,
-        measures=measure or None,
+        measures=_csv(measures),
         quantiles=qs,
         alphas=alphas_,
         soft=soft,
-        checkpoints=checkpoint or None,
+        checkpoints=_csv(checkpoints),
         draws=draws,
         seed=seed,
         batch_size=batch_size,
@@ -481,12 +495,12 @@ def contrast(
     weights: WeightsOpt = "default",
     images: ImagesOpt = "bundled",
     per_class: PerClassOpt = 0,
-    augmentations: Annotated[
-        str | None, typer.Option(help="Comma-separated names (default: all 12).")
-    ] = None,
+    augmentations: Annotated[list[str] | None, typer.Option(help="Names (default: all 12)." + _LIST)] = None,
     draws: Annotated[int, typer.Option(help="Parameter draws per image.")] = 10,
     n_images: Annotated[int | None, typer.Option(help="Use the first N images.")] = None,
-    checkpoint: Annotated[list[str] | None, typer.Option(help="Checkpoint (repeatable).")] = None,
+    checkpoints: Annotated[
+        list[str] | None, typer.Option("--checkpoints", "--checkpoint", help="Checkpoints." + _LIST)
+    ] = None,
     seed: int = 0,
     pairing: Annotated[str | None, typer.Option(help="draw (the authors') or image.")] = None,
     batch_size: int = 64,
@@ -504,7 +518,7 @@ def contrast(
         augmentations=_csv(augmentations),
         draws=draws,
         n_images=n_images,
-        checkpoints=checkpoint or None,
+        checkpoints=_csv(checkpoints),
         seed=seed,
         pairing=pairing,  # type: ignore[arg-type]
         batch_size=batch_size,
@@ -520,8 +534,8 @@ def contrast(
 def correlation(
     results: Annotated[list[Path], typer.Argument(help="Results folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str | None, typer.Option(help="Comma-separated measures.")] = None,
-    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+    measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + _LIST)] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
 ) -> None:
     """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
     _results_exist(results)
@@ -537,8 +551,10 @@ def correlation(
 def lda(
     results: Annotated[list[Path], typer.Argument(help="Results folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
-    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
+    ] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
     splits: int = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the k-fold split.")] = 100,
     seed: int = 0,
@@ -550,7 +566,7 @@ def lda(
     files = lda_report(
         results,
         out,
-        measures=_csv(measures) or (),
+        measures=_csv(measures or "shapley,S1,ST") or (),
         factors=_csv(factors),
         n_splits=splits,
         n_repeats=repeats,
@@ -567,8 +583,12 @@ def segments(
     network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
     segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
-    channels: Annotated[str, typer.Option(help="Comma-separated HSV channels.")] = "hue,saturation,value",
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
+    ] = None,
+    channels: Annotated[
+        list[str] | None, typer.Option(help="HSV channels (default hue,saturation,value)." + _LIST)
+    ] = None,
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
     _results_exist([segment_results, network_results])
@@ -585,8 +605,8 @@ def segments(
         network_results,
         path,
         out,
-        measures=_csv(measures) or (),
-        channels=_csv(channels) or (),
+        measures=_csv(measures or "shapley,S1,ST") or (),
+        channels=_csv(channels or "hue,saturation,value") or (),
     )
     _section(out, "segments", "Single-channel (HSV) segments vs the network", files, _SEGMENTS_INTRO)
     console.print(f"segments: {len(files)} files in {out}")

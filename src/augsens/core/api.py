@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.core import loop
 from augsens.core.factors import Problem
 from augsens.core.methods import METHODS, Batch
