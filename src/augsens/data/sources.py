@@ -126,7 +126,7 @@ def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]]]:
 
 
 def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
-    # The authors' rule (authors-code-spec.md 1.2): a fresh default_rng(seed) per class, permute that class's
+    # The authors' rule (docs/paper.md §2): a fresh default_rng(seed) per class, permute that class's
     # files, keep the first k, restore file order.  Reusing it picks the same ILSVRC subset as theirs.
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.permutation(len(files))[:per_class])

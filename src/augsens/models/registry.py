@@ -7,7 +7,7 @@
 - ``alexnet_places365``, ``resnet18_places365``: torchvision, 365 classes, weights ``"places365"`` = CSAIL's
   ``<name>.pth.tar`` in the torch hub cache.
 
-The checkpoints of the paper networks are the authors' (``authors-code-spec.md`` section 1.5).
+The checkpoints of the paper networks are the authors' (``docs/paper.md`` §4).
 """
 
 from __future__ import annotations
