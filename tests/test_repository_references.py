@@ -26,7 +26,20 @@ NOT_DOCUMENTS = {
     "notes.txt": "written by tests/cli_battery.py (a non-image file in an image folder)",
 }
 
-TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".yml", ".yaml", ".cfg", ".ini", ".json", ".js", ".css", ".html"}
+TEXT_SUFFIXES = {
+    ".py",
+    ".md",
+    ".toml",
+    ".txt",
+    ".yml",
+    ".yaml",
+    ".cfg",
+    ".ini",
+    ".json",
+    ".js",
+    ".css",
+    ".html",
+}
 TEXT_NAMES = {"Makefile", "LICENSE", "run"}
 
 
