@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
+
+#: Where docs/reproduce_paper.py writes its numbers and figures, and the marker its table replaces.
+REPRODUCE = Path(__file__).parent / "reproduce"
+MARKER = "<!-- reproduce-table -->"
 
 
 def _help(*args: str) -> str:
@@ -38,3 +44,34 @@ def cli_reference() -> str:
 def on_files(files: Files, config: Any) -> Files:
     files.append(File.generated(config, "reference/cli.md", content=cli_reference()))
     return files
+
+
+def _cell(entry: list[Any]) -> str:
+    what, value, half = entry
+    return f"{what} {value:.3f}" + ("" if half is None else f" ± {half:.3f}")
+
+
+def reproduce_table() -> str:
+    """The table of ``docs/reproduce/results.json`` (written by ``docs/reproduce_paper.py``)."""
+    data = json.loads((REPRODUCE / "results.json").read_text())
+    first, last = data["checkpoints"][0], data["checkpoints"][-1]
+    lines = [
+        f"Written by `python docs/reproduce_paper.py --n {data['n']}` (Sobol' base samples; other sizes in "
+        "the script); each cell names the factor with the largest whole-checkpoint index and its value "
+        "(± 95 % half-width where the estimator gives one).\n",
+        f"| experiment | set | kind | forwards | `{first}` | `{last}` | depth profile |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(data["rows"], key=lambda r: (r["experiment"], r["set"])):
+        figure = f"![{row['experiment']} {row['set']}](reproduce/{row['figure']})" if row["figure"] else ""
+        lines.append(
+            f"| {row['experiment']} | {row['set']} | {row['kind']} | {row['forwards']:,} | "
+            f"{_cell(row['headline'][first])} | {_cell(row['headline'][last])} | {figure} |"
+        )
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    if MARKER in markdown:
+        return markdown.replace(MARKER, reproduce_table())
+    return markdown
