@@ -43,7 +43,7 @@ browser:
 
 # the walkthrough notebook is executed at n = 16 into the site (a minute on 2 cores)
 docs: $(VENV)/.dev
-	AUGSENS_WALKTHROUGH_N=16 AUGSENS_WALKTHROUGH_OUT=$(CURDIR)/site-build/walkthrough \
+	NO_MKDOCS_2_WARNING=1 AUGSENS_WALKTHROUGH_N=16 AUGSENS_WALKTHROUGH_OUT=$(CURDIR)/site-build/walkthrough \
 		$(VENV)/bin/mkdocs build --strict --site-dir site
 
 test: lint browser docs

@@ -146,6 +146,7 @@ def test_core_install_runs_version_info_init_and_sobol(venv, tmp_path):
     info = _run(env_dir, str(bin_ / "augsens"), "info", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert "efficientnet_lite0" in info.stdout and "hflip" in info.stdout
+    assert "analysis no, ray no, vision no" in info.stdout
     init = _run(env_dir, str(bin_ / "augsens"), "init", "study.toml", cwd=tmp_path)
     assert init.returncode == 0 and (tmp_path / "study.toml").read_text().startswith("# An augsens study")
     script = (

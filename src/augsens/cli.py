@@ -319,6 +319,12 @@ def info(
     out = Console()
     out.print("[bold]models:[/bold] " + ", ".join(available_models()) + ", or 'package.module:factory'")
     out.print("[bold]study kinds:[/bold] " + ", ".join(STUDY_KINDS))
+    from augsens.extras import installed_extras
+
+    out.print(
+        "[bold]extras:[/bold] "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in installed_extras().items())
+    )
     table = Table(title="augmentations")
     for col in ("name", "set", "parameter", "low", "high", "identity"):
         table.add_column(col)

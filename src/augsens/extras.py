@@ -25,7 +25,7 @@ from types import ModuleType
 
 from augsens.errors import UserInputError
 
-__all__ = ["EXTRAS", "MissingExtraError", "missing_extra", "require"]
+__all__ = ["EXTRAS", "MissingExtraError", "installed_extras", "missing_extra", "require"]
 
 #: Distribution name -> the extra that installs it (import names differ for some: see :func:`require`).
 EXTRAS: dict[str, str] = {
@@ -84,3 +84,24 @@ def missing_extra(module: str, purpose: str = "this", extra: str | None = None) 
         f"{purpose} needs {top!r}, which is not installed: pip install 'augsens[{name}]' "
         f"(or 'augsens[all]' for every optional feature)"
     )
+
+
+def installed_extras() -> dict[str, bool]:
+    """Whether every module of each extra can be imported (without importing it).
+
+    >>> sorted(installed_extras())
+    ['analysis', 'ray', 'vision']
+    """
+    from importlib.util import find_spec
+
+    def importable(module: str) -> bool:
+        try:
+            return find_spec(module) is not None
+        except (ImportError, ValueError):  # a finder that refuses the name, a module without a spec
+            return False
+
+    found = {module: importable(module) for module in EXTRAS}
+    return {
+        extra: all(found[m] for m, e in EXTRAS.items() if e == extra)
+        for extra in sorted(set(EXTRAS.values()))
+    }
