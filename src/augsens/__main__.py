@@ -2,4 +2,5 @@
 
 from augsens.cli import app
 
-app(prog_name="augsens")
+if __name__ == "__main__":  # not when imported (pytest's doctest collection imports every module)
+    app(prog_name="augsens")
