@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from augsens.config import StudyConfig
@@ -99,7 +100,8 @@ def test_without_ray_the_message_says_how_to_install(monkeypatch, tmp_path):
 
 def test_song_sharded_run_equals_its_pinned_results(cluster, tmp_path):
     """Shards of whole permutations (granularity D blocks, from the method) merge to the pinned results."""
-    from goldens.song_reference import SHARDS, STUDY
+    from goldens.song_reference import SHARDS, STUDY, STUDY_FAN_IN
+    from goldens.tolerance import assert_matches_golden
 
     golden = np.load(Path(__file__).parent / "goldens" / "song_reference.npz")
     tree = run_distributed(StudyConfig.from_dict(STUDY), tmp_path / "out", shards=3, progress=False)
@@ -109,9 +111,8 @@ def test_song_sharded_run_equals_its_pinned_results(cluster, tmp_path):
         keys = sorted(k.split("/")[-1] for k in golden.files if k.startswith(f"sharded/{c}/"))
         assert sorted(node.data_vars) == keys
         for v in keys:
-            np.testing.assert_allclose(
-                node[v].values, golden[f"sharded/{c}/{v}"], rtol=0, atol=1e-12, err_msg=v
-            )
+            name = f"sharded/{c}/{v}"
+            assert_matches_golden(node[v].values, golden[name], torch.float32, STUDY_FAN_IN, name)
 
 
 def test_study_from_python_on_ray_equals_single_process(cluster, reference, tmp_path):

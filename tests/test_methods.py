@@ -16,7 +16,8 @@ from augsens.core.estimate import SongShapleyAccumulator
 from augsens.core.methods import METHODS, Batch, SongShapley
 from augsens.engine.plan import method_name
 from augsens.engine.study import Study
-from goldens.song_reference import ANALYTIC, SHARDS, STUDY, analytic_outputs, problem, spoil
+from goldens.song_reference import ANALYTIC, SHARDS, STUDY, STUDY_FAN_IN, analytic_outputs, problem, spoil
+from goldens.tolerance import assert_matches_golden
 
 GOLDEN = np.load(Path(__file__).parent / "goldens" / "song_reference.npz")
 
@@ -49,9 +50,8 @@ def _assert_tree_equals_golden(tree, label: str) -> None:
         keys = sorted(k.split("/")[-1] for k in GOLDEN.files if k.startswith(f"{label}/{c}/"))
         assert sorted(node.data_vars) == keys
         for v in keys:
-            np.testing.assert_allclose(
-                node[v].values, GOLDEN[f"{label}/{c}/{v}"], rtol=0, atol=1e-12, err_msg=f"{label}/{c}/{v}"
-            )
+            name = f"{label}/{c}/{v}"
+            assert_matches_golden(node[v].values, GOLDEN[name], torch.float32, STUDY_FAN_IN, name)
 
 
 @pytest.fixture(scope="module")
