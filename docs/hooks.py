@@ -65,7 +65,8 @@ def reproduce_table() -> str:
     for row in sorted(data["rows"], key=lambda r: (r["experiment"], r["set"])):
         figure = f"![{row['experiment']} {row['set']}](reproduce/{row['figure']})" if row["figure"] else ""
         lines.append(
-            f"| {row['experiment']} | {row['set']} | {row['kind']} | {row['forwards']:,} | "
+            f"| {row['experiment']} | {row['set']} | {row['kind']} | "
+            f"{'–' if row['forwards'] is None else format(row['forwards'], ',')} | "
             f"{_cell(row['headline'][first])} | {_cell(row['headline'][last])} | {figure} |"
         )
     return "\n".join(lines)

@@ -124,7 +124,7 @@ def main() -> None:
             "set": "set1+set2",
             "preset": "augsens contrast --mode paper",
             "kind": "contrast",
-            "forwards": int(tree.attrs.get("forwards", 0)),
+            "forwards": None,  # a contrast study does not count its forwards
             "elapsed_s": round(time.perf_counter() - start, 1),
             "device": str(tree.attrs.get("device", args.device)),
             "headline": _headline(tree),
