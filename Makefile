@@ -1,21 +1,25 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up .venv and run `augsens demo` on the embedded default
-#   make test   set up .venv with the dev tools, lint (ruff, mypy) and run the test suite; as root on a
-#               Debian-like system it first installs headless Chromium for the report's browser test
+#   make test   set up .venv with the dev tools, lint (ruff, mypy), build the documentation site and run the
+#               test suite; as root on a Debian-like system it first installs headless Chromium for the
+#               report's browser test
+#   make docs   build the documentation site into site/ (warnings are errors; the walkthrough notebook is
+#               executed at a small n)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint docs bench clean browser
 
+# the core alone is `pip install augsens`; the demo needs the vision and analysis extras, the tests all
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[vision,analysis]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[all,dev,docs]'
 	touch $@
 
 demo: $(VENV)/.base
@@ -37,7 +41,12 @@ browser:
 		echo "note: no Chromium/chromedriver and no root apt-get: the browser test will be skipped"; \
 	fi
 
-test: lint browser
+# the walkthrough notebook is executed at n = 16 into the site (a minute on 2 cores)
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 AUGSENS_WALKTHROUGH_N=16 AUGSENS_WALKTHROUGH_OUT=$(CURDIR)/site-build/walkthrough \
+		$(VENV)/bin/mkdocs build --strict --site-dir site
+
+test: lint browser docs
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev
@@ -46,4 +55,4 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/throughput.py efficientnet_lite0
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache site site-build

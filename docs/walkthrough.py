@@ -1,8 +1,9 @@
 # %% [markdown]
 # # augsens walk-through: a trained network against the same network untrained
 #
-# Run it as a script (`python docs/walkthrough.py`) or cell by cell (`# %%` cells: VS Code, Jupyter via
-# jupytext, Spyder).  Everything installs from the package index; nothing is downloaded.
+# Run it as a script (`python docs/walkthrough.py`) or as a notebook: it is a Jupytext percent script, so
+# Jupyter with jupytext opens it as one (or `jupytext --to ipynb docs/walkthrough.py`), and the documentation
+# site shows it executed.  Everything installs from the package index; nothing is downloaded.
 #
 # The question: **where in a network does a learned invariance appear?**  A network trained on ImageNet
 # should care less and less whether a photo is mirrored as its activations approach the class output.
@@ -49,6 +50,7 @@ for name, shape in trained_net.output_shapes().items():
 STUDY = dict(augmentations=["hflip", "brightness", "rotation"], order=False, n=N, replicates=4, device="cpu")
 trained = ag.study(trained_net, "bundled", out=OUT / "trained", **STUDY)
 print(trained["blocks.3"].dataset["ST"])
+ag.summary(trained)  # in a notebook: the whole-checkpoint indices as a table
 
 # %% [markdown]
 # ## 3. Maps
@@ -58,8 +60,10 @@ print(trained["blocks.3"].dataset["ST"])
 
 # %%
 top_unit_maps(trained, "ST", "blocks.3").savefig(OUT / "maps_blocks3.png", dpi=90)
-depth_profile(trained, "ST").savefig(OUT / "depth_trained.png", dpi=90)
+profile = depth_profile(trained, "ST")
+profile.savefig(OUT / "depth_trained.png", dpi=90)
 print("figures:", sorted(p.name for p in OUT.glob("*.png")))
+ag.show(profile)  # in a notebook: the figure inline
 
 # %% [markdown]
 # ## 4. The same network with random weights

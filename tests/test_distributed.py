@@ -113,3 +113,16 @@ def test_song_sharded_run_equals_its_pinned_results(cluster, tmp_path):
         for v in keys:
             name = f"sharded/{c}/{v}"
             assert_matches_golden(node[v].values, golden[name], torch.float32, STUDY_FAN_IN, name)
+
+
+def test_study_from_python_on_ray_equals_single_process(cluster, reference, tmp_path):
+    import augsens as ag
+
+    tree = ag.study(
+        "augsens.testing:tiny_cnn", "bundled", augmentations="set1", n=16, replicates=2,
+        checkpoints=["conv", "pool", "fc"], device="cpu", batch_size=32, out=tmp_path / "out",
+        progress=False, ray="local", shards=3,
+    )  # fmt: skip
+    _assert_same(reference, tree)
+    with pytest.raises(ValueError, match="pass out="):
+        ag.study("augsens.testing:tiny_cnn", "bundled", n=16, replicates=2, device="cpu", ray="local")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from augsens import plot
     from augsens.analysis.compare import compare
     from augsens.core.api import moments, morris, shapley, sobol
     from augsens.core.factors import (
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
         Switch,
         Uniform,
     )
+    from augsens.display import show, summary
     from augsens.engine.quick import study
     from augsens.results import open_results
+    from augsens.tables import to_dataframe
 
 __version__ = "0.1.0"
 
@@ -47,6 +50,10 @@ __all__ = [
     "open_results",
     "study",
     "compare",
+    "to_dataframe",
+    "summary",
+    "show",
+    "plot",
 ]
 
 _LAZY = {
@@ -61,6 +68,10 @@ _LAZY = {
     "open_results": "augsens.results",
     "compare": "augsens.analysis.compare",
     "study": "augsens.engine.quick",
+    "to_dataframe": "augsens.tables",
+    "summary": "augsens.display",
+    "show": "augsens.display",
+    "plot": "augsens",
 }
 
 
@@ -70,6 +81,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
+        if _LAZY[name] == "augsens":  # a subpackage (augsens.plot): the module itself
+            return importlib.import_module(f"augsens.{name}")
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'augsens' has no attribute {name!r}")
 

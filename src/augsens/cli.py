@@ -1,4 +1,4 @@
-"""Command line: ``augsens demo | run | screen | report | compare | info | gallery | mask | contrast |
+"""Command line: ``augsens demo | init | run | screen | report | compare | info | gallery | mask | contrast |
 correlation | lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
@@ -24,6 +24,8 @@ __all__ = ["app"]
 
 Mode = Literal["clean", "paper"]
 Example = Literal["alexnet", "resnet18"]
+# Every list option takes its values either comma-separated or by repeating the option (or both).
+_LIST = " Comma-separated or repeated."
 
 app = typer.Typer(
     add_completion=False,
@@ -36,6 +38,14 @@ console = Console(stderr=True, soft_wrap=True)  # never break a path or message 
 _debug = False  # set by --debug: user errors keep their traceback too
 
 
+def _version(value: bool) -> None:
+    if value:
+        from augsens import __version__
+
+        print(f"augsens {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[
@@ -43,6 +53,10 @@ def _main(
         typer.Option(
             "--debug", envvar="AUGSENS_DEBUG", help="Show the traceback of user errors too (for bug reports)."
         ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """augsens: which parts of a network react to which image changes, and how much."""
@@ -234,7 +248,7 @@ def demo(
         bool, typer.Option("--full", help="The four studies: sets 1 and 2, Sobol and Shapley (longer).")
     ] = False,
     n: Annotated[int, typer.Option(help="Base samples per Sobol study of --full (a power of 2).")] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """The embedded default: EfficientNet-Lite0 on the bundled photos. A quick Sobol study of hue, flip
@@ -251,6 +265,26 @@ def demo(
             "Shapley effects and all eight checkpoints: four studies, 14,336 forwards at the default --n "
             "(see the README for timings)."
         )
+
+
+@app.command()
+@_friendly
+def init(
+    path: Annotated[Path, typer.Argument(help="Config file to write.")] = Path("study.toml"),
+    preset: Annotated[
+        str | None, typer.Option(help="A paper preset instead of the starter (--list shows them).")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the paper presets and exit.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented study config (the quick demo study, every key explained) or a paper preset."""
+    from augsens.starter import presets, write_config
+
+    if list_:
+        Console().print("\n".join(presets()))
+        return
+    written = write_config(path, preset, overwrite=overwrite)
+    console.print(f"config: {escape(str(written))}. Next: augsens run {escape(str(written))} --out results")
 
 
 @app.command()
@@ -284,8 +318,8 @@ def compare(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (compare.html, explorer.html, PNG, CSV).")
     ],
-    labels: Annotated[str | None, typer.Option(help="Comma-separated run names (default: folders).")] = None,
-    measures: Annotated[str | None, typer.Option(help="Comma-separated: S1, ST, shapley.")] = None,
+    labels: Annotated[list[str] | None, typer.Option(help="Run names (default: folders)." + _LIST)] = None,
+    measures: Annotated[list[str] | None, typer.Option(help="S1, ST, shapley." + _LIST)] = None,
 ) -> None:
     """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
     import re
@@ -322,6 +356,12 @@ def info(
     out = Console()
     out.print("[bold]models:[/bold] " + ", ".join(available_models()) + ", or 'package.module:factory'")
     out.print("[bold]study kinds:[/bold] " + ", ".join(STUDY_KINDS))
+    from augsens.extras import installed_extras
+
+    out.print(
+        "[bold]extras:[/bold] "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in installed_extras().items())
+    )
     table = Table(title="augmentations")
     for col in ("name", "set", "parameter", "low", "high", "identity"):
         table.add_column(col)
@@ -390,11 +430,14 @@ def _results_exist(paths: list[Path]) -> None:
             raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return None if not text else [t.strip() for t in text.split(",") if t.strip()]
+def _csv(values: list[str] | str | None) -> list[str] | None:
+    """A list option's values: each given once or more, and each may hold several separated by commas."""
+    items = [values] if isinstance(values, str) else values or []
+    out = [t.strip() for item in items for t in item.split(",") if t.strip()]
+    return out or None
 
 
-def _floats(text: str, option: str) -> list[float]:
+def _floats(text: list[str] | str, option: str) -> list[float]:
     try:
         values = [float(t) for t in _csv(text) or []]
     except ValueError as exc:
@@ -429,7 +472,7 @@ ModelOpt = Annotated[str, typer.Option(help="Model name (see `augsens info`) or 
 WeightsOpt = Annotated[str, typer.Option(help="default, imagenet, random, or a state-dict path.")]
 ImagesOpt = Annotated[str, typer.Option(help="'bundled' (the bundled photos) or an ImageFolder directory.")]
 PerClassOpt = Annotated[int, typer.Option(help="Images per class from a folder (0 = all).")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
 @app.command()
@@ -441,11 +484,19 @@ def mask(
     weights: WeightsOpt = "default",
     images: ImagesOpt = "bundled",
     per_class: PerClassOpt = 0,
-    measure: Annotated[list[str] | None, typer.Option(help="S1, ST or shapley (repeatable).")] = None,
-    quantiles: Annotated[str, typer.Option(help="Comma-separated quantiles q.")] = "0.5,0.6,0.7,0.8,0.9",
-    alphas: Annotated[str, typer.Option(help="Comma-separated multipliers α.")] = "0,0.5,1.5",
+    measures: Annotated[
+        list[str] | None, typer.Option("--measures", "--measure", help="S1, ST or shapley." + _LIST)
+    ] = None,
+    quantiles: Annotated[
+        list[str] | None, typer.Option(help="Quantiles q (default 0.5,0.6,0.7,0.8,0.9)." + _LIST)
+    ] = None,
+    alphas: Annotated[
+        list[str] | None, typer.Option(help="Multipliers α (default 0,0.5,1.5)." + _LIST)
+    ] = None,
     soft: Annotated[bool, typer.Option(help="Also the soft masks S and 1 - S.")] = True,
-    checkpoint: Annotated[list[str] | None, typer.Option(help="Masked checkpoint (repeatable).")] = None,
+    checkpoints: Annotated[
+        list[str] | None, typer.Option("--checkpoints", "--checkpoint", help="Masked checkpoints." + _LIST)
+    ] = None,
     draws: Annotated[int, typer.Option(help="Parameter draws per image and augmentation.")] = 3,
     seed: int = 0,
     batch_size: int = 16,
@@ -456,7 +507,8 @@ def mask(
     _results_exist(results)
     from augsens.analysis.masking import guided_masking_report, mask_configs
 
-    qs, alphas_ = _floats(quantiles, "--quantiles"), _floats(alphas, "--alphas")
+    qs = _floats(quantiles or "0.5,0.6,0.7,0.8,0.9", "--quantiles")
+    alphas_ = _floats(alphas or "0,0.5,1.5", "--alphas")
     mask_configs(qs, alphas_, soft=soft)  # refuses a quantile or alpha out of range before the model loads
     m, imgs = _model_and_images(model, weights, images, per_class, device)
     rep = guided_masking_report(
@@ -464,11 +516,11 @@ def mask(
         m,
         imgs,
         out,
-        measures=measure or None,
+        measures=_csv(measures),
         quantiles=qs,
         alphas=alphas_,
         soft=soft,
-        checkpoints=checkpoint or None,
+        checkpoints=_csv(checkpoints),
         draws=draws,
         seed=seed,
         batch_size=batch_size,
@@ -486,12 +538,12 @@ def contrast(
     weights: WeightsOpt = "default",
     images: ImagesOpt = "bundled",
     per_class: PerClassOpt = 0,
-    augmentations: Annotated[
-        str | None, typer.Option(help="Comma-separated names (default: all 12).")
-    ] = None,
+    augmentations: Annotated[list[str] | None, typer.Option(help="Names (default: all 12)." + _LIST)] = None,
     draws: Annotated[int, typer.Option(help="Parameter draws per image.")] = 10,
     n_images: Annotated[int | None, typer.Option(help="Use the first N images.")] = None,
-    checkpoint: Annotated[list[str] | None, typer.Option(help="Checkpoint (repeatable).")] = None,
+    checkpoints: Annotated[
+        list[str] | None, typer.Option("--checkpoints", "--checkpoint", help="Checkpoints." + _LIST)
+    ] = None,
     seed: int = 0,
     pairing: Annotated[str | None, typer.Option(help="draw (the authors') or image.")] = None,
     batch_size: int = 64,
@@ -509,7 +561,7 @@ def contrast(
         augmentations=_csv(augmentations),
         draws=draws,
         n_images=n_images,
-        checkpoints=checkpoint or None,
+        checkpoints=_csv(checkpoints),
         seed=seed,
         pairing=pairing,  # type: ignore[arg-type]
         batch_size=batch_size,
@@ -525,8 +577,8 @@ def contrast(
 def correlation(
     results: Annotated[list[Path], typer.Argument(help="Results folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str | None, typer.Option(help="Comma-separated measures.")] = None,
-    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+    measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + _LIST)] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
 ) -> None:
     """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
     _results_exist(results)
@@ -542,8 +594,10 @@ def correlation(
 def lda(
     results: Annotated[list[Path], typer.Argument(help="Results folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
-    factors: Annotated[str | None, typer.Option(help="Comma-separated factors.")] = None,
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
+    ] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
     splits: int = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the k-fold split.")] = 100,
     seed: int = 0,
@@ -555,7 +609,7 @@ def lda(
     files = lda_report(
         results,
         out,
-        measures=_csv(measures) or (),
+        measures=_csv(measures or "shapley,S1,ST") or (),
         factors=_csv(factors),
         n_splits=splits,
         n_repeats=repeats,
@@ -572,8 +626,12 @@ def segments(
     network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
     segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[str, typer.Option(help="Comma-separated measures.")] = "shapley,S1,ST",
-    channels: Annotated[str, typer.Option(help="Comma-separated HSV channels.")] = "hue,saturation,value",
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
+    ] = None,
+    channels: Annotated[
+        list[str] | None, typer.Option(help="HSV channels (default hue,saturation,value)." + _LIST)
+    ] = None,
 ) -> None:
     """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
     _results_exist([segment_results, network_results])
@@ -590,8 +648,8 @@ def segments(
         network_results,
         path,
         out,
-        measures=_csv(measures) or (),
-        channels=_csv(channels) or (),
+        measures=_csv(measures or "shapley,S1,ST") or (),
+        channels=_csv(channels or "hue,saturation,value") or (),
     )
     _section(out, "segments", "Single-channel (HSV) segments vs the network", files, _SEGMENTS_INTRO)
     console.print(f"segments: {len(files)} files in {out}")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import xarray as xr
 
+import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.errors import MissingFileError, UserInputError
 
 __all__ = [

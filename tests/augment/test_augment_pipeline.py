@@ -13,7 +13,7 @@ from augsens.augment.ops import hue
 def test_postprocess_normalises_and_minmax_undoes_affine_maps(small_photos):
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     torch.testing.assert_close(postprocess(small_photos, mean, std), F.normalize(small_photos, mean, std))
-    # Per-channel min-max rescale makes brightness <= 1 invisible (spec 1.4).
+    # Per-channel min-max rescale makes brightness <= 1 invisible (docs/paper.md §3).
     dim = small_photos * 0.4
     torch.testing.assert_close(
         postprocess(dim, minmax=True), postprocess(small_photos, minmax=True), atol=1e-5, rtol=0

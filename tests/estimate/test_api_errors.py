@@ -67,7 +67,7 @@ def test_zero_variance_output_is_nan():
         (lambda: sobol("f", PROBLEM, n=64), TypeError, "f must be a callable"),
         (lambda: sobol(_field, [Uniform("x", 0, 1)], n=64), TypeError, "problem must be an augsens Problem"),
         (lambda: sobol(_field, PROBLEM, n=64, batch_size=0), ValueError, "batch_size must be a positive"),
-        (lambda: sobol(lambda x: x.numpy(), PROBLEM, n=64), TypeError, "must return a torch.Tensor"),
+        (lambda: sobol(lambda x: x.tolist(), PROBLEM, n=64), TypeError, "must return a torch.Tensor"),
         (lambda: sobol(lambda x: x[:-1], PROBLEM, n=64), ValueError, r"the first dim must be the batch"),
         (lambda: sobol(lambda x: x.sum(), PROBLEM, n=64), ValueError, r"f returned shape \(\)"),
         (lambda: sobol(lambda x: x[:, 5], PROBLEM, n=64), RuntimeError, "f raised IndexError"),

@@ -12,7 +12,7 @@ from torch import nn
 from augsens.models import UnknownModuleError, available_models, load, read_categories
 from augsens.models.weights import load_state_dict_into
 
-# authors-code-spec.md 1.5: per-sample shapes of the hooked modules.
+# docs/paper.md §4: per-sample shapes of the hooked modules.
 PAPER_SHAPES = {
     "alexnet": {
         "features.2": (64, 27, 27),

@@ -1,4 +1,4 @@
-"""Correlation analysis of sensitivity maps (the paper's notebooks 5-1; ``authors-code-spec.md`` section 9).
+"""Correlation analysis of sensitivity maps (the paper's notebooks 5-1; ``docs/paper.md`` §12).
 
 At every spatial position of a checkpoint, the Spearman correlation between two factors' sensitivities is
 taken **across channels** (the observations); the per-position matrices are then summarised by their mean

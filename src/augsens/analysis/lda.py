@@ -1,4 +1,4 @@
-"""Linear discriminant analysis of sensitivity maps (the paper's notebook 6; ``authors-code-spec.md`` 10).
+"""Linear discriminant analysis of sensitivity maps (the paper's notebook 6; ``docs/paper.md`` §12).
 
 Can a factor be recognised from the *shape* of a channel's sensitivity map?  Samples are (factor, channel)
 pairs, features the channel's flattened ``H x W`` map of that factor, the target is the factor.  A linear
@@ -29,7 +29,7 @@ from augsens.plot.figures import save_figure
 
 __all__ = ["lda_analysis", "plot_lda_projection", "lda_report"]
 
-#: The authors' LDA settings (spec section 10).
+#: The authors' LDA settings (docs/paper.md §12).
 LDA_TOL = 1e-4
 
 

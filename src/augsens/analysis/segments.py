@@ -1,6 +1,6 @@
 """Single-channel (HSV) segments compared with the full network (the paper's Figure 5, notebook 5-2).
 
-Experimental series 3 of the paper (``authors-code-spec.md`` section 6, ``paper-notes.md`` section 7).  A
+Experimental series 3 of the paper (``docs/paper.md`` §10).  A
 study run on a :class:`~augsens.models.segments.SegmentBank` (network segments fed one HSV channel of the
 image; see :mod:`augsens.models.segments`) gives sensitivity maps per segment x channel branch.
 :func:`segment_comparison` compares the correlation pattern of the factors' sensitivities *across the

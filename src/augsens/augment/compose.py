@@ -200,9 +200,9 @@ def compose(
     """Apply a set of augmentations to every sample, each sample in its own order and with its switches.
 
     ``order[b, k]`` is the index into ``names`` of the augmentation applied at step ``k`` to sample
-    ``b`` (the authors' permutation variable, spec 2.3).  There is no loop over samples: for each step
-    and each augmentation the op runs once on the sub-batch whose step-k augmentation it is (spec 13.3
-    item 3), so a batch costs at most ``n^2`` op calls on sub-batches that sum to ``n`` full batches.
+    ``b`` (the authors' permutation variable, docs/paper.md §6).  There is no loop over samples: for each step
+    and each augmentation the op runs once on the sub-batch whose step-k augmentation it is (docs/paper.md
+    §6), so a batch costs at most ``n^2`` op calls on sub-batches that sum to ``n`` full batches.
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ of the parameters live in :func:`augsens.augment.apply`; call that, not these.
 
 Each op matches the torchvision functional op named in its docstring, image by image, with the same
 parameter (tests assert 1e-5).  Paper-mode variants (``mode="paper"``) reproduce the authors' code
-where it differs (``authors-code-spec.md`` 2.2): uint8 truncation and nearest-neighbour rotation,
+where it differs (``docs/paper.md`` §5): uint8 truncation and nearest-neighbour rotation,
 truncation in the elliptic local blur, and the erasing no-op rule.  The uint8 grid is represented in
 the float dtype (values k/255), so dtype and range are invariants in both modes.
 """
@@ -99,7 +99,7 @@ def erasing(
     e^log_ratio))``; top-left ``(max(0, cy - hh // 2), max(0, cx - ww // 2))`` with rounded centres.
     Clean mode clips the rectangle to the image (``F.erase`` slicing).  Paper mode applies it only if
     ``top + hh < H`` and ``left + ww < W`` and otherwise leaves the image unchanged (about 16 % of draws
-    under the default bounds; spec 2.2).  ``scale = 0`` erases nothing.
+    under the default bounds; docs/paper.md §5).  ``scale = 0`` erases nothing.
 
     Shape
     -----
@@ -258,7 +258,7 @@ def hflip(x: torch.Tensor, *, mode: str = "clean") -> torch.Tensor:
 def rotation_margin(angle: torch.Tensor, size: int) -> torch.Tensor:
     """Border cropped after a rotation: ``round(c (size - size t))``, t = |tan angle|, c = t / (1 - t^2).
 
-    The authors' ``custom_rotation`` (spec 2.2): 1 degree -> 4 px, 5 -> 18, 10 -> 34 at size 224.
+    The authors' ``custom_rotation`` (docs/paper.md §5): 1 degree -> 4 px, 5 -> 18, 10 -> 34 at size 224.
 
     Shape
     -----

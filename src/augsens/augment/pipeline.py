@@ -1,9 +1,9 @@
 """Post-processing before the network, colour-space conversions and the paper's uint8 quantisation.
 
 Decoding and ``Resize(256) + CenterCrop(224)`` belong to :mod:`augsens.data`; this module takes over after
-augmentation: optional per-channel min-max rescale (paper mode, ``authors-code-spec.md`` 1.4) and
+augmentation: optional per-channel min-max rescale (paper mode, ``docs/paper.md`` §3) and
 mean/std normalisation, batched RGB <-> HSV (torchvision's formulas, used by the hue op and the
-single-channel experiments), and the authors' HSV of the *normalised* tensor (spec section 6, "Input").
+single-channel experiments), and the authors' HSV of the *normalised* tensor (docs/paper.md §10).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: Below this channel range the min-max rescale divides by 1 (the authors' ``img_normalize`` eps).
 _MINMAX_EPS = 1e-6
-#: The authors' additive guard in ``rgb2hsv`` (spec section 6).
+#: The authors' additive guard in ``rgb2hsv`` (docs/paper.md §10).
 _PAPER_HSV_EPS = 1e-20
 
 
@@ -71,7 +71,7 @@ def postprocess(
         Paper mode: first rescale every channel of every image to [0, 1] by its own min and max over
         H and W; where ``max - min < 1e-6`` the divisor is 1 (``img_normalize(eps=1e-6)``).  This undoes
         any per-channel positive affine map, so brightness and contrast with factor <= 1 become invisible
-        (spec 1.4) -- which is why clean mode leaves it off.
+        (docs/paper.md §3) -- which is why clean mode leaves it off.
 
     Returns
     -------
@@ -161,7 +161,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def paper_rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """The authors' ``rgb2hsv``, applied to the *normalised* network input (paper mode, spec section 6).
+    """The authors' ``rgb2hsv``, applied to the *normalised* network input (paper mode, docs/paper.md §10).
 
     With ``max``/``min`` over channels and ``d = max - min + 1e-20``: V = max,
     S = (max - min + 1e-20) / (max + 1e-20), and H from the channel holding the minimum:

@@ -1,7 +1,7 @@
 """The catalogue of the twelve augmentations: names, parameters, bounds, identity values, constants.
 
 Bounds and constants follow the authors' ``augmentation_setting.py`` for 224 x 224 images
-(``authors-code-spec.md`` section 2.1).  Two deliberate departures:
+(``docs/paper.md`` §5).  Two deliberate departures:
 
 * hue's identity value is 0 (the authors recorded 1, which is not an identity and was never used);
 * parameters without a finite identity inside their range (blur sigma, erasing scale, ELB axes) still
@@ -10,7 +10,7 @@ Bounds and constants follow the authors' ``augmentation_setting.py`` for 224 x 2
 
 ``integer=True`` marks the parameters that the authors' Shapley and contrast samplers draw as discrete
 uniforms on ``[low, high)`` (upper bound exclusive): erasing centres, roll shifts, and the ELB axes and
-shifts (contrast sampler, spec 2.4).  The Sobol family draws every parameter continuously on
+shifts (contrast sampler, docs/paper.md §7).  The Sobol family draws every parameter continuously on
 ``[low, high]``; every op rounds such parameters to the nearest integer (half to even, like Python's
 ``round``), so both encodings reach the same images.
 """

@@ -9,12 +9,14 @@ stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import xarray as xr
 
+import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.core import loop
 from augsens.core.factors import Problem
 from augsens.core.methods import METHODS, Batch
@@ -23,7 +25,7 @@ from augsens.core.trajectories import DEFAULT_LEVELS
 
 __all__ = ["sobol", "shapley", "morris", "moments"]
 
-Function = Callable[[torch.Tensor], torch.Tensor]
+Function = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
 
 #: Default cap on the rows passed to ``f`` in one call.
 DEFAULT_BATCH_SIZE = 8192
@@ -35,21 +37,25 @@ DEFAULT_REPLICATES = 4
 
 def _check_common(
     f: Any, problem: Any, batch_size: Any, choices: dict[str, tuple[Any, tuple[Any, ...]]]
-) -> None:
+) -> Problem:
+    """The validated arguments' problem (a SALib problem dict becomes a :class:`Problem`)."""
     if not callable(f):
         raise TypeError(
-            f"f must be a callable taking values [B, k] and returning a Tensor [B, ...], got {f!r}"
+            f"f must be a callable taking values [B, k] and returning a Tensor or array [B, ...], got {f!r}"
         )
+    if isinstance(problem, Mapping):
+        problem = Problem.from_salib(problem)
     if not isinstance(problem, Problem):
         raise TypeError(
-            "problem must be an augsens Problem (e.g. Problem([Uniform('x', 0, 1)])), "
-            f"got {type(problem).__name__}"
+            "problem must be an augsens Problem (e.g. Problem([Uniform('x', 0, 1)])) or a SALib problem "
+            f"dict, got {type(problem).__name__}"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer (rows per call of f), got {batch_size!r}")
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not valid; choose one of {list(allowed)!r}")
+    return problem
 
 
 def _budget(
@@ -94,8 +100,12 @@ def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | No
         raise RuntimeError(
             f"f raised {type(exc).__name__} on a batch of {rows} rows of factor values: {exc}"
         ) from exc
+    if isinstance(
+        y, np.ndarray
+    ):  # a numpy function (SALib's test functions): its rows, on the values' device
+        y = torch.from_numpy(np.ascontiguousarray(y)).to(x.device)
     if not isinstance(y, torch.Tensor):
-        raise TypeError(f"f must return a torch.Tensor [B, *out], got {type(y).__name__}")
+        raise TypeError(f"f must return a torch.Tensor or numpy array [B, *out], got {type(y).__name__}")
     if y.dim() == 0 or y.shape[0] != rows:
         raise ValueError(
             f"f returned shape {tuple(y.shape)} for {rows} input rows: the first dim must be the batch "
@@ -142,7 +152,7 @@ def _estimate(
 
 def sobol(
     f: Function,
-    problem: Problem,
+    problem: Problem | Mapping[str, Any],
     *,
     n: int,
     seed: int = 0,
@@ -163,9 +173,11 @@ def sobol(
     ----------
     f : callable
         ``f(values)`` with ``values`` ``[B, k]`` float64 factor values (columns in ``problem`` order, on
-        ``device`` if given) returning a Tensor ``[B, *out]`` (any float dtype, any device).
-    problem : Problem
-        Independent factors and their groups; indices are reported per group.
+        ``device`` if given) returning a Tensor ``[B, *out]`` (any float dtype, any device) or a numpy
+        array (a function written for numpy takes ``values.numpy()``: ``lambda x: g(x.numpy())``).
+    problem : Problem or dict
+        Independent factors and their groups; indices are reported per group.  A SALib problem dict
+        (``names``, ``bounds``, optionally ``groups``) is read by :meth:`Problem.from_salib`.
     n : int
         Base samples; ``f`` is evaluated on ``n (D + 2)`` rows (``n (2D + 2)`` with ``second_order``).
         With a Sobol' design, ``n / replicates`` must be a power of 2, and at least
@@ -214,7 +226,8 @@ def sobol(
     ValueError
         ``n`` not usable by the design, a bad ``method`` / ``design``, ``f`` returning the wrong batch size.
     TypeError
-        ``f`` not callable or not returning a Tensor; ``problem`` not a :class:`Problem`.
+        ``f`` not callable or not returning a Tensor or array; ``problem`` neither a :class:`Problem` nor a
+        SALib problem dict.
 
     Notes
     -----
@@ -263,13 +276,21 @@ def sobol(
     >>> bool((ds["S1_conf"] < 0.01).all())  # 95 % half-widths over the 4 replicates
     True
 
+    The same with a SALib problem dict and SALib's numpy Ishigami function:
+
+    >>> from SALib.test_functions import Ishigami
+    >>> salib = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-math.pi, math.pi]] * 3}
+    >>> same = sobol(lambda x: Ishigami.evaluate(x.numpy()), salib, n=2**14, seed=0)
+    >>> bool(abs(same["S1"] - ds["S1"]).max() < 1e-12)
+    True
+
     With a precision target, rounds double ``n`` until the half-widths are small enough:
 
     >>> ds = sobol(ishigami, problem, n=1024, precision=0.02, seed=0)
     >>> ds.attrs["stop_reason"], ds.attrs["precision"] <= 0.02, ds.attrs["n"] > 1024
     ('precision reached', True, True)
     """
-    _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
+    problem = _check_common(f, problem, batch_size, {"method": (method, ("saltelli_2010", "janon_2014"))})
     return _estimate(
         "sobol",
         f,
@@ -291,7 +312,7 @@ def sobol(
 
 def shapley(
     f: Function,
-    problem: Problem,
+    problem: Problem | Mapping[str, Any],
     *,
     n: int,
     seed: int = 0,
@@ -384,7 +405,7 @@ def shapley(
     >>> [round(float(ds[name].sel(pair)), 2) for name in ("shapley_interaction", "S2")]
     [0.24, 0.24]
     """
-    _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
+    problem = _check_common(f, problem, batch_size, {"method": (method, ("exact", "permutation"))})
     return _estimate(
         f"shapley-{method}",
         f,
@@ -489,7 +510,7 @@ def morris(
 
 def moments(
     f: Function,
-    problem: Problem,
+    problem: Problem | Mapping[str, Any],
     *,
     n: int,
     seed: int = 0,
@@ -535,7 +556,7 @@ def moments(
     >>> ds["mean"].values.round(3), ds["var"].values.round(3)  # 1/2 and 1/12 for U(0, 1)
     (array([0.5, 1. ]), array([0.083, 0.333]))
     """
-    _check_common(f, problem, batch_size, {})
+    problem = _check_common(f, problem, batch_size, {})
     return _estimate(
         "moments", f, problem, n, batch_size=batch_size, device=device, seed=seed, design=design, dtype=dtype
     )

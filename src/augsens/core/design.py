@@ -246,13 +246,13 @@ class _Design(_Walk):
                 low, high = _nearest_powers_of_2(first)
                 raise ValueError(
                     f"The balance properties of Sobol' points require n to be a power of 2, got n={first}; "
-                    f"use n={low} or n={high}, or design='iid' ([study] design = \"iid\")"
+                    f"use n={low} or n={high}, or design='iid'"
                 )
             low, high = _nearest_powers_of_2(per)
             raise ValueError(
                 f"The balance properties of Sobol' points require n // replicates to be a power of 2, got "
                 f"n={first}, replicates={replicates} (n // replicates = {per}); use n={low * replicates} or "
-                f"n={high * replicates}, or design='iid' ([study] design = \"iid\")"
+                f"n={high * replicates}, or design='iid'"
             )
         least = MIN_QMC_POINTS.get(method, 0)
         if per < least and self._small_sample_warning:
@@ -260,7 +260,7 @@ class _Design(_Walk):
                 f"{per} points per replicate (n={first}, replicates={replicates}) is below {least}: with "
                 f"so few points the {method!r} design was measured to be less accurate than i.i.d. "
                 f"sampling (docs/statistics.md); use n >= {least * replicates}, fewer replicates, or "
-                "design='iid' ([study] design = \"iid\")",
+                "design='iid'",
                 QMCSmallSampleWarning,
                 stacklevel=_outside_augsens(),
             )
@@ -280,7 +280,7 @@ class _Design(_Walk):
         if method != "iid" and self._dims > qmc.Sobol.MAXDIM:
             raise ValueError(
                 f"a Sobol' design needs {self._dims} dimensions, scipy's Sobol' supports {qmc.Sobol.MAXDIM}; "
-                "use design='iid' ([study] design = \"iid\")"
+                "use design='iid'"
             )
         self._engines: dict[int, qmc.Sobol] = {}
         self._keys: dict[int, np.ndarray] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -358,3 +359,106 @@ class Problem:
         pairs = zip(self.group_names, self.group_members, strict=True)
         groups = {g: [self.names[i] for i in m] for g, m in pairs}
         return f"Problem({self.parameters!r}, groups={groups!r})"
+
+    @classmethod
+    def from_salib(cls, problem: Mapping[str, Any]) -> Problem:
+        """The problem described by a SALib problem dict.
+
+        Parameters
+        ----------
+        problem : mapping
+            SALib's format: ``names`` (k strings), ``bounds`` (k ``[low, high]`` pairs), optionally
+            ``num_vars`` (must equal k), ``groups`` (k group names, one per variable; groups are ordered
+            by first appearance, as SALib orders them) and ``dists`` (only ``"unif"``, SALib's default).
+
+        Returns
+        -------
+        Problem
+            One :class:`Uniform` per variable, grouped as ``groups`` says.
+
+        Raises
+        ------
+        ValueError
+            A missing or malformed key, a ``num_vars`` that disagrees with ``names``, a distribution
+            other than ``"unif"``.
+
+        Examples
+        --------
+        >>> p = Problem.from_salib({"num_vars": 3, "names": ["a", "b", "c"],
+        ...                         "bounds": [[0, 1], [0, 2], [-1, 1]], "groups": ["g", "g", "c"]})
+        >>> p.group_names, p["b"].bounds()
+        (['g', 'c'], (0.0, 2.0))
+        >>> Problem.from_salib(p.to_salib()).to_salib() == p.to_salib()
+        True
+        """
+        if not isinstance(problem, Mapping):
+            raise TypeError(f"a SALib problem is a dict, got {type(problem).__name__}")
+        unknown = sorted(set(problem) - {"num_vars", "names", "bounds", "groups", "dists", "outputs"})
+        missing = [key for key in ("names", "bounds") if key not in problem]
+        if missing or unknown:
+            raise ValueError(
+                f"a SALib problem dict needs 'names' and 'bounds' (optionally 'num_vars', 'groups', "
+                f"'dists'); missing {missing!r}, unknown {unknown!r}"
+            )
+        names = [str(n) for n in problem["names"]]
+        bounds = [list(b) for b in problem["bounds"]]
+        k = problem.get("num_vars", len(names))
+        for key, values in (
+            ("bounds", bounds),
+            ("groups", problem.get("groups")),
+            ("dists", problem.get("dists")),
+        ):
+            if values is not None and len(values) != len(names):
+                raise ValueError(f"SALib problem: {key!r} has {len(values)} entries for {len(names)} names")
+        if k != len(names):
+            raise ValueError(f"SALib problem: num_vars={k!r} but {len(names)} names")
+        dists = problem.get("dists") or ["unif"] * len(names)
+        other = sorted({d for d in dists if d != "unif"})
+        if other:
+            raise ValueError(
+                f"SALib problem: distributions {other!r} are not supported; augsens factors are uniform on "
+                "their bounds ('unif'), or give a Problem of augsens factors"
+            )
+        for name, b in zip(names, bounds, strict=True):
+            if len(b) != 2:
+                raise ValueError(f"SALib problem: bounds of {name!r} must be [low, high], got {b!r}")
+        params: list[Parameter] = [Uniform(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)]
+        groups: dict[str, list[str]] | None = None
+        if problem.get("groups") is not None:
+            groups = {}
+            for name, group in zip(names, problem["groups"], strict=True):
+                groups.setdefault(str(group), []).append(name)
+        return cls(params, groups=groups)
+
+    def to_salib(self) -> dict[str, Any]:
+        """This problem as a SALib problem dict (``num_vars``, ``names``, ``bounds``, ``groups``).
+
+        ``groups`` is given when some group is not a single parameter of the same name.
+
+        Raises
+        ------
+        ValueError
+            A parameter that is not :class:`Uniform` (SALib's ``"unif"``): switches, integers,
+            permutations, categories and images have no SALib counterpart.
+
+        Examples
+        --------
+        >>> Problem([Uniform("x", 0, 1), Uniform("y", -1, 1)]).to_salib()
+        {'num_vars': 2, 'names': ['x', 'y'], 'bounds': [[0.0, 1.0], [-1.0, 1.0]]}
+        """
+        other = [p.name for p in self.parameters if type(p) is not Uniform]
+        if other:
+            raise ValueError(
+                f"parameters {other!r} are not Uniform: a SALib problem describes uniform variables only"
+            )
+        out: dict[str, Any] = {
+            "num_vars": self.k,
+            "names": list(self.names),
+            "bounds": [list(p.bounds()) for p in self.parameters],
+        }
+        group_of = {
+            self.names[i]: g for g, m in zip(self.group_names, self.group_members, strict=True) for i in m
+        }
+        if any(group_of[n] != n for n in self.names):
+            out["groups"] = [group_of[n] for n in self.names]
+        return out

@@ -32,8 +32,8 @@ __all__ = ["PRECISION_RULE", "STOP_REASONS", "precision_of", "stop_reason", "def
 
 #: The summary of half-widths that a precision target bounds (recorded in results).
 PRECISION_RULE = (
-    "max over checkpoints of the 95th percentile, over output elements and factors with a finite "
-    "half-width, of the 95 % Student-t half-widths of ST and of S1 (Sobol) or the Shapley effect"
+    "the largest, over output arrays, of the 95th percentile over elements and factors with a finite "
+    "half-width of the 95 % Student-t half-widths of ST and of S1 (Sobol') or of the Shapley effect"
 )
 
 #: Why a run stopped: a fixed-size run uses the whole design ("n reached").

@@ -2,7 +2,7 @@
 
 Every image is decoded once (PIL, RGB), resized so its shorter side is 256 (bilinear, antialiased, as
 torchvision's ``Resize(256)`` on a PIL image) and centre-cropped to 224 x 224: the authors' pre-processing
-(``authors-code-spec.md`` 1.3) up to ``ToTensor``, whose float values are exactly ``uint8 / 255``.  So a uint8
+(``docs/paper.md`` §2) up to ``ToTensor``, whose float values are exactly ``uint8 / 255``.  So a uint8
 cache loses nothing, takes a quarter of the memory of float32, and :meth:`ImageCache.gather` reproduces
 ``ToTensor`` on the device.
 """
@@ -13,7 +13,13 @@ import os
 from collections.abc import Sequence
 
 import torch
-from PIL import Image
+
+from augsens.extras import missing_extra, require
+
+try:
+    from PIL import Image
+except ImportError as exc:  # pillow comes with augsens[vision]
+    raise missing_extra("PIL", "reading images") from exc
 
 from augsens.core.draws import splitmix64_torch, uniform_from_bits
 
@@ -40,7 +46,7 @@ def decode_image(path: str | os.PathLike) -> torch.Tensor:
 
 def decode_pil(img: Image.Image) -> torch.Tensor:
     """A PIL image as uint8 ``[3, 224, 224]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``."""
-    import torchvision.transforms.functional as TF
+    TF = require("torchvision.transforms.functional", purpose="decoding images")
 
     resized = TF.resize(
         img.convert("RGB"), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True
@@ -230,7 +236,7 @@ def redraw_within_class(
     """Paper mode: replace each row's image by another of the same class, drawn from ``(seed, row id)``.
 
     The authors re-drew the image within its class for every design row with a stateful sampler
-    (``authors-code-spec.md`` 13.1).  Here the draw is a counter-based hash: image ``floor(u n_c)`` of
+    (``docs/paper.md`` §13.2).  Here the draw is a counter-based hash: image ``floor(u n_c)`` of
     class ``c`` with ``u = splitmix64(splitmix64(seed) + (row_id + 1) * gamma) / 2^64``, so any row replays
     on its own, on any device, without state.
 

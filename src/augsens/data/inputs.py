@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+
+from augsens.extras import missing_extra, require
+
+try:
+    from PIL import Image
+except ImportError as exc:  # pillow comes with augsens[vision]
+    raise missing_extra("PIL", "reading images") from exc
 
 from augsens.errors import UserInputError
 
@@ -197,7 +203,7 @@ def _batch_tensor(x: torch.Tensor | np.ndarray, where: str = "images") -> torch.
         )
     if u8.shape[-2:] == (SIZE, SIZE):
         return u8.contiguous()
-    import torchvision.transforms.functional as TF
+    TF = require("torchvision.transforms.functional", purpose="decoding images")
 
     # the pre-processing of image files: shorter side to 256 (bilinear, antialiased), centre crop 224
     resized = TF.resize(u8, RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)

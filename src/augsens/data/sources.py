@@ -41,13 +41,13 @@ BUNDLED_PHOTOS: dict[str, tuple[str, str]] = {
 def _bundled_dir(package: str) -> Path:
     # The files sit in the installed package itself.  skimage's public loaders may fetch through pooch in
     # some versions, so the files are read directly and a missing one is skipped, never downloaded.
+    from augsens.extras import require
+
     if package == "skimage":
-        import skimage.data
-
-        return Path(getattr(skimage.data, "data_dir", Path(skimage.data.__file__).parent))
-    import sklearn.datasets
-
-    return Path(sklearn.datasets.__file__).parent / "images"
+        data = require("skimage.data", purpose="the bundled photos")
+        return Path(getattr(data, "data_dir", Path(data.__file__ or "").parent))
+    datasets = require("sklearn.datasets", purpose="the bundled photos")
+    return Path(datasets.__file__ or "").parent / "images"
 
 
 def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
@@ -126,7 +126,7 @@ def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]]]:
 
 
 def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
-    # The authors' rule (authors-code-spec.md 1.2): a fresh default_rng(seed) per class, permute that class's
+    # The authors' rule (docs/paper.md §2): a fresh default_rng(seed) per class, permute that class's
     # files, keep the first k, restore file order.  Reusing it picks the same ILSVRC subset as theirs.
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.permutation(len(files))[:per_class])

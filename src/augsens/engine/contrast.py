@@ -6,7 +6,7 @@ element the study reports
 
 * the paired **Wilcoxon signed-rank** test of the differences ``d = a(augmented) - a(original)`` with
   the authors' settings: zeros split between the signed rank sums ("zsplit"), continuity correction,
-  two-sided, normal approximation (``authors-code-spec.md`` section 4.2);
+  two-sided, normal approximation (``docs/paper.md`` §9);
 * the **matched-pairs rank-biserial** correlation ``(R+ - R-) / (n (n + 1) / 2)`` (Kerby 2014), signed;
 * the **point-biserial** correlation between group membership (original / augmented) and the activation;
 * Benjamini–Yekutieli adjusted p-values, really applied (the authors' correction was a no-op).
@@ -304,7 +304,7 @@ def contrast_study(
 
     def capture(x: torch.Tensor, ckpts: Sequence[str]) -> Mapping[str, torch.Tensor]:
         with torch.no_grad():
-            if mode == "paper":  # the authors' per-channel min-max rescale before normalisation (spec 1.4)
+            if mode == "paper":  # the authors' per-channel min-max rescale (docs/paper.md §3)
                 x = postprocess(x, model.mean, model.std, minmax=True)
                 return model.capture(x, checkpoints=list(ckpts), normalized=True)
             return model.capture(x, checkpoints=list(ckpts))

@@ -16,7 +16,7 @@ Switch models
     default): the index of an augmentation then measures "applying it at all, with random parameters".
 ``"nonparametric"``
     Only augmentations without parameters (sharpness, grayscale, hflip) have a switch; parametric ones
-    are always applied (the authors' Sobol family, ``authors-code-spec.md`` 2.4).
+    are always applied (the authors' Sobol family, ``docs/paper.md`` §7).
 ``"none"``
     Every augmentation is always applied.
 """

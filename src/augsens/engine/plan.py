@@ -60,7 +60,7 @@ def plan(config: StudyConfig, partitions: Sequence[Sequence[int]], device: torch
     sc = config.study
     switches = sc.switches
     if switches == "default":
-        # the authors' switch models per family (spec 2.4); clean mode switches every augmentation
+        # the authors' switch models per family (docs/paper.md §7); clean mode switches every augmentation
         switches = "nonparametric" if (sc.mode == "paper" and sc.kind in ("sobol", "moments")) else "all"
     factors = AugmentationFactors(
         sc.augmentations if isinstance(sc.augmentations, str) else list(sc.augmentations),

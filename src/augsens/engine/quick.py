@@ -122,6 +122,9 @@ def study(
     resume: bool | Literal["auto"] = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    ray: str | None = None,
+    workers: int | None = None,
+    shards: int | None = None,
     **options: Any,
 ) -> xr.DataTree:
     """Run an augmentation study and return its results tree.
@@ -161,6 +164,14 @@ def study(
         Replace results of a different study already in ``out`` (otherwise that is refused).
     progress : bool, default True
         Show a progress bar (in a terminal or a Jupyter notebook).
+    ray : str, optional
+        Run on a Ray cluster (:func:`augsens.engine.distributed.run_distributed`; ``augsens[ray]``):
+        ``"local"`` (a cluster started on this machine), ``"auto"`` (the cluster this machine belongs to) or
+        an address such as ``"ray://head:10001"``.  Workers build the study from its config, so ``model``
+        is a registry name or ``"package.module:factory"``, ``images`` is ``"bundled"`` or a folder that
+        every worker can read, and ``out`` is required.
+    workers, shards : int, optional
+        Ray workers (default: every GPU, else every CPU) and shards (default: 4 per worker).
     **options
         Any other key of the study config, by its name (``replicates=4``, ``batch_size=32``,
         ``weights="random"``, ``mode="paper"``, a precision target where the config has one) or as
@@ -206,6 +217,19 @@ def study(
         )
     cache, source = _images(images)
     config = _config(model_name, source, given)
+    if ray is not None:
+        return _on_ray(
+            config,
+            model,
+            cache,
+            out,
+            ray,
+            workers,
+            shards,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
     from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
@@ -239,6 +263,39 @@ def study(
     return run_study(
         config, out, model=loaded, images=cache, resume=resume, overwrite=overwrite, progress=progress
     )
+
+
+def _on_ray(
+    config: StudyConfig,
+    model: Any,
+    cache: Any,
+    out: str | os.PathLike | None,
+    address: str,
+    workers: int | None,
+    shards: int | None,
+    *,
+    resume: bool | Literal["auto"],
+    overwrite: bool,
+    progress: bool,
+) -> xr.DataTree:
+    """``study(..., ray=address)``: the checks of ``augsens run --ray``, then the distributed run."""
+    if not isinstance(model, str) or cache is not None:
+        raise UserInputError(
+            "a Ray run rebuilds the study on every worker from its config: give the model as a registry "
+            "name or 'package.module:factory' and the images as 'bundled' or a folder (not objects in memory)"
+        )
+    if out is None:
+        raise UserInputError("a Ray run writes its results to a folder: pass out=...")
+    if resume is True:
+        raise UserInputError("resume=True cannot be combined with ray=... (failed shards are retried)")
+    if config.study.kind == "contrast":
+        raise UserInputError('kind="contrast" runs in one process: drop ray=...')
+    from augsens.engine.distributed import run_distributed
+    from augsens.preflight import check_paths, prepare_out
+
+    check_paths(config)
+    prepare_out(Path(out), resume=False, overwrite=overwrite)
+    return run_distributed(config, out, address=address, workers=workers, shards=shards, progress=progress)
 
 
 def _images(images: Any) -> tuple[Any, str]:

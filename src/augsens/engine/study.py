@@ -41,9 +41,13 @@ __all__ = ["Study", "StudyInterrupted", "StudyState", "resolve_device", "STATE_N
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is checked and returned."""
+    """``"auto"`` -> CUDA when available, else Apple's MPS when available, else CPU; anything else is checked
+    and returned."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
@@ -52,6 +56,10 @@ def resolve_device(device: str) -> torch.device:
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError(f"[run] device = {device!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserInputError(
+            f"[run] device = {device!r} but Apple's MPS is not available; use 'cpu' or 'auto'"
+        )
     return dev
 
 

@@ -25,9 +25,10 @@ def imagenet_categories() -> list[str]:
 
     Read from torchvision's ``AlexNet_Weights.IMAGENET1K_V1.meta`` (no download).
     """
-    from torchvision.models import AlexNet_Weights
+    from augsens.extras import require
 
-    return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
+    weights = require("torchvision.models", purpose="the ImageNet class names")
+    return list(weights.AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def _strip_places_prefix(name: str) -> str:

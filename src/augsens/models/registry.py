@@ -7,7 +7,7 @@
 - ``alexnet_places365``, ``resnet18_places365``: torchvision, 365 classes, weights ``"places365"`` = CSAIL's
   ``<name>.pth.tar`` in the torch hub cache.
 
-The checkpoints of the paper networks are the authors' (``authors-code-spec.md`` section 1.5).
+The checkpoints of the paper networks are the authors' (``docs/paper.md`` §4).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from augsens.extras import require
 
 __all__ = ["ModelSpec", "MODELS", "available_models", "seeded_build", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -47,7 +49,7 @@ class ModelSpec:
 
 def _torchvision(arch: str, num_classes: int) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
-        import torchvision.models as tvm
+        tvm = require("torchvision.models", purpose=f"model {arch!r}")
 
         # weights=None: torchvision never downloads; the caller loads the state dict itself.
         return getattr(tvm, arch)(weights=None, num_classes=num_classes)
@@ -56,16 +58,18 @@ def _torchvision(arch: str, num_classes: int) -> Callable[[], nn.Module]:
 
 
 def _lite0() -> nn.Module:
-    import timm
-
+    timm = require("timm", purpose="model 'efficientnet_lite0' (the embedded default)")
     return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
 
 
-def _hub_name(enum_name: str) -> str:
-    import torchvision.models as tvm
-
-    url = getattr(tvm, enum_name).IMAGENET1K_V1.url
-    return url.rsplit("/", 1)[-1]
+# File names of torchvision's IMAGENET1K_V1 weights in the torch hub cache (the basename of each weights
+# enum's url; tests/models checks them against torchvision), written out so that listing the models does not
+# need torchvision installed.
+_HUB_FILES = {
+    "alexnet": "alexnet-owt-7be5be79.pth",
+    "vgg11": "vgg11-8a719046.pth",
+    "resnet18": "resnet18-f37072fd.pth",
+}
 
 
 _ALEXNET = ("features.2", "features.5", "features.7", "features.9", "avgpool",
@@ -88,17 +92,17 @@ def _specs() -> dict[str, ModelSpec]:
         ),
         "alexnet": ModelSpec(
             "alexnet", _torchvision("alexnet", 1000), 1000, _ALEXNET, "classifier.6", "imagenet",
-            {"imagenet": (_hub_name("AlexNet_Weights"), "alexnet-owt-4df8aa71.pth")},
+            {"imagenet": (_HUB_FILES["alexnet"], "alexnet-owt-4df8aa71.pth")},
             description="torchvision AlexNet, ILSVRC-2012",
         ),
         "vgg11": ModelSpec(
             "vgg11", _torchvision("vgg11", 1000), 1000, _VGG11, "classifier.6", "imagenet",
-            {"imagenet": (_hub_name("VGG11_Weights"), "vgg11-bbd30ac9.pth")},
+            {"imagenet": (_HUB_FILES["vgg11"], "vgg11-bbd30ac9.pth")},
             description="torchvision VGG11 (no batch norm), ILSVRC-2012",
         ),
         "resnet18": ModelSpec(
             "resnet18", _torchvision("resnet18", 1000), 1000, _RESNET18, "fc", "imagenet",
-            {"imagenet": (_hub_name("ResNet18_Weights"), "resnet18-5c106cde.pth")},
+            {"imagenet": (_HUB_FILES["resnet18"], "resnet18-5c106cde.pth")},
             description="torchvision ResNet18, ILSVRC-2012",
         ),
         "alexnet_places365": ModelSpec(
@@ -120,11 +124,12 @@ MODELS: dict[str, ModelSpec] = _specs()
 def available_models() -> list[str]:
     """Names accepted by :func:`augsens.models.load` (besides ``"package.module:factory"`` and modules).
 
-    Examples
-    --------
-    >>> from augsens.models import available_models
-    >>> available_models()
-    ['alexnet', 'alexnet_places365', 'efficientnet_lite0', 'resnet18', 'resnet18_places365', 'vgg11']
+        Examples
+        --------
+        >>> from augsens.extras import require
+    from augsens.models import available_models
+        >>> available_models()
+        ['alexnet', 'alexnet_places365', 'efficientnet_lite0', 'resnet18', 'resnet18_places365', 'vgg11']
     """
     return sorted(MODELS)
 

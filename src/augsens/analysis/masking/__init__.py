@@ -3,7 +3,7 @@
 For a sensitivity measure (``S1``, ``ST`` or ``shapley``) and a factor ``v``, the map of ``v`` at each
 convolutional checkpoint becomes a multiplicative mask of that checkpoint's output.  All checkpoints
 are masked at once, through forward hooks.  Seventeen configurations per (measure, factor), as in the
-paper's experiment 3a (``authors-code-spec.md`` section 7):
+paper's experiment 3a (``docs/paper.md`` §11):
 
 * **quantile masks** (15): activations whose sensitivity is at or above the ``q``-quantile of the
   checkpoint's whole map are multiplied by ``alpha``, the others are left alone;

@@ -3,7 +3,7 @@
 Its design is :class:`augsens.core.design.SongShapleyDesign`; the method that pairs them is
 :class:`augsens.core.methods.song.SongShapley`.
 
-Song, Nelson & Staum (2016), random-permutation version, as in ``authors-code-spec.md`` 4.5: for each of
+Song, Nelson & Staum (2016), random-permutation version, as in ``docs/paper.md`` §8: for each of
 ``Np`` random permutations ``π`` of the players and each position ``i``, hold the players after ``i``
 fixed at ``No`` outer draws, re-draw the players ``π[:i+1]`` ``Ni`` times (inner draws), and take the cost
 
