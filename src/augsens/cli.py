@@ -63,9 +63,10 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from augsens.interrupts import StudyInterrupted, signal_label, sigterm_interrupts
+        from augsens.wording import cli_words
 
         try:
-            with sigterm_interrupts():
+            with sigterm_interrupts(), cli_words():
                 return fn(*args, **kwargs)
         except StudyInterrupted as exc:
             _say("yellow", str(exc))
@@ -127,7 +128,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 @_friendly
 def run(
     config: Annotated[Path, typer.Argument(help="Study config (TOML).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Results folder.")],
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run (results or unfinished state) that --out holds.")
@@ -146,7 +147,7 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
-    from augsens.preflight import check_paths, prepare_out
+    from augsens.preflight import check_paths
 
     # everything that can be checked without torch is checked first, so a mistake answers in a second
     cfg = load_config(config, overrides=_overrides(set_ or []))
@@ -160,20 +161,46 @@ def run(
             'a kind = "contrast" study runs in one process: drop --ray (its element blocks are passes '
             "over the images, not shards)"
         )
-    created = prepare_out(out, resume=resume, overwrite=overwrite)
-    try:
-        if ray is not None:
-            from augsens.engine.distributed import run_distributed
+    from augsens.outlock import own_out
 
-            run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
-        else:
-            from augsens.engine.quick import run_study
+    with own_out(out):  # refuses a folder another run writes into, before anything is written
+        _run_into(
+            cfg,
+            Path(out),
+            resume=resume,
+            overwrite=overwrite,
+            report=report,
+            quiet=quiet,
+            ray=ray,
+            workers=workers,
+            shards=shards,
+        )
 
-            run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a folder this call created and nothing went into: leave no trace
-        raise
+
+def _run_into(
+    cfg: Any,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    report: bool,
+    quiet: bool,
+    ray: str | None,
+    workers: int | None,
+    shards: int | None,
+) -> None:
+    """The body of ``augsens run`` once it holds ``out``."""
+    from augsens.preflight import prepare_out
+
+    prepare_out(out, resume=resume, overwrite=overwrite)
+    if ray is not None:
+        from augsens.engine.distributed import run_distributed
+
+        run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
+    else:
+        from augsens.engine.quick import run_study
+
+        run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     try:
         console.print(f"results: {escape(str(out / 'results.zarr'))}")
         if report:

@@ -10,7 +10,7 @@ import xarray as xr
 
 from augsens.core.precision import PRECISION_RULE, precision_of
 from augsens.engine.aggregates import named_aggregates
-from augsens.engine.state import StudyState
+from augsens.engine.state import StudyState, run_segment
 from augsens.results import versions
 
 if TYPE_CHECKING:
@@ -68,6 +68,11 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
             "elapsed_s": round(state.elapsed, 3),
             "forwards_per_s": round(forwards / max(state.elapsed, 1e-9), 2),
             "device": str(study.device),
+            # one entry per start or resume: the first base sample and the batch size, device and
+            # layout used from there (the settings a resume may change)
+            "run_history": json.dumps(
+                state.history or [run_segment(0, study.config.to_dict()["run"], str(study.device))]
+            ),
             "images": len(study.images),
             "skipped_images": len(getattr(study.images, "skipped", [])),
             "skipped_files": json.dumps([s[0] for s in getattr(study.images, "skipped", [])]),

@@ -30,9 +30,10 @@ from augsens.augment import compose, postprocess
 from augsens.core import loop
 from augsens.core.methods import Batch
 from augsens.core.precision import precision_of, stop_reason
-from augsens.engine.state import StudyState
+from augsens.engine.state import StudyState, run_segment
 from augsens.errors import is_out_of_memory
 from augsens.interrupts import StudyInterrupted, deferred_signals
+from augsens.outlock import own_out
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import write_results
@@ -129,10 +130,20 @@ def round_check(study: Study, state: StudyState, elapsed: float | None = None) -
 def run(
     study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
 ) -> xr.DataTree | None:
-    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling."""
+    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling, in an
+    output folder this run holds (:func:`augsens.outlock.own_out`)."""
+    with own_out(out):
+        return _run(study, out, resume=resume, overwrite=overwrite, stop_after=stop_after)
+
+
+def _run(
+    study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
+) -> xr.DataTree | None:
     state_path = out / STATE_DIR / STATE_NAME
     prepare_out(out, resume=resume, overwrite=overwrite)
     state = study._load_state(state_path) if resume else study.new_state()
+    # what this (re)start uses of the settings a resume may change: the results list every one
+    state.history.append(run_segment(state.position, study.config.to_dict()["run"], str(study.device)))
     n, R = study.plan.n, study.plan.rows
     target = study.config.study.precision or None
     ends = study.round_ends
