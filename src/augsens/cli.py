@@ -1,5 +1,5 @@
-"""Command line: ``augsens demo | run | report | compare | info | gallery | mask | contrast | correlation |
-lda | segments``.
+"""Command line: ``augsens demo | run | report | verify | compare | info | gallery | mask | contrast |
+correlation | lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
 checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
@@ -267,6 +267,41 @@ def report(
 
 @app.command()
 @_friendly
+def verify(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results folders, or folders of results folders (one or more).")
+    ],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Only check that every node, variable and file is there.")
+    ] = False,
+) -> None:
+    """Check results against the manifest written with them: nodes, variables, shapes, files, checksums."""
+    from augsens.manifest import check_tree, verify_store
+    from augsens.results import RESULTS_NAME, find_results, open_results, unfinished_run
+
+    for folder in results:
+        found = find_results(folder)
+        if not found:
+            raise MissingFileError(
+                f"no augsens results under {str(folder)!r} (expected {RESULTS_NAME} in it or its "
+                f"sub-folders).{unfinished_run(folder)}"
+            )
+        for d in found:
+            files = verify_store(d / RESULTS_NAME, full=not quick)
+            tree = open_results(d, verify="none")
+            check_tree(tree, d / RESULTS_NAME)
+            if not files:  # written before manifests: reading every value is the check left
+                tree.load()
+                console.print(
+                    f"ok: {escape(str(d))} opens and reads (no manifest: written by an earlier augsens)"
+                )
+                continue
+            how = "sizes" if quick else "sizes and checksums"
+            console.print(f"ok: {escape(str(d))} ({len(tree.children)} nodes, {files} files, {how} match)")
+
+
+@app.command()
+@_friendly
 def compare(
     results: Annotated[
         list[Path], typer.Argument(help="Two or more results folders (or folders of results folders).")
@@ -372,12 +407,16 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
 
 def _results_exist(paths: list[Path]) -> None:
     """Name a results folder that is not there before the analysis stack (seconds of imports) loads."""
+    from augsens.results import is_results_dir, unfinished_run
+
     for p in paths:
-        if not (p / "results.zarr").is_dir():
+        if not is_results_dir(p):
             what = (
                 "does not exist" if not p.exists() else "is not an augsens results folder (no results.zarr)"
             )
-            raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
+            raise MissingFileError(
+                f"{str(p)!r} {what}: pass the --out folder of a finished run.{unfinished_run(p)}"
+            )
 
 
 def _csv(text: str | None) -> list[str] | None:

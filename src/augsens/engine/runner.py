@@ -30,6 +30,15 @@ from augsens.augment import compose, postprocess
 from augsens.core import loop
 from augsens.core.methods import Batch
 from augsens.core.precision import precision_of, stop_reason
+from augsens.engine.space import (
+    DiskFullError,
+    check_room,
+    free_bytes,
+    is_disk_full,
+    size,
+    state_nbytes,
+    tree_nbytes,
+)
 from augsens.engine.state import StudyState, run_segment
 from augsens.errors import is_out_of_memory
 from augsens.interrupts import StudyInterrupted, deferred_signals
@@ -37,6 +46,7 @@ from augsens.outlock import own_out
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import write_results
+from augsens.wording import option
 
 if TYPE_CHECKING:
     from augsens.engine.study import Study
@@ -141,7 +151,10 @@ def _run(
 ) -> xr.DataTree | None:
     state_path = out / STATE_DIR / STATE_NAME
     prepare_out(out, resume=resume, overwrite=overwrite)
+    need = state_nbytes(study)
+    check_room(out, need)  # before the first forward: a run that cannot save its state does not start
     state = study._load_state(state_path) if resume else study.new_state()
+    saved_at = state.position if resume else None  # base samples in the last good state on disk
     # what this (re)start uses of the settings a resume may change: the results list every one
     state.history.append(run_segment(state.position, study.config.to_dict()["run"], str(study.device)))
     n, R = study.plan.n, study.plan.rows
@@ -152,8 +165,24 @@ def _run(
     t0 = time.monotonic() - state.elapsed
 
     def save() -> None:
+        nonlocal saved_at
         state.elapsed = time.monotonic() - t0
-        study._save_state(state_path, state)
+        try:
+            study._save_state(state_path, state)  # removes its partial file when it fails
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            kept = (
+                f"the last good state ({saved_at} of {n} base samples) is kept in {str(state_path)!r}. "
+                f"Free at least {size(need)} and run the same command with {option('resume')}"
+                if saved_at is not None
+                else f"no state had been saved yet. Free at least {size(need)} and run it again"
+            )
+            raise DiskFullError(
+                f"no space left on the device of {str(out)!r} to save the run's state ({size(need)} "
+                f"needed, {size(free_bytes(out))} free): the partial file was removed and {kept}"
+            ) from exc
+        saved_at = state.position
 
     def round_end(position: int) -> int:
         return next(e for e in ends if e > position) if position < n else n
@@ -208,7 +237,18 @@ def _run(
             tree = study.finalize(state)
             if pending():
                 raise KeyboardInterrupt
-            written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+            try:
+                written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise DiskFullError(
+                    f"no space left on the device of {str(out)!r} to write the results (up to "
+                    f"{size(tree_nbytes(tree))} uncompressed, {size(free_bytes(out))} free): the partial "
+                    f"results were removed and all {n} base samples are saved in {str(state_path)!r}. "
+                    f"Free space and run the same command with {option('resume')} to write them (no "
+                    "forward pass is repeated)"
+                ) from exc
         except KeyboardInterrupt as exc:
             signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
             raise StudyInterrupted(state_path, state.position, n, signum=signum, phase="finalising") from None

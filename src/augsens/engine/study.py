@@ -153,7 +153,15 @@ class Study:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         # the fingerprint goes only into files: a resumed run must read the same images and weights
-        torch.save({**self.export_state(state), "fingerprint": self.fingerprint()}, tmp)
+        blob = {**self.export_state(state), "fingerprint": self.fingerprint()}
+        try:
+            # through a Python file, so that a full disk surfaces as OSError(ENOSPC), not as the C++
+            # writer's "iostream error"
+            with open(tmp, "wb") as f:
+                torch.save(blob, f)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a partial file filling the disk
+            raise
         os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
 
     def _load_state(self, path: Path) -> StudyState:
