@@ -40,7 +40,8 @@ def option(name: str, value: str = "True") -> str:
     name : str
         The Python keyword (``"resume"``, ``"out"``); the flag is ``--`` + the name with ``-`` for ``_``.
     value : str, default "True"
-        The value shown after ``=`` in the Python form; ``""`` for an option that takes a path or name.
+        The value shown after ``=`` in the Python form (and after the flag, unless ``"True"``); ``""`` for
+        an option whose value the sentence gives.
 
     Returns
     -------
@@ -49,11 +50,12 @@ def option(name: str, value: str = "True") -> str:
 
     Examples
     --------
-    >>> option("resume"), option("out", "")
-    ('resume=True (--resume)', 'out= (--out)')
+    >>> option("resume"), option("out", ""), option("out", "FILE")
+    ('resume=True (--resume)', 'out= (--out)', 'out=FILE (--out FILE)')
     >>> with cli_words():
     ...     option("resume")
     '--resume'
     """
     flag = "--" + name.replace("_", "-")
-    return flag if _CLI.get() else f"{name}={value} ({flag})"
+    cli = flag if value in ("True", "") else f"{flag} {value}"  # a placeholder goes after the flag
+    return cli if _CLI.get() else f"{name}={value} ({cli})"

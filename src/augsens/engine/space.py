@@ -71,10 +71,14 @@ def state_nbytes(study: Study) -> int:
     return _tensor_bytes(export_state(state, "")) + _STATE_OVERHEAD
 
 
-def tree_nbytes(tree: xr.DataTree) -> int:
-    """Uncompressed bytes of every variable of ``tree`` (an upper bound of its Zarr store)."""
+def tree_nbytes(tree: xr.DataTree, block: int = 4096) -> int:
+    """Bytes that writing ``tree`` to Zarr may take: every variable uncompressed, plus a filesystem
+    ``block`` for each of its three files at least (data, ``.zarray``, ``.zattrs``), which is what
+    small maps cost on disk."""
     return sum(
-        int(v.nbytes) for node in tree.subtree for v in node.to_dataset(inherit=False).variables.values()
+        int(v.nbytes) + 3 * block
+        for node in tree.subtree
+        for v in node.to_dataset(inherit=False).variables.values()
     )
 
 
