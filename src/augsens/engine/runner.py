@@ -30,6 +30,7 @@ from augsens.augment import compose, postprocess
 from augsens.core import loop
 from augsens.core.methods import Batch
 from augsens.core.precision import precision_of, stop_reason
+from augsens.engine.results import warn_no_data
 from augsens.engine.space import (
     DiskFullError,
     check_room,
@@ -255,6 +256,7 @@ def _run(
         state_path.unlink()
         with contextlib.suppress(OSError):
             state_path.parent.rmdir()
+        warn_no_data(tree, stacklevel=5)  # the results are safe; a checkpoint without data is named
         if pending():
             raise StudyInterrupted(
                 state_path, state.position, n, signum=pending(), phase="written", results=written
