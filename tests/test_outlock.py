@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,35 @@ def test_empty_out_is_refused_in_the_callers_words(tmp_path, monkeypatch):
     code, output, _ = run_inprocess(["run", str(tiny_config(tmp_path)), "--out", "", "-q"])
     assert code == 2 and "--out is empty" in output, output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]  # nothing written into the cwd
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_leaves_a_stale_lock_that_resume_takes_over_with_equal_results(tmp_path):
+    import numpy as np
+
+    from augsens.results import open_results
+    from cli_battery import full_run
+
+    cfg = tiny_config(tmp_path, n=128, extra="checkpoint_every = 0.0\n")  # a save after every batch
+    full_run(cfg, tmp_path / "whole")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    cli = "import sys; from augsens.cli import app; sys.argv[0] = 'augsens'; app()"
+    argv = [sys.executable, "-c", cli, "run", str(cfg), "--out", str(out), "-q", "--no-report"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "state" / "state.pt"
+    while proc.poll() is None and not state.is_file():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.is_file() and not (out / "results.zarr").exists(), "the run ended before the kill"
+    assert lock_holder(out)["pid"] == proc.pid  # the lock file of the dead run is still there
+    code, output, escaped = run_inprocess(
+        ["run", str(cfg), "--out", str(out), "--resume", "-q", "--no-report"]
+    )
+    assert (code, escaped) == (0, False), output
+    assert not (out / LOCK_NAME).exists()
+    a, b = open_results(out), open_results(tmp_path / "whole")
+    for node in a.children:
+        for v in ("S1", "ST", "mean", "var"):
+            np.testing.assert_array_equal(a[node].dataset[v].values, b[node].dataset[v].values)

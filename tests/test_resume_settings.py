@@ -76,3 +76,17 @@ def test_resume_may_change_batch_size_and_layout_and_records_them(inputs, tmp_pa
         # fp32 forwards: another batch split may move the last bits of a matmul, not more
         tol = 10 * torch.finfo(torch.float32).eps
         np.testing.assert_allclose(resumed[c].dataset["ST"], whole[c].dataset["ST"], rtol=tol, atol=tol)
+
+
+def test_the_cli_names_the_changed_dtype_in_its_own_words(tmp_path):
+    from augsens.config import load_config
+    from cli_battery import run_inprocess, tiny_config
+
+    cfg = tiny_config(tmp_path, n=16)
+    assert Study(load_config(cfg), progress=False).run(tmp_path / "o", stop_after=4) is None
+    argv = ["run", str(cfg), "--out", str(tmp_path / "o"), "--resume", "-q", "--set", 'run.dtype="bfloat16"']
+    code, output, escaped = run_inprocess(argv)
+    assert (code, escaped) == (2, False), output
+    assert 'run.dtype: "float32" -> "bfloat16"' in output and "--overwrite" in output
+    assert "overwrite=True" not in output
+    assert (tmp_path / "o" / "state" / "state.pt").is_file()

@@ -171,7 +171,7 @@ def check_tree(tree: xr.DataTree, store: Path) -> None:
         if name and name not in tree.children:
             problems.append(f"checkpoint node {name!r} is missing")
             continue
-        ds = (tree[name] if name else tree).to_dataset(inherit=False)
+        ds = (tree.children[name] if name else tree).to_dataset(inherit=False)
         for var, shape in variables.items():
             if var not in ds.variables:
                 problems.append(f"variable {var!r} of node {name or '/'!r} is missing")

@@ -94,7 +94,6 @@ def _open_locked(path: Path) -> int:
 
 
 def _acquire(out: Path) -> _Held:
-    check_out_path(out)
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
