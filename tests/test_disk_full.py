@@ -4,6 +4,7 @@ with the last good state kept, no partial file left, and a message saying how mu
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +21,13 @@ from augsens.models import load
 from augsens.testing import tiny_cnn
 
 
-def _study() -> Study:
+def _study(**run) -> Study:
     gen = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (3, 3, 224, 224), generator=gen, dtype=torch.uint8)
     cfg = StudyConfig.from_dict(
         {
             "study": {"kind": "sobol", "augmentations": ["hflip", "brightness"], "n": 8, "replicates": 2},
-            "run": {"device": "cpu", "batch_size": 4},
+            "run": {"device": "cpu", "batch_size": 4, **run},
         }
     )
     images = ImageCache(x, torch.zeros(3), ["synthetic"], ["a", "b", "c"])
@@ -62,26 +63,55 @@ def test_a_run_whose_state_cannot_fit_is_refused_before_it_starts(tmp_path, monk
     assert calls == [] and not (tmp_path / "o").exists()  # no forward, no folder left
 
 
-def test_enospc_saving_the_state_keeps_the_last_good_one(tmp_path, monkeypatch, whole):
+def _full_disk_save(obj, f, *args, **kwargs):
+    f.write(b"x" * 1000)  # part of the file is written, then the disk is full
+    raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from _enospc()
+
+
+def _full_disk_zarr(self, store, *args, **kwargs):
+    Path(store).mkdir(parents=True, exist_ok=True)
+    (Path(store) / "partial").write_bytes(b"x" * 1000)
+    raise _enospc()
+
+
+@pytest.fixture
+def stopped(tmp_path):
+    """A run stopped after 4 of its 8 base samples, and its saved state's bytes."""
     out = tmp_path / "o"
     assert _study().run(out, stop_after=4) is None
+    return out, (out / "state" / "state.pt").read_bytes()
+
+
+def test_enospc_in_a_periodic_save_keeps_the_last_good_state(stopped, monkeypatch, whole):
+    out, good = stopped
+    with monkeypatch.context() as m:
+        m.setattr(study_module.torch, "save", _full_disk_save)
+        with pytest.raises(DiskFullError, match=r"last good state \(4 of 8 base samples\) is kept") as info:
+            _study(checkpoint_every=0.001).run(out, resume=True)  # a save after every batch
+    assert "resume=True (--resume)" in str(info.value) and "the partial file was removed" in str(info.value)
     state = out / "state" / "state.pt"
-    good = state.read_bytes()
-    real_save = torch.save
-
-    def full_disk(obj, f, *args, **kwargs):
-        f.write(b"x" * 1000)  # part of the file is written, then the disk is full
-        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from _enospc()
-
-    monkeypatch.setattr(study_module.torch, "save", full_disk)
-    with pytest.raises(DiskFullError, match=r"last good state \(4 of 8 base samples\) is kept") as info:
-        _study().run(out, resume=True)  # every forward runs, then the final save fails
-    assert "resume=True (--resume)" in str(info.value)
     assert state.read_bytes() == good and not state.with_suffix(".tmp").exists()
-    assert not (out / "results.zarr").exists()
-    monkeypatch.setattr(study_module.torch, "save", real_save)
     resumed = _study().run(out, resume=True)
     np.testing.assert_array_equal(resumed["fc"].dataset["ST"], whole["fc"].dataset["ST"])
+
+
+def test_no_room_for_the_final_state_writes_the_results_instead(stopped, monkeypatch, whole):
+    out, _ = stopped
+    monkeypatch.setattr(study_module.torch, "save", _full_disk_save)
+    tree = _study().run(out, resume=True)  # every forward runs, the state does not fit, the results do
+    np.testing.assert_array_equal(tree["fc"].dataset["ST"], whole["fc"].dataset["ST"])
+    assert sorted(p.name for p in out.iterdir()) == ["results.zarr"]
+
+
+def test_no_room_for_state_nor_results_keeps_the_last_good_state(stopped, monkeypatch):
+    out, good = stopped
+    monkeypatch.setattr(study_module.torch, "save", _full_disk_save)
+    monkeypatch.setattr(xr.DataTree, "to_zarr", _full_disk_zarr)
+    with pytest.raises(DiskFullError, match=r"\(4 of 8 base samples\) is kept.*failed too"):
+        _study().run(out, resume=True)
+    assert sorted(p.name for p in out.iterdir()) == ["state"]  # no partial results, no partial state
+    assert (out / "state" / "state.pt").read_bytes() == good
+    assert [p.name for p in (out / "state").iterdir()] == ["state.pt"]
 
 
 def test_enospc_writing_the_results_keeps_every_sample(tmp_path, monkeypatch, whole):

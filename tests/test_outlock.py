@@ -114,7 +114,7 @@ def test_kill_9_mid_run_leaves_a_stale_lock_that_resume_takes_over_with_equal_re
     from augsens.results import open_results
     from cli_battery import full_run
 
-    cfg = tiny_config(tmp_path, n=128, extra="checkpoint_every = 0.0\n")  # a save after every batch
+    cfg = tiny_config(tmp_path, n=128, extra="checkpoint_every = 0.001\n")  # a save after every batch
     full_run(cfg, tmp_path / "whole")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}

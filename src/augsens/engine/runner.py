@@ -165,6 +165,8 @@ def _run(
     last_save = time.monotonic()
     t0 = time.monotonic() - state.elapsed
 
+    unsaved: DiskFullError | None = None  # the final save found no room (see below)
+
     def save() -> None:
         nonlocal saved_at
         state.elapsed = time.monotonic() - t0
@@ -222,7 +224,10 @@ def _run(
                     advance(0, precision=state.precision)
             # every sample is done: keep them on disk until the results are, so that a stop while
             # the results are assembled or written loses no forward pass
-            save()
+            try:
+                save()
+            except DiskFullError as exc:
+                unsaved = exc  # no room for the state: the results, often smaller, may still fit
         except KeyboardInterrupt as exc:
             if not study._updating:
                 save()
@@ -243,6 +248,11 @@ def _run(
             except Exception as exc:
                 if not is_disk_full(exc):
                     raise
+                if unsaved is not None:
+                    raise DiskFullError(
+                        f"{unsaved}. Writing the results instead (up to {size(tree_nbytes(tree))} "
+                        "uncompressed) failed too, and its partial files were removed"
+                    ) from exc
                 raise DiskFullError(
                     f"no space left on the device of {str(out)!r} to write the results (up to "
                     f"{size(tree_nbytes(tree))} uncompressed, {size(free_bytes(out))} free): the partial "
@@ -251,9 +261,11 @@ def _run(
                     "forward pass is repeated)"
                 ) from exc
         except KeyboardInterrupt as exc:
+            if unsaved is not None:  # the samples were not saved: say what was kept
+                raise unsaved from None
             signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
             raise StudyInterrupted(state_path, state.position, n, signum=signum, phase="finalising") from None
-        state_path.unlink()
+        state_path.unlink(missing_ok=True)  # none when the last save found no room
         with contextlib.suppress(OSError):
             state_path.parent.rmdir()
         warn_no_data(tree, stacklevel=5)  # the results are safe; a checkpoint without data is named
