@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from augsens.wording import option, speaking_cli
+from augsens.wording import run_again
 
 __all__ = ["StudyInterrupted", "Terminated", "deferred_signals", "sigterm_interrupts", "signal_label"]
 
@@ -25,13 +25,6 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def signal_label(signum: int) -> str:
     """``"Ctrl-C (SIGINT)"`` or ``"SIGTERM"``: how a message names the signal."""
     return "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
-
-
-def _again() -> str:
-    """How to continue a stopped run, in the words of whoever started it."""
-    if speaking_cli():
-        return "Run the same command with --resume"
-    return f"Call it again with {option('resume')}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -81,7 +74,7 @@ class StudyInterrupted(RuntimeError):
         elif phase == "finalising":
             text = (
                 f"stopped by {by} while the results were assembled: all {total} base samples are done and "
-                f"saved to {str(state_path)!r}. {_again()} to write the results (no forward pass is "
+                f"saved to {str(state_path)!r}. {run_again()} to write the results (no forward pass is "
                 "repeated)."
             )
         else:
@@ -91,7 +84,9 @@ class StudyInterrupted(RuntimeError):
                 else "stopped inside an accumulator update, so the last periodic save in "
                 f"{str(state_path)!r} is kept (work since then is redone)"
             )
-            text = f"interrupted by {by} after {done} of {total} base samples; {where}. {_again()} to finish."
+            text = (
+                f"interrupted by {by} after {done} of {total} base samples; {where}. {run_again()} to finish."
+            )
         super().__init__(text)
         self.state_path = state_path
         self.signum = int(signum)

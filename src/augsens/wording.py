@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-__all__ = ["cli_words", "option", "speaking_cli"]
+__all__ = ["cli_words", "option", "speaking_cli", "run_again"]
 
 _CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("augsens_cli_words", default=False)
 
@@ -59,3 +59,16 @@ def option(name: str, value: str = "True") -> str:
     flag = "--" + name.replace("_", "-")
     cli = flag if value in ("True", "") else f"{flag} {value}"  # a placeholder goes after the flag
     return cli if _CLI.get() else f"{name}={value} ({cli})"
+
+
+def run_again(with_option: str = "resume") -> str:
+    """How to repeat the call that stopped, with an option: the command, or the Python call.
+
+    Examples
+    --------
+    >>> run_again()
+    'Call it again with resume=True (--resume)'
+    """
+    if _CLI.get():
+        return f"Run the same command with {option(with_option)}"
+    return f"Call it again with {option(with_option)}"

@@ -47,7 +47,7 @@ from augsens.outlock import own_out
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import write_results
-from augsens.wording import option
+from augsens.wording import run_again
 
 if TYPE_CHECKING:
     from augsens.engine.study import Study
@@ -177,7 +177,7 @@ def _run(
                 raise
             kept = (
                 f"the last good state ({saved_at} of {n} base samples) is kept in {str(state_path)!r}. "
-                f"Free at least {size(need)} and run the same command with {option('resume')}"
+                f"Free at least {size(need)}. {run_again()}"
                 if saved_at is not None
                 else f"no state had been saved yet. Free at least {size(need)} and run it again"
             )
@@ -257,8 +257,7 @@ def _run(
                     f"no space left on the device of {str(out)!r} to write the results (up to "
                     f"{size(tree_nbytes(tree))} uncompressed, {size(free_bytes(out))} free): the partial "
                     f"results were removed and all {n} base samples are saved in {str(state_path)!r}. "
-                    f"Free space and run the same command with {option('resume')} to write them (no "
-                    "forward pass is repeated)"
+                    f"Free space. {run_again()} to write them (no forward pass is repeated)"
                 ) from exc
         except KeyboardInterrupt as exc:
             if unsaved is not None:  # the samples were not saved: say what was kept
