@@ -1,5 +1,5 @@
-"""Command line: ``augsens demo | init | run | screen | report | compare | info | gallery | mask | contrast |
-correlation | lda | segments``.
+"""Command line: ``augsens demo | init | run | screen | report | verify | compare | info | gallery | mask |
+contrast | correlation | lda | segments``.
 
 Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
 checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
@@ -77,9 +77,10 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from augsens.interrupts import StudyInterrupted, signal_label, sigterm_interrupts
+        from augsens.wording import cli_words
 
         try:
-            with sigterm_interrupts():
+            with sigterm_interrupts(), cli_words():
                 return fn(*args, **kwargs)
         except StudyInterrupted as exc:
             _say("yellow", str(exc))
@@ -141,7 +142,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 @_friendly
 def run(
     config: Annotated[Path, typer.Argument(help="Study config (TOML).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Results folder.")],
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run (results or unfinished state) that --out holds.")
@@ -160,7 +161,7 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
-    from augsens.preflight import check_paths, prepare_out
+    from augsens.preflight import check_paths
 
     # everything that can be checked without torch is checked first, so a mistake answers in a second
     cfg = load_config(config, overrides=_overrides(set_ or []))
@@ -174,20 +175,46 @@ def run(
             'a kind = "contrast" study runs in one process: drop --ray (its element blocks are passes '
             "over the images, not shards)"
         )
-    created = prepare_out(out, resume=resume, overwrite=overwrite)
-    try:
-        if ray is not None:
-            from augsens.engine.distributed import run_distributed
+    from augsens.outlock import own_out
 
-            run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
-        else:
-            from augsens.engine.quick import run_study
+    with own_out(out):  # refuses a folder another run writes into, before anything is written
+        _run_into(
+            cfg,
+            Path(out),
+            resume=resume,
+            overwrite=overwrite,
+            report=report,
+            quiet=quiet,
+            ray=ray,
+            workers=workers,
+            shards=shards,
+        )
 
-            run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a folder this call created and nothing went into: leave no trace
-        raise
+
+def _run_into(
+    cfg: Any,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    report: bool,
+    quiet: bool,
+    ray: str | None,
+    workers: int | None,
+    shards: int | None,
+) -> None:
+    """The body of ``augsens run`` once it holds ``out``."""
+    from augsens.preflight import prepare_out
+
+    prepare_out(out, resume=resume, overwrite=overwrite)
+    if ray is not None:
+        from augsens.engine.distributed import run_distributed
+
+        run_distributed(cfg, out, address=ray, workers=workers, shards=shards, progress=not quiet)
+    else:
+        from augsens.engine.quick import run_study
+
+        run_study(cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     try:
         console.print(f"results: {escape(str(out / 'results.zarr'))}")
         if report:
@@ -311,6 +338,41 @@ def report(
 
 @app.command()
 @_friendly
+def verify(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results folders, or folders of results folders (one or more).")
+    ],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Only check that every node, variable and file is there.")
+    ] = False,
+) -> None:
+    """Check results against the manifest written with them: nodes, variables, shapes, files, checksums."""
+    from augsens.manifest import check_tree, verify_store
+    from augsens.results import RESULTS_NAME, find_results, open_results, unfinished_run
+
+    for folder in results:
+        found = find_results(folder)
+        if not found:
+            raise MissingFileError(
+                f"no augsens results under {str(folder)!r} (expected {RESULTS_NAME} in it or its "
+                f"sub-folders).{unfinished_run(folder)}"
+            )
+        for d in found:
+            files = verify_store(d / RESULTS_NAME, full=not quick)
+            tree = open_results(d, verify="none")
+            check_tree(tree, d / RESULTS_NAME)
+            if not files:  # written before manifests: reading every value is the check left
+                tree.load()
+                console.print(
+                    f"ok: {escape(str(d))} opens and reads (no manifest: written by an earlier augsens)"
+                )
+                continue
+            how = "sizes" if quick else "sizes and checksums"
+            console.print(f"ok: {escape(str(d))} ({len(tree.children)} nodes, {files} files, {how} match)")
+
+
+@app.command()
+@_friendly
 def compare(
     results: Annotated[
         list[Path], typer.Argument(help="Two or more results folders (or folders of results folders).")
@@ -422,12 +484,16 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
 
 def _results_exist(paths: list[Path]) -> None:
     """Name a results folder that is not there before the analysis stack (seconds of imports) loads."""
+    from augsens.results import is_results_dir, unfinished_run
+
     for p in paths:
-        if not (p / "results.zarr").is_dir():
+        if not is_results_dir(p):
             what = (
                 "does not exist" if not p.exists() else "is not an augsens results folder (no results.zarr)"
             )
-            raise MissingFileError(f"{str(p)!r} {what}: pass the --out folder of a finished run")
+            raise MissingFileError(
+                f"{str(p)!r} {what}: pass the --out folder of a finished run.{unfinished_run(p)}"
+            )
 
 
 def _csv(values: list[str] | str | None) -> list[str] | None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from augsens.wording import run_again
+
 __all__ = ["StudyInterrupted", "Terminated", "deferred_signals", "sigterm_interrupts", "signal_label"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -72,8 +74,8 @@ class StudyInterrupted(RuntimeError):
         elif phase == "finalising":
             text = (
                 f"stopped by {by} while the results were assembled: all {total} base samples are done and "
-                f"saved to {str(state_path)!r}. Run the same command with --resume to write the results "
-                "(no forward pass is repeated)."
+                f"saved to {str(state_path)!r}. {run_again()} to write the results (no forward pass is "
+                "repeated)."
             )
         else:
             where = (
@@ -83,8 +85,7 @@ class StudyInterrupted(RuntimeError):
                 f"{str(state_path)!r} is kept (work since then is redone)"
             )
             text = (
-                f"interrupted by {by} after {done} of {total} base samples; {where}. "
-                "Run the same command with --resume to finish."
+                f"interrupted by {by} after {done} of {total} base samples; {where}. {run_again()} to finish."
             )
         super().__init__(text)
         self.state_path = state_path

@@ -14,8 +14,17 @@ from pathlib import Path
 
 from augsens.config import StudyConfig
 from augsens.errors import MissingFileError, UserInputError
+from augsens.wording import option
 
-__all__ = ["prepare_out", "check_paths", "OutFolderInUseError", "STATE_DIR", "STATE_NAME", "RESULTS_NAME"]
+__all__ = [
+    "prepare_out",
+    "check_out_path",
+    "check_paths",
+    "OutFolderInUseError",
+    "STATE_DIR",
+    "STATE_NAME",
+    "RESULTS_NAME",
+]
 
 STATE_DIR = "state"
 STATE_NAME = "state.pt"
@@ -32,6 +41,32 @@ def _through_file(path: Path) -> Path | None:
         if parent.exists() and not parent.is_dir():
             return parent
     return None
+
+
+def check_out_path(out: str | os.PathLike) -> None:
+    """Refuse an output folder path that is empty, a file, or passes through a file.
+
+    Raises
+    ------
+    UserInputError
+        The message names the path and what to choose instead.
+    """
+    if os.fspath(out) == "":
+        raise UserInputError(
+            f"{option('out', '')} is empty: name the results folder (e.g. {option('out', 'results')}; "
+            "'.' for the current folder)"
+        )
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(
+            f"{option('out', '')} {str(out)!r} is a file, not a folder: choose a folder path (it is created)"
+        )
+    blocker = _through_file(out)
+    if blocker is not None:
+        raise UserInputError(
+            f"{option('out', '')} {str(out)!r} passes through {str(blocker)!r}, which is a file, not a "
+            "folder: choose another path"
+        )
 
 
 def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> bool:
@@ -62,18 +97,10 @@ def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool
     out = Path(out)
     if resume and overwrite:
         raise UserInputError(
-            "--resume continues the run in --out and --overwrite discards it: pass one of them, not both"
+            f"{option('resume')} continues the run in {option('out', '')} and {option('overwrite')} "
+            "discards it: pass one of them, not both"
         )
-    if out.exists() and not out.is_dir():
-        raise UserInputError(
-            f"--out {str(out)!r} is a file, not a folder: choose a folder path (it is created)"
-        )
-    blocker = _through_file(out)
-    if blocker is not None:
-        raise UserInputError(
-            f"--out {str(out)!r} passes through {str(blocker)!r}, which is a file, not a folder: choose "
-            "another path"
-        )
+    check_out_path(out)
     state = out / STATE_DIR / STATE_NAME
     results = out / RESULTS_NAME
     if resume:
@@ -81,21 +108,22 @@ def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool
             if results.is_dir():
                 raise UserInputError(
                     f"this run is finished: its results are in {str(results)!r} and there is nothing to "
-                    "resume. Open them (augsens report), or pass --overwrite instead of --resume to run it "
-                    "again"
+                    f"resume. Open them (augsens report), or pass {option('overwrite')} instead of "
+                    f"{option('resume')} to run it again"
                 )
             raise MissingFileError(
-                f"--resume: no saved state at {str(state)!r}; run without --resume to start the study"
+                f"{option('resume')}: no saved state at {str(state)!r}; run without it to start the study"
             )
     elif state.exists() and not overwrite:
         raise OutFolderInUseError(
-            f"{str(out)!r} holds the state of an unfinished run: pass --resume to continue it, --overwrite "
-            "to discard it, or choose another --out"
+            f"{str(out)!r} holds the state of an unfinished run: pass {option('resume')} to continue it, "
+            f"{option('overwrite')} to discard it, or choose another {option('out', '')}"
         )
     elif results.exists() and not overwrite:
         raise OutFolderInUseError(
-            f"{str(out)!r} already holds results ({RESULTS_NAME}) of an earlier run: pass --overwrite to "
-            "replace them (they are kept until the new ones are written), or choose another --out"
+            f"{str(out)!r} already holds results ({RESULTS_NAME}) of an earlier run: pass "
+            f"{option('overwrite')} to replace them (they are kept until the new ones are written), or "
+            f"choose another {option('out', '')}"
         )
     created = not out.exists()
     try:
@@ -104,8 +132,8 @@ def prepare_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool
             pass
     except OSError as exc:
         raise UserInputError(
-            f"cannot write the results to --out {str(out)!r}: {exc.strerror or exc}. Choose a folder you "
-            "can write to"
+            f"cannot write the results to {option('out', '')} {str(out)!r}: {exc.strerror or exc}. Choose "
+            "a folder you can write to"
         ) from exc
     if overwrite and not resume and state.parent.exists():
         shutil.rmtree(state.parent)

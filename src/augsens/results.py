@@ -20,6 +20,8 @@ import xarray as xr
 
 import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.errors import MissingFileError, UserInputError
+from augsens.manifest import check_tree, verify_store, write_manifest
+from augsens.wording import option
 
 __all__ = [
     "json_attr",
@@ -30,6 +32,8 @@ __all__ = [
     "RESULTS_NAME",
     "is_results_dir",
     "find_results",
+    "unfinished_run",
+    "results_folder",
 ]
 
 RESULTS_NAME = "results.zarr"
@@ -95,8 +99,13 @@ def write_results(tree: xr.DataTree, directory: str | Path) -> Path:
     for stale in (tmp, old):  # left by a run killed while writing
         if stale.exists():
             shutil.rmtree(stale)
-    # Zarr v2 format: readable by zarr 2 and 3 and free of v3's unstable string-dtype warnings.
-    tree.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+    try:
+        # Zarr v2 format: readable by zarr 2 and 3 and free of v3's unstable string-dtype warnings.
+        tree.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        write_manifest(tmp, tree)  # what must exist, with checksums: open_results checks against it
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a partial store must not stay filling the disk
+        raise
     if final.exists():
         final.rename(old)  # two renames: the results name is never bound to a partial folder
     tmp.rename(final)
@@ -105,45 +114,84 @@ def write_results(tree: xr.DataTree, directory: str | Path) -> Path:
     return final
 
 
+def results_folder(directory: str | Path) -> Path:
+    """The results folder meant by ``directory``: given ``DIR/results.zarr`` itself, ``DIR``."""
+    d = Path(directory)
+    if d.name == RESULTS_NAME and d.is_dir() and not (d / RESULTS_NAME).exists():
+        return d.parent
+    return d
+
+
 def is_results_dir(directory: str | Path) -> bool:
-    return (Path(directory) / RESULTS_NAME).is_dir()
+    return (results_folder(directory) / RESULTS_NAME).is_dir()
 
 
 def find_results(directory: str | Path) -> list[Path]:
-    """``directory`` itself if it is a results folder, else its results sub-folders (sorted)."""
-    d = Path(directory)
+    """``directory`` itself if it is a results folder, else its results sub-folders (sorted).
+
+    ``DIR/results.zarr`` is understood as ``DIR``."""
+    d = results_folder(directory)
     if is_results_dir(d):
         return [d]
     return sorted(p for p in d.iterdir() if p.is_dir() and is_results_dir(p)) if d.is_dir() else []
 
 
-def open_results(directory: str | Path) -> xr.DataTree:
+def unfinished_run(directory: str | Path) -> str:
+    """A sentence about the unfinished run ``directory`` holds (its saved state), or ``""``."""
+    state = results_folder(directory) / "state" / "state.pt"
+    if not state.is_file():
+        return ""
+    return (
+        f" It holds an unfinished run: its state is saved in {str(state)!r}. Finish it by running the "
+        f"same study into it with {option('resume')}; the results are written when it completes."
+    )
+
+
+def open_results(directory: str | Path, *, verify: Literal["quick", "full", "none"] = "quick") -> xr.DataTree:
     """Open a results folder as a ``DataTree`` (checkpoint nodes in model order).
+
+    Parameters
+    ----------
+    directory : path
+        The results folder (the ``out`` of a run); its ``results.zarr`` itself is understood too.
+    verify : {"quick", "full", "none"}, default "quick"
+        Compare the store with the manifest written beside its data (:mod:`augsens.manifest`):
+        ``"quick"`` checks that every node, variable and file is there with its size (a ``stat`` per
+        file); ``"full"`` also reads every file and checks its checksum; ``"none"`` skips both.
 
     Raises
     ------
     MissingFileError
-        ``directory`` holds no ``results.zarr`` (the message lists results sub-folders if any).
+        ``directory`` holds no ``results.zarr`` (the message names a saved state to resume, or lists
+        results sub-folders if any).
+    DamagedResultsError
+        The store differs from its manifest: the message names the nodes, variables and files.
     UserInputError
         ``results.zarr`` is incomplete (no ``.zmetadata``: its writing never finished) or unreadable.
     """
-    d = Path(directory)
+    if verify not in ("quick", "full", "none"):
+        raise UserInputError(f"verify={verify!r}: choose 'quick', 'full' or 'none'")
+    d = results_folder(directory)
     path = d / RESULTS_NAME
     if not path.is_dir():
         subs = find_results(d) if d.is_dir() else []
         hint = f" It contains results folders: {[p.name for p in subs]!r}." if subs else ""
         what = "does not exist" if not d.exists() else f"is not an augsens results folder (no {RESULTS_NAME})"
-        raise MissingFileError(f"{str(d)!r} {what}.{hint}")
+        raise MissingFileError(f"{str(d)!r} {what}.{hint}{unfinished_run(d)}")
     incomplete = (
         f"{str(d)!r} is not a complete results folder: {RESULTS_NAME} {{}}. Rerun the study into it with "
-        "--overwrite (or with --resume if it holds a state/ folder)"
+        f"{option('overwrite')} (or with {option('resume')} if it holds a state/ folder)"
     )
     if not (path / ".zmetadata").is_file():
         raise UserInputError(incomplete.format("has no .zmetadata (its writing never finished)"))
+    if verify != "none":
+        verify_store(path, full=verify == "full")  # before zarr reads a missing chunk as NaN
     try:
         tree = xr.open_datatree(path, engine="zarr", consolidated=True)
     except (OSError, KeyError, ValueError) as exc:  # zarr's answers to a missing or damaged array
         raise UserInputError(incomplete.format(f"cannot be read ({type(exc).__name__}: {exc})")) from exc
+    if verify != "none":
+        check_tree(tree, path)
     order = json_attr(tree.attrs, "checkpoints", default=list(tree.children))
     nodes: dict[str, Any] = {"/": tree.to_dataset(inherit=False)}
     for name in order:

@@ -23,7 +23,12 @@ AGGREGATE_DIMS = ("channel", "token")
 
 
 def named_aggregates(
-    acc: Any, factors: Sequence[str], dims: Sequence[str], shape: Sequence[int], device: torch.device
+    acc: Any,
+    factors: Sequence[str],
+    dims: Sequence[str],
+    shape: Sequence[int],
+    device: torch.device,
+    leave_out: torch.Tensor | None = None,
 ) -> xr.Dataset:
     """``<measure>_checkpoint`` (dims ``factor``) and, where the output has such a dim beside others,
     ``<measure>_channel`` and ``<measure>_token`` (dims ``factor, channel`` / ``factor, token``).
@@ -38,10 +43,20 @@ def named_aggregates(
         The checkpoint's per-sample dim names and sizes (:func:`augsens.results.output_dims`).
     device : torch.device
         Where the accumulator lives.
+    leave_out : BoolTensor ``[*shape]``, optional
+        Elements to leave out of every group: those with no finite sample, whose NaN would otherwise
+        make the whole group's index NaN.  A group with no element left is NaN (no data).
     """
     shape = tuple(int(s) for s in shape)
+    skip = None if leave_out is None else leave_out.to(device=device, dtype=torch.bool).reshape(shape)
+
+    def ids_of(ids: torch.Tensor) -> torch.Tensor:
+        return ids if skip is None else torch.where(skip, -1, ids)  # negative ids are left out
+
     # factor names go in here, so that every factor dim (factor2 of S2 too) is labelled in design order
-    whole = acc.aggregate(torch.zeros(shape, dtype=torch.int64, device=device), 1, factors=list(factors))
+    whole = acc.aggregate(
+        ids_of(torch.zeros(shape, dtype=torch.int64, device=device)), 1, factors=list(factors)
+    )
     out = {f"{k}_checkpoint": v.isel(group=0, drop=True) for k, v in whole.data_vars.items()}
     for name in AGGREGATE_DIMS:
         if name not in dims or math.prod(shape) == shape[list(dims).index(name)]:
@@ -50,7 +65,7 @@ def named_aggregates(
         view = [1] * len(shape)
         view[axis] = shape[axis]
         ids = torch.arange(shape[axis], device=device).view(view).expand(shape).contiguous()
-        per = acc.aggregate(ids, shape[axis], factors=list(factors))
+        per = acc.aggregate(ids_of(ids), shape[axis], factors=list(factors))
         out.update({f"{k}_{name}": v.rename(group=name) for k, v in per.data_vars.items()})
     ds = xr.Dataset(out)
     if "factor" in ds.dims:

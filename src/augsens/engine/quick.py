@@ -330,6 +330,34 @@ def run_study(
     ``kind = "contrast"`` runs :func:`augsens.engine.contrast.contrast_study`, which keeps no state to
     resume; every other kind runs the sensitivity engine :class:`augsens.engine.study.Study`.
     """
+    if out is not None:
+        from augsens.outlock import own_out
+
+        with own_out(out):  # held from before the model loads to the results read back
+            return _run_study(
+                config,
+                Path(out),
+                model=model,
+                images=images,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+    return _run_study(
+        config, None, model=model, images=images, resume=resume, overwrite=overwrite, progress=progress
+    )
+
+
+def _run_study(
+    config: StudyConfig,
+    out: Path | None,
+    *,
+    model: LoadedModel | None,
+    images: ImageCache | None,
+    resume: bool | Literal["auto"],
+    overwrite: bool,
+    progress: bool,
+) -> xr.DataTree:
     from augsens.engine.study import STATE_NAME, Study, StudyInterrupted
     from augsens.results import open_results
 

@@ -30,12 +30,24 @@ from augsens.augment import compose, postprocess
 from augsens.core import loop
 from augsens.core.methods import Batch
 from augsens.core.precision import precision_of, stop_reason
-from augsens.engine.state import StudyState
+from augsens.engine.results import warn_no_data
+from augsens.engine.space import (
+    DiskFullError,
+    check_room,
+    free_bytes,
+    is_disk_full,
+    size,
+    state_nbytes,
+    tree_nbytes,
+)
+from augsens.engine.state import StudyState, run_segment
 from augsens.errors import is_out_of_memory
 from augsens.interrupts import StudyInterrupted, deferred_signals
+from augsens.outlock import own_out
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import write_results
+from augsens.wording import run_again
 
 if TYPE_CHECKING:
     from augsens.engine.study import Study
@@ -129,10 +141,23 @@ def round_check(study: Study, state: StudyState, elapsed: float | None = None) -
 def run(
     study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
 ) -> xr.DataTree | None:
-    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling."""
+    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling, in an
+    output folder this run holds (:func:`augsens.outlock.own_out`)."""
+    with own_out(out):
+        return _run(study, out, resume=resume, overwrite=overwrite, stop_after=stop_after)
+
+
+def _run(
+    study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
+) -> xr.DataTree | None:
     state_path = out / STATE_DIR / STATE_NAME
     prepare_out(out, resume=resume, overwrite=overwrite)
+    need = state_nbytes(study)
+    check_room(out, need)  # before the first forward: a run that cannot save its state does not start
     state = study._load_state(state_path) if resume else study.new_state()
+    saved_at = state.position if resume else None  # base samples in the last good state on disk
+    # what this (re)start uses of the settings a resume may change: the results list every one
+    state.history.append(run_segment(state.position, study.config.to_dict()["run"], str(study.device)))
     n, R = study.plan.n, study.plan.rows
     target = study.config.study.precision or None
     ends = study.round_ends
@@ -140,9 +165,27 @@ def run(
     last_save = time.monotonic()
     t0 = time.monotonic() - state.elapsed
 
+    unsaved: DiskFullError | None = None  # the final save found no room (see below)
+
     def save() -> None:
+        nonlocal saved_at
         state.elapsed = time.monotonic() - t0
-        study._save_state(state_path, state)
+        try:
+            study._save_state(state_path, state)  # removes its partial file when it fails
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            kept = (
+                f"the last good state ({saved_at} of {n} base samples) is kept in {str(state_path)!r}. "
+                f"Free at least {size(need)}. {run_again()}"
+                if saved_at is not None
+                else f"no state had been saved yet. Free at least {size(need)} and run it again"
+            )
+            raise DiskFullError(
+                f"no space left on the device of {str(out)!r} to save the run's state ({size(need)} "
+                f"needed, {size(free_bytes(out))} free): the partial file was removed and {kept}"
+            ) from exc
+        saved_at = state.position
 
     def round_end(position: int) -> int:
         return next(e for e in ends if e > position) if position < n else n
@@ -181,7 +224,10 @@ def run(
                     advance(0, precision=state.precision)
             # every sample is done: keep them on disk until the results are, so that a stop while
             # the results are assembled or written loses no forward pass
-            save()
+            try:
+                save()
+            except DiskFullError as exc:
+                unsaved = exc  # no room for the state: the results, often smaller, may still fit
         except KeyboardInterrupt as exc:
             if not study._updating:
                 save()
@@ -197,13 +243,31 @@ def run(
             tree = study.finalize(state)
             if pending():
                 raise KeyboardInterrupt
-            written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+            try:
+                written = write_results(tree, out)  # atomic: a temporary sibling, then renamed
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                if unsaved is not None:
+                    raise DiskFullError(
+                        f"{unsaved}. Writing the results instead (up to {size(tree_nbytes(tree))} "
+                        "uncompressed) failed too, and its partial files were removed"
+                    ) from exc
+                raise DiskFullError(
+                    f"no space left on the device of {str(out)!r} to write the results (up to "
+                    f"{size(tree_nbytes(tree))} uncompressed, {size(free_bytes(out))} free): the partial "
+                    f"results were removed and all {n} base samples are saved in {str(state_path)!r}. "
+                    f"Free space. {run_again()} to write them (no forward pass is repeated)"
+                ) from exc
         except KeyboardInterrupt as exc:
+            if unsaved is not None:  # the samples were not saved: say what was kept
+                raise unsaved from None
             signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
             raise StudyInterrupted(state_path, state.position, n, signum=signum, phase="finalising") from None
-        state_path.unlink()
+        state_path.unlink(missing_ok=True)  # none when the last save found no room
         with contextlib.suppress(OSError):
             state_path.parent.rmdir()
+        warn_no_data(tree, stacklevel=5)  # the results are safe; a checkpoint without data is named
         if pending():
             raise StudyInterrupted(
                 state_path, state.position, n, signum=pending(), phase="written", results=written

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,11 +18,14 @@ import torch
 from augsens.core.estimate import MomentsAccumulator
 from augsens.core.methods import Method
 from augsens.errors import UserInputError
+from augsens.wording import option
 
 __all__ = [
     "StudyState",
     "STATE_VERSION",
     "STATE_KEYS",
+    "RESUMABLE_RUN_KEYS",
+    "run_segment",
     "new_state",
     "export_state",
     "import_state",
@@ -33,6 +36,10 @@ __all__ = [
 STATE_VERSION = 1
 #: keys every exported state holds
 STATE_KEYS = ("version", "config", "position", "elapsed", "acc", "moments")
+#: ``[run]`` keys a resumed run may change: they set how fast, where and how often the run goes, not its
+#: numbers; every other key (``dtype``, ``state_dtype`` and all of ``[study]``, ``[model]``,
+#: ``[images]``) is the same on resume or the run is refused
+RESUMABLE_RUN_KEYS = ("batch_size", "device", "channels_last", "checkpoint_every")
 
 
 @dataclass
@@ -53,6 +60,9 @@ class StudyState:
         The precision at the last round end (NaN before one, or without half-widths).
     stop_reason : str or None
         Why the run stopped at a round end (``None`` while running, or when stopped otherwise).
+    history : list of dict
+        One entry per start or resume of the run: the first base sample it computed and the settings
+        of :data:`RESUMABLE_RUN_KEYS` it used (see :func:`run_segment`).
     """
 
     acc: dict[str, Any]
@@ -61,6 +71,16 @@ class StudyState:
     elapsed: float = 0.0
     precision: float = math.nan
     stop_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_segment(position: int, run: dict[str, Any], device: str) -> dict[str, Any]:
+    """A :attr:`StudyState.history` entry: a (re)start at base sample ``position`` with the ``[run]``
+    settings ``run`` (the resolved ``device`` in place of ``"auto"``)."""
+    seg: dict[str, Any] = {"from_sample": position}
+    seg.update({k: run[k] for k in RESUMABLE_RUN_KEYS if k != "checkpoint_every"})
+    seg["device"] = device
+    return seg
 
 
 def new_state(method: Method, checkpoints: list[str], dtype: torch.dtype, device: torch.device) -> StudyState:
@@ -85,6 +105,7 @@ def export_state(state: StudyState, config_json: str) -> dict[str, Any]:
         "elapsed": state.elapsed,
         "acc": {c: a.state_dict() for c, a in state.acc.items()},
         "moments": {c: m.state_dict() for c, m in state.moments.items()},
+        "history": json.dumps(state.history),
     }
 
 
@@ -102,22 +123,31 @@ def import_state(
     if blob.get("version") != STATE_VERSION:
         raise UserInputError(
             f"{source}: state format {blob.get('version')!r} is not {STATE_VERSION} (saved by another "
-            "version of augsens): finish it with that version, or start over with --overwrite"
+            f"version of augsens): finish it with that version, or start over with {option('overwrite')}"
         )
     saved = json.loads(blob["config"])
     now = json.loads(config_json)
-    # the run section (batch size, device, checkpoint interval) may change on resume; nothing else
-    saved.pop("run", None)
-    now.pop("run", None)
+    # batch size, device, layout and save interval may change on resume; nothing that changes numbers
+    for cfg in (saved, now):
+        for key in RESUMABLE_RUN_KEYS:
+            cfg.get("run", {}).pop(key, None)
     if saved != now:
-        diff = [f"{s}.{k}" for s in now for k in now[s] if saved.get(s, {}).get(k) != now[s][k]]
+        diff = [
+            f"{s}.{k}: {_short(saved.get(s, {}).get(k))} -> {_short(now.get(s, {}).get(k))}"
+            for s in sorted(set(saved) | set(now))
+            for k in sorted(set(saved.get(s, {})) | set(now.get(s, {})))
+            if saved.get(s, {}).get(k) != now.get(s, {}).get(k)
+        ]
         raise UserInputError(
-            f"cannot resume from {source}: the config changed since it was saved ({', '.join(diff)}); "
-            "restore it, or start over with --overwrite (or another --out)"
+            f"cannot resume from {source}: the config changed since it was saved ({'; '.join(diff)}), "
+            "and these settings change the results; restore them, or start over with "
+            f"{option('overwrite')} (or another {option('out', '')}). On resume only "
+            f"[run] {', '.join(RESUMABLE_RUN_KEYS)} may change"
         )
     state = empty
     state.position = int(blob["position"])
     state.elapsed = float(blob["elapsed"])
+    state.history = json.loads(blob.get("history", "[]"))  # absent from states of earlier versions
     for c, acc in state.acc.items():
         if c in blob["acc"]:
             state.acc[c] = type(acc).from_state_dict(blob["acc"][c]).to(device)
@@ -126,6 +156,12 @@ def import_state(
         assert isinstance(moments, MomentsAccumulator)  # from_state_dict refuses other classes
         state.moments[c] = moments
     return state
+
+
+def _short(value: Any) -> str:
+    """A config value as a message shows it (JSON, cut to 60 characters)."""
+    text = "(absent)" if value is None else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def merge_states(states: list[StudyState], into: StudyState) -> StudyState:

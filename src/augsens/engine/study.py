@@ -36,6 +36,7 @@ from augsens.interrupts import StudyInterrupted
 from augsens.models import LoadedModel
 from augsens.models.layout import checkpoint_layouts
 from augsens.preflight import STATE_NAME
+from augsens.wording import option
 
 __all__ = ["Study", "StudyInterrupted", "StudyState", "resolve_device", "STATE_NAME"]
 
@@ -161,11 +162,19 @@ class Study:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         # the fingerprint goes only into files: a resumed run must read the same images and weights
-        torch.save({**self.export_state(state), "fingerprint": self.fingerprint()}, tmp)
+        blob = {**self.export_state(state), "fingerprint": self.fingerprint()}
+        try:
+            # through a Python file, so that a full disk surfaces as OSError(ENOSPC), not as the C++
+            # writer's "iostream error"
+            with open(tmp, "wb") as f:
+                torch.save(blob, f)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a partial file filling the disk
+            raise
         os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
 
     def _load_state(self, path: Path) -> StudyState:
-        fix = "Restore the file, or start over with --overwrite (the work it held is lost)"
+        fix = f"Restore the file, or start over with {option('overwrite')} (the work it held is lost)"
         try:
             blob = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # torch.load raises many types on a cut-short or foreign file
@@ -179,7 +188,8 @@ class Study:
         if changes:
             raise UserInputError(
                 f"cannot resume from {str(path)!r}: the inputs changed since it was saved: "
-                f"{'; '.join(changes)}. Restore them, or start over with --overwrite (or another --out)"
+                f"{'; '.join(changes)}. Restore them, or start over with {option('overwrite')} (or another "
+                f"{option('out', '')})"
             )
         return self.import_state(blob, source=repr(str(path)))
 

@@ -66,6 +66,13 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
         "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
         "created": a.get("created"),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        # each start or resume: from which base sample, with which batch size, device and layout
+        "runs": "; ".join(
+            f"from sample {h.get('from_sample')}: batch {h.get('batch_size')} on {h.get('device')}"
+            + (", channels_last" if h.get("channels_last") else "")
+            for h in json_attr(a, "run_history", [])
+        )
+        or None,
     }
     out = [f'<h3 id="prov-{html.escape(name)}">{html.escape(name)}</h3><table class="facts">']
     out += [
@@ -78,12 +85,19 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
     if isinstance(nonfinite, dict) and nonfinite:
         out.append(
             "<table class='nonfinite'><tr><th>checkpoint</th>"
-            "<th>values dropped for NaN/inf (samples × elements)</th></tr>"
+            "<th>values dropped for NaN/inf (samples × elements)</th>"
+            "<th>elements with no finite sample (no data)</th></tr>"
         )
-        out += [
-            f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td></tr>"
-            for c, v in nonfinite.items()
-        ]
+        for c, v in nonfinite.items():
+            node = tree[c] if c in tree.children else None
+            empty = node.attrs.get("no_data_elements") if node is not None else None
+            note = "" if empty is None else str(empty)
+            if node is not None and empty and "mean" in node.dataset and empty == node.dataset["mean"].size:
+                note += " (all: no data at this checkpoint)"
+            out.append(
+                f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td>"
+                f"<td>{html.escape(note)}</td></tr>"
+            )
         out.append("</table>")
     config = json_attr(a, "config", {})
     out.append(
@@ -253,7 +267,8 @@ def write_explorer(
         raise ValueError("no results folders given: pass at least one folder holding results.zarr")
     names = [d.name for d in dirs]
     labels = [f"{d.parent.name}/{d.name}" if names.count(d.name) > 1 else d.name for d in dirs]
-    trees = [(label, open_results(d)) for label, d in zip(labels, dirs, strict=True)]
+    # every file's checksum: the page reads all of it anyway, and a damaged store is named, not drawn
+    trees = [(label, open_results(d, verify="full")) for label, d in zip(labels, dirs, strict=True)]
     page = explorer_html(trees, sections=sections, title=title, intro=intro, budget=budget)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

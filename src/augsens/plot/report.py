@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from matplotlib.figure import Figure
 
 from augsens.errors import MissingFileError, UserInputError
 from augsens.plot.figures import png_bytes
-from augsens.results import find_results
+from augsens.results import find_results, results_folder, unfinished_run
+from augsens.wording import option
 
 __all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
 
@@ -106,16 +108,21 @@ def write_report(results: str | Path | Sequence[str | Path], out: str | Path | N
         here = find_results(root)
         if not here:
             raise MissingFileError(
-                f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)"
+                f"no augsens results under {str(root)!r} (expected results.zarr in it or its sub-folders)."
+                f"{unfinished_run(root)}"
             )
         found += [d for d in here if d not in found]
     if out is None:
         if len(roots) > 1:
             raise UserInputError(
-                f"{len(roots)} results folders given: name the page with --out FILE (e.g. --out report.html)"
+                f"{len(roots)} results folders given: name the page with {option('out', 'FILE')}, e.g. "
+                "report.html"
             )
-        out = roots[0] / "report.html"
+        out = results_folder(roots[0]) / "report.html"
     out = Path(out)
+    if out.is_dir():
+        raise UserInputError(f"{option('out', '')} {str(out)!r} is a folder: name the HTML file to write")
+    _check_writable(out)  # at once, not after every map was read
     fragments = {f for root in roots for f in root.rglob("*.section.html")} | set(
         out.parent.glob("*.section.html")
     )
@@ -131,4 +138,27 @@ def write_report(results: str | Path | Sequence[str | Path], out: str | Path | N
         "each factor. The summary is written from the aggregated indices; the viewer below shows every map. "
         "Definitions are in the glossary.</p>"
     )
-    return write_explorer(found, out, sections=sections, intro=intro)
+    try:
+        return write_explorer(found, out, sections=sections, intro=intro)
+    except OSError as exc:  # a disk filled while writing
+        if exc.filename is None or Path(exc.filename) != out:
+            raise
+        out.unlink(missing_ok=True)
+        raise _unwritable(out, exc) from exc
+
+
+def _unwritable(out: Path, exc: OSError) -> UserInputError:
+    return UserInputError(
+        f"cannot write the report to {str(out)!r} ({exc.strerror or exc}), so no report was written. Pass "
+        f"{option('out', 'FILE')} naming an HTML file in a folder you can write to"
+    )
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse a report path whose folder cannot be created or written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        raise _unwritable(out, exc) from exc

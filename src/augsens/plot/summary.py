@@ -3,8 +3,10 @@
 Per study, in words: which factor dominates at which depth (among all factors, and among the
 augmentations alone), and for every factor its index at the first and the last checkpoint and where
 invariance emerges (the index stays below :data:`INVARIANCE_THRESHOLD` from that checkpoint to the
-output).  Every number is an HTML ``<span class="num">`` carrying the study, checkpoint, factor, measure
-and whether it is a value or a half-width, so tests and readers can trace it back to the results tree.
+output).  A checkpoint without a finite index (its activations were never finite) is named as having
+no data, and no claim is drawn from it.  Every number is an HTML ``<span class="num">`` carrying the
+study, checkpoint, factor, measure and whether it is a value or a half-width, so tests and readers can
+trace it back to the results tree.
 """
 
 from __future__ import annotations
@@ -85,17 +87,26 @@ class _Table:
 
     def dominant(self, among: list[int]) -> str:
         """Runs of consecutive checkpoints with the same largest factor among ``among``; a run whose
-        leader's interval overlaps the runner-up's says so."""
-        leaders = []
+        leader's interval overlaps the runner-up's says so; checkpoints without a finite index among
+        ``among`` are named as having no data, never given a leader."""
+        leaders: list[tuple[int, int | None]] = []
         for i in range(len(self.cps)):
-            row = np.where(np.isfinite(self.value[i, among]), self.value[i, among], -np.inf)
+            finite = np.isfinite(self.value[i, among])
+            if not finite.any():
+                leaders.append((-1, None))  # no data here: no factor leads
+                continue
+            row = np.where(finite, self.value[i, among], -np.inf)
             order = np.argsort(-row, kind="stable")
-            leaders.append((among[order[0]], among[order[1]] if len(among) > 1 else None))
+            leaders.append((among[order[0]], among[order[1]] if finite.sum() > 1 else None))
         parts = []
         i = 0
         for j, group in groupby(leaders, key=lambda t: t[0]):
             run = list(group)
             span = range(i, i + len(run))
+            if j < 0:
+                parts.append(f"no finite index {self._where(span)} (no data: see the non-finite counts)")
+                i += len(run)
+                continue
             vals = ", ".join(self.value_with_conf(k, j) for k in span)
             text = f"<b>{html.escape(self.factors[j])}</b> {self._where(span)} ({vals})"
             close = [
@@ -130,7 +141,14 @@ class _Table:
         text += f" at {html.escape(self.cps[0])}"
         if last > 0:
             text += f" → {self.value_with_conf(last, j)} at {html.escape(self.cps[last])}"
-        below = np.nan_to_num(self.value[:, j], nan=0.0) < INVARIANCE_THRESHOLD
+        finite = np.isfinite(self.value[:, j])
+        if not finite.any():
+            return f"<b>{html.escape(self.factors[j])}</b>: no finite index at any checkpoint (no data)"
+        if not finite.all():
+            missing = ", ".join(html.escape(c) for c, ok in zip(self.cps, finite, strict=True) if not ok)
+            text += f"; no data at {missing}"
+        # a checkpoint without data is neither below nor above the threshold: it ends any invariance claim
+        below = np.where(finite, self.value[:, j], np.inf) < INVARIANCE_THRESHOLD
         if below.all():
             text += f"; below {INVARIANCE_THRESHOLD} throughout"
         elif below[-1]:
@@ -154,6 +172,12 @@ def study_summary(name: str, tree: xr.DataTree) -> str:
         return f"<p>{head}. No aggregated sensitivity indices to summarise.</p>"
     t = _Table(name, tree, measure)
     label = MEASURE_NAMES[measure]
+    if not np.isfinite(t.value).any():
+        return (
+            f"<p>{head}. <b>No conclusion</b>: no checkpoint has a finite {label} ({measure}), because "
+            "no activation had a finite value in any sample (NaN or inf; the counts per checkpoint are "
+            "in the provenance). Nothing can be said about invariance or dominant factors.</p>"
+        )
     what = (
         "the mean over its activations of the mean absolute change of an activation when the factor "
         "alone moves by one step (output units per unit step; see the Morris screening section)"
