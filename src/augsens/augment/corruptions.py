@@ -545,18 +545,33 @@ def _quantise(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return (_unblocks(pixels) + 128).clamp(0, 255).to(torch.int64)
 
 
+def _extend(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Repeat the last row (``dim=-2``) or column (``dim=-1``) of ``t`` until it has ``size`` of them."""
+    index = torch.arange(size, device=t.device).clamp(max=t.shape[dim] - 1)
+    return t.index_select(dim, index)
+
+
+def _ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
 def _jpeg_round_trip(x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
-    """Baseline JPEG (4:2:0, libjpeg's arithmetic) encode + decode of ``x`` with per-sample tables."""
-    b, _, h, w = x.shape
-    ph, pw = -h % 16, -w % 16  # libjpeg pads each component to whole MCUs by repeating the edge
+    """Baseline JPEG (4:2:0, libjpeg's arithmetic) encode + decode of ``x`` with per-sample tables.
+
+    Edges as libjpeg pads them (``jcprepare.c``, ``jcsample.c``): columns repeated to whole MCUs before
+    subsampling, rows to an even count; each plane's last row repeated to whole blocks after it.
+    """
+    _, _, h, w = x.shape
     rgb = torch.round(x.to(torch.float64) * 255).to(torch.int64)
-    if ph or pw:
-        rgb = F.pad(rgb.to(torch.float64), (0, pw, 0, ph), mode="replicate").to(torch.int64)
+    rgb = _extend(_extend(rgb, -1, _ceil_to(w, 16)), -2, _ceil_to(h, 2))
     ycc = _rgb_to_ycc(rgb)
-    luma = _quantise(ycc[:, 0], tables[:, 0])
-    chroma = _quantise(_downsample(ycc[:, 1:]), tables[:, 1])
-    out = _ycc_to_rgb(torch.cat((luma.unsqueeze(1), _upsample(chroma)), 1))
-    return (out[..., :h, :w].to(x.dtype) / 255).clamp(0, 1)
+    luma = _quantise(_extend(ycc[:, 0], -2, _ceil_to(h, 8)), tables[:, 0])[..., :h, :w]
+    chroma = _downsample(ycc[:, 1:])
+    chroma = _quantise(_extend(chroma, -2, _ceil_to(chroma.shape[-2], 8)), tables[:, 1])
+    # the decoder upsamples the chroma planes' real samples only, repeating their last row and column
+    chroma = _upsample(chroma[..., : -(-h // 2), : -(-w // 2)])[..., :h, :w]
+    out = _ycc_to_rgb(torch.cat((luma.unsqueeze(1), chroma), 1))
+    return out.to(x.dtype) / 255
 
 
 def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
