@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.resources
 import sys
 import types
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -29,7 +30,9 @@ from PIL import Image
 
 def _load() -> types.ModuleType:
     try:
-        import pkg_resources  # noqa: F401
+        with warnings.catch_warnings():  # setuptools 80 still ships it, deprecated
+            warnings.simplefilter("ignore", UserWarning)
+            import pkg_resources  # noqa: F401
     except ImportError:
         shim = types.ModuleType("pkg_resources")
 
@@ -38,7 +41,9 @@ def _load() -> types.ModuleType:
 
         shim.resource_filename = resource_filename  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
-    import imagecorruptions.corruptions as module
+    with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import imagecorruptions.corruptions as module
 
     gaussian = module.gaussian
 
@@ -56,18 +61,27 @@ def _load() -> types.ModuleType:
 corruptions = _load()
 
 
-def reference(name: str) -> Callable[[np.ndarray, int], np.ndarray]:
+def reference(name: str) -> Callable[..., np.ndarray]:
     """The reference corruption ``name`` on one uint8 ``[H, W, 3]`` image, as float ``[H, W, 3]`` in 0..255.
 
     The raw function, before ``imagecorruptions.corrupt`` truncates its result to uint8, so the
-    comparison is not blurred by that truncation (it floors, ``np.uint8(float)``).
+    comparison is not blurred by that truncation (it floors, ``np.uint8(float)``).  The returned
+    ``run(image, severity, seed=None)`` seeds numpy's global generator first, which the reference
+    draws from, when ``seed`` is given.
     """
     fn = getattr(corruptions, name)
 
-    def run(image: np.ndarray, severity: int) -> np.ndarray:
+    def run(image: np.ndarray, severity: int, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            np.random.seed(seed)  # noqa: NPY002 - the reference draws from the global state
         return np.asarray(fn(Image.fromarray(image), severity), dtype=np.float64)
 
     return run
+
+
+def motion_angle(seed: int) -> float:
+    """The direction (degrees) the reference's ``motion_blur`` draws first after ``np.random.seed(seed)``."""
+    return float(np.random.RandomState(seed).uniform(-45, 45))
 
 
 PHOTOS = (skimage.data.astronaut, skimage.data.chelsea, skimage.data.coffee)

@@ -113,17 +113,21 @@ def _bits(seed: torch.Tensor, name: str, shape: tuple[int, ...]) -> torch.Tensor
 
 
 def _unit(bits: torch.Tensor, which: int, dtype: torch.dtype) -> torch.Tensor:
-    """A uniform on the open interval (0, 1) from 24 of the 64 bits (``which`` = 0 or 1 picks them).
+    """A uniform on the open interval (0, 1) from 23 of the 64 bits (``which`` = 0 or 1 picks them).
 
-    ``(k + 1/2) / 2**24`` for the 24-bit integer ``k``: never 0 or 1, exact in float32.
+    ``(k + 1/2) / 2**23`` for the 23-bit integer ``k``: never 0 or 1, exact in float32 and float64.
     """
-    k = (bits >> (40 if which == 0 else 16)) & 0xFFFFFF
-    return (k.to(dtype) + 0.5) * 2.0**-24
+    k = (bits >> (41 if which == 0 else 9)) & 0x7FFFFF
+    return (k.to(dtype) + 0.5) * 2.0**-23
 
 
 def _normal(bits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Standard normal draws by the inverse CDF of a 24-bit uniform (|z| <= 5.4)."""
-    return math.sqrt(2.0) * torch.erfinv(2.0 * _unit(bits, 0, dtype) - 1.0)
+    """Standard normal draws by the inverse CDF of a 23-bit uniform (``|z| <= 5.3``), in ``dtype``.
+
+    Computed in float32 at least: a half-precision uniform would collapse the tails.
+    """
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    return (math.sqrt(2.0) * torch.erfinv(2.0 * _unit(bits, 0, work) - 1.0)).to(dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,7 +158,7 @@ def speckle_noise(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -
 
 #: Below this mean the Poisson draw is exact (inverse CDF); above it a skew-corrected normal.
 _POISSON_EXACT = 12.0
-#: Inverse-CDF steps covering Poisson(12) up to the largest uniform, 1 - 2**-25 (quantile 35).
+#: Inverse-CDF steps covering Poisson(12) up to the largest uniform, 1 - 2**-24 (quantile 34).
 _POISSON_STEPS = 36
 
 
@@ -183,7 +187,7 @@ def shot_noise(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -> t
 
     ``c`` = 60, 25, 12, 5, 3 photons at full intensity for severities 1..5; ``1 / c`` (the noise
     variance per unit intensity) is interpolated, with ``1 / c = 0`` (no noise) at severity 0.
-    Computed in float64 (a 24-bit uniform near 1 must stay below the float CDF sums).
+    Computed in float64 (a uniform near 1 must stay below the CDF's partial sums).
     """
     inv_c = _interp((0.0, 1 / 60, 1 / 25, 1 / 12, 1 / 5, 1 / 3), severity, torch.float64)
     bits = _bits(seed, "shot_noise", tuple(x.shape[1:]))
@@ -201,9 +205,9 @@ def impulse_noise(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -
     ``amount`` = 0.03, 0.06, 0.09, 0.17, 0.27 at severities 1..5, 0 at severity 0 (the reference's
     ``skimage.util.random_noise(mode="s&p")``).
     """
-    amount = _interp((0.0, 0.03, 0.06, 0.09, 0.17, 0.27), severity, torch.float32)
+    amount = _interp((0.0, 0.03, 0.06, 0.09, 0.17, 0.27), severity, torch.float64)
     bits = _bits(seed, "impulse_noise", tuple(x.shape[1:]))
-    hit = _unit(bits, 0, torch.float32) < amount.view(-1, 1, 1, 1)
+    hit = _unit(bits, 0, torch.float64) < amount.view(-1, 1, 1, 1)
     salt = (_unit(bits, 1, torch.float32) < 0.5).to(x.dtype)
     return torch.where(hit, salt, x)
 
