@@ -16,7 +16,7 @@
 
     [study]
     kind = "sobol"                   # sobol | shapley | shapley-song | moments | contrast
-    augmentations = "set1"           # set1 | set2 | list of names
+    augmentations = "set1"           # set1 | set2 | corruptions | list of names
     n = 1024                         # base samples (a power of 2 for the Sobol' design)
     seed = 0
     mode = "clean"                   # clean | paper

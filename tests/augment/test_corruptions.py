@@ -59,7 +59,7 @@ def _ours(name: str, x: torch.Tensor, severity: float, **params: float) -> np.nd
     kwargs = {k: torch.full((b,), float(v)) for k, v in params.items()}
     if "seed" in kwargs:
         kwargs["seed"] += torch.arange(b)
-    y = C.CORRUPTION_OPS[name](x, severity=torch.full((b,), float(severity)), **kwargs)
+    y = C.CORRUPTIONS[name].fn(x, severity=torch.full((b,), float(severity)), **kwargs)
     return y.permute(0, 2, 3, 1).double().numpy()
 
 
@@ -78,10 +78,9 @@ def _params(name: str, x: torch.Tensor, severity: torch.Tensor) -> dict[str, tor
 # the protocol every op keeps
 
 
-def test_every_table_entry_has_its_op_with_the_same_keywords():
-    assert set(C.CORRUPTIONS) == set(C.CORRUPTION_OPS)
+def test_every_entry_declares_its_ops_keywords_severity_first():
     for name, spec in C.CORRUPTIONS.items():
-        keywords = list(inspect.signature(C.CORRUPTION_OPS[name]).parameters)[1:]
+        keywords = list(inspect.signature(spec.fn).parameters)[1:]
         assert keywords == list(spec.param_names), name
         assert spec.params[0].name == "severity" and spec.params[0].identity == 0.0
 
@@ -91,8 +90,8 @@ def test_severity_zero_is_the_identity_and_shape_dtype_range_are_kept(name, x):
     for dtype in (torch.float32, torch.float64):
         xx = x[:2, :, :96, :80].to(dtype)
         params = _params(name, xx, torch.zeros(2))
-        assert torch.equal(C.CORRUPTION_OPS[name](xx, **params), xx)
-        y = C.CORRUPTION_OPS[name](xx, **_params(name, xx, torch.tensor([2.5, 5.0])))
+        assert torch.equal(C.CORRUPTIONS[name].fn(xx, **params), xx)
+        y = C.CORRUPTIONS[name].fn(xx, **_params(name, xx, torch.tensor([2.5, 5.0])))
         assert y.shape == xx.shape and y.dtype == dtype
         assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
         assert not torch.equal(y[1], xx[1])
@@ -103,21 +102,21 @@ def test_each_sample_depends_only_on_its_own_parameters(name, x):
     """A row replays alone: the batch result equals the op applied to each sample by itself."""
     small = x[:, :, :64, :48]
     params = _params(name, small, torch.tensor([0.7, 3.0, 4.6]))
-    batch = C.CORRUPTION_OPS[name](small, **params)
+    batch = C.CORRUPTIONS[name].fn(small, **params)
     for i in range(3):
-        alone = C.CORRUPTION_OPS[name](small[i : i + 1], **{k: v[i : i + 1] for k, v in params.items()})
+        alone = C.CORRUPTIONS[name].fn(small[i : i + 1], **{k: v[i : i + 1] for k, v in params.items()})
         torch.testing.assert_close(alone[0], batch[i], rtol=0, atol=4 * _EPS32)
 
 
 @pytest.mark.parametrize("name", _NOISE)
 def test_noise_is_a_function_of_the_seed(name, x):
     s = torch.full((2,), 3.0)
-    a = C.CORRUPTION_OPS[name](x[:2], severity=s, seed=torch.tensor([1.0, 2.0]))
-    b = C.CORRUPTION_OPS[name](x[:2], severity=s, seed=torch.tensor([1.0, 2.0]))
-    c = C.CORRUPTION_OPS[name](x[:2], severity=s, seed=torch.tensor([1.0, 3.0]))
+    a = C.CORRUPTIONS[name].fn(x[:2], severity=s, seed=torch.tensor([1.0, 2.0]))
+    b = C.CORRUPTIONS[name].fn(x[:2], severity=s, seed=torch.tensor([1.0, 2.0]))
+    c = C.CORRUPTIONS[name].fn(x[:2], severity=s, seed=torch.tensor([1.0, 3.0]))
     assert torch.equal(a, b)
     assert torch.equal(a[0], c[0]) and not torch.equal(a[1], c[1])
-    other = C.CORRUPTION_OPS["gaussian_noise" if name != "gaussian_noise" else "speckle_noise"]
+    other = C.CORRUPTIONS["gaussian_noise" if name != "gaussian_noise" else "speckle_noise"].fn
     assert not torch.equal(a - x[:2], other(x[:2], severity=s, seed=torch.tensor([1.0, 2.0])) - x[:2])
 
 
@@ -129,8 +128,8 @@ def test_continuous_in_the_severity(name, x):
     continuous in the severity, a given pixel's value is a step function of it.
     """
     for s in (0.5, 2.0, 3.7):
-        a = C.CORRUPTION_OPS[name](x[:1], **_params(name, x[:1], torch.tensor([s])))
-        b = C.CORRUPTION_OPS[name](x[:1], **_params(name, x[:1], torch.tensor([s + 1e-4])))
+        a = C.CORRUPTIONS[name].fn(x[:1], **_params(name, x[:1], torch.tensor([s])))
+        b = C.CORRUPTIONS[name].fn(x[:1], **_params(name, x[:1], torch.tensor([s + 1e-4])))
         assert float((a - b).abs().max()) <= 1e-2, (name, s)
 
 
@@ -229,3 +228,62 @@ def test_poisson_above_twelve_is_within_total_variation_two_per_mille(lam):
     law = np.zeros(support.size)
     law[values.astype(int)] = counts / n
     assert 0.5 * np.abs(law - stats.poisson.pmf(support, lam)).sum() <= 2.1e-3
+
+
+# --------------------------------------------------------------------------------------------------
+# ordinary augmentations: the protocol's checks, names, the "corruptions" study set
+
+
+@pytest.mark.parametrize("name", list(C.CORRUPTIONS))
+def test_each_corruption_passes_the_protocol_checks_and_resolves_by_name(name, x):
+    from augsens.augment import spec
+    from augsens.augment.checks import check_augmentation
+
+    aug = C.CORRUPTIONS[name]
+    assert spec(name) is aug and aug.source == "augsens (common corruptions)"
+    check_augmentation(aug, x[:, :, :48, :40].contiguous())  # raises AugmentationCheckError on a broken rule
+
+
+def test_the_corruptions_set_resolves_in_python_and_toml(tmp_path):
+    from augsens.config import load_config
+    from augsens.engine.factors import resolve_augmentations
+
+    assert resolve_augmentations("corruptions") == tuple(C.CORRUPTIONS)
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[model]\nname = "augsens.testing:tiny_cnn"\n[study]\naugmentations = "corruptions"\n')
+    assert resolve_augmentations(load_config(cfg).study.augmentations) == tuple(C.CORRUPTIONS)
+
+
+@pytest.mark.slow
+def test_a_sobol_study_of_the_corruptions_runs_like_set1(images):
+    import json
+    import warnings
+
+    import augsens as ag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n = 4: the small-sample design warning
+        tree = ag.study(
+            "augsens.testing:tiny_cnn",
+            to_tensor(images[:, ::4, ::4]),
+            augmentations="corruptions",
+            n=4,
+            replicates=1,
+            checkpoints=["fc"],
+            device="cpu",
+            progress=False,
+        )
+    fc = tree["fc"].dataset
+    assert list(fc["factor"].values) == [*C.CORRUPTIONS, "order", "image"]
+    assert bool(np.isfinite(fc["ST"].values).all()) and bool(np.isfinite(fc["S1"].values).all())
+    recorded = json.loads(tree.attrs["augmentation_specs"])
+    assert [r["name"] for r in recorded] == list(C.CORRUPTIONS)
+    assert {r["source"] for r in recorded} == {"augsens (common corruptions)"}
+    assert recorded[0]["parameters"][0] == {
+        "name": "severity",
+        "identity": 0.0,
+        "integer": False,
+        "low": 0.0,
+        "high": 5.0,
+        "distribution": "uniform",
+    }

@@ -7,6 +7,8 @@
   (:func:`spec`);
 * :mod:`~augsens.augment.ops` -- the ops, each equal to torchvision's functional op image by image, with
   the authors' variants behind ``mode="paper"``;
+* :mod:`~augsens.augment.corruptions` -- the common corruptions of ImageNet-C (:data:`CORRUPTIONS`) with
+  a continuous per-sample severity, checked against the ``imagecorruptions`` package;
 * :mod:`~augsens.augment.compose` -- :func:`apply` (one augmentation, per-sample switch) and
   :func:`compose` (a set, each sample in its own order);
 * :mod:`~augsens.augment.pipeline` -- post-processing before the network, RGB <-> HSV, uint8 grid.
@@ -16,6 +18,7 @@ parameters are tensors ``[B]``; nothing here draws randomness.
 """
 
 from .compose import Mode, apply, compose
+from .corruptions import CORRUPTIONS
 from .pipeline import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -30,6 +33,7 @@ from .registry import AUGMENTATIONS, SET1, SET2, AugmentationSpec, available, re
 
 __all__ = [
     "AUGMENTATIONS",
+    "CORRUPTIONS",
     "SET1",
     "SET2",
     "Augmentation",

@@ -32,9 +32,9 @@ splitmix64_keyed`).  A design row therefore replays the same image in any batch,
 The reference's own random choices that are really parameters (the motion-blur direction) are
 parameters here.
 
-:data:`CORRUPTIONS` holds each op's parameter table (:class:`~augsens.augment.registry.AugmentationSpec`,
-``set = 3``), :data:`CORRUPTION_OPS` its function.  ``docs/corruptions.md`` lists the agreement with
-the reference per severity and the speed.
+:data:`CORRUPTIONS` holds them as :class:`~augsens.augment.protocol.Augmentation` instances, known by
+name like the paper's twelve; ``augmentations = "corruptions"`` studies them all.  ``docs/corruptions.md``
+lists the agreement with the reference per severity and the speed.
 """
 
 from __future__ import annotations
@@ -43,14 +43,13 @@ import math
 import zlib
 from collections.abc import Callable
 from functools import cache
-from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 
 from augsens.core.draws import splitmix64_keyed
 
-from .registry import AugmentationSpec, ParamSpec
+from .protocol import Augmentation, ParamSpec
 
 __all__ = [
     "gaussian_noise",
@@ -64,7 +63,6 @@ __all__ = [
     "jpeg",
     "jpeg_quant_tables",
     "CORRUPTIONS",
-    "CORRUPTION_OPS",
     "SEVERITY_MAX",
 ]
 
@@ -619,38 +617,33 @@ def jpeg_compression(x: torch.Tensor, severity: torch.Tensor) -> torch.Tensor:
 # the catalogue
 
 _SEVERITY = ParamSpec("severity", 0.0, float(SEVERITY_MAX), 0.0, False, "ImageNet-C severity (continuous)")
+# any seed leaves the image unchanged at severity 0, so 0 serves as the identity value
 _SEED = ParamSpec("seed", 0.0, float(_SEED_MAX - 1), 0.0, True, "noise seed (integer; any value replays)")
+_ANGLE = ParamSpec("angle", -45.0, 45.0, 0.0, False, "blur direction (degrees, counter-clockwise from +x)")
 
 
-def _entry(name: str, params: tuple[ParamSpec, ...], doc: str) -> AugmentationSpec:
-    return AugmentationSpec(name, params, 3, MappingProxyType({}), doc)
+def _entry(fn: Callable[..., torch.Tensor], params: tuple[ParamSpec, ...], doc: str) -> Augmentation:
+    return Augmentation(
+        fn.__name__,
+        params,
+        fn,
+        doc=doc,
+        input_shape="[B, 3, H, W]",
+        source="augsens (common corruptions)",
+    )
 
 
 _ALL = (
-    _entry("gaussian_noise", (_SEVERITY, _SEED), "clip(x + sigma z): additive Gaussian noise."),
-    _entry("shot_noise", (_SEVERITY, _SEED), "Poisson(c x) / c: photon noise."),
-    _entry("impulse_noise", (_SEVERITY, _SEED), "salt and pepper on a fraction of the values."),
-    _entry("speckle_noise", (_SEVERITY, _SEED), "clip(x + x sigma z): multiplicative Gaussian noise."),
-    _entry("defocus_blur", (_SEVERITY,), "correlation with an anti-aliased disk."),
-    _entry(
-        "motion_blur",
-        (_SEVERITY, ParamSpec("angle", -45.0, 45.0, 0.0, False, "blur direction (degrees)")),
-        "Gaussian-weighted copies shifted along a direction.",
-    ),
-    _entry("pixelate", (_SEVERITY,), "box-average down, nearest-neighbour up."),
-    _entry("jpeg_compression", (_SEVERITY,), "baseline JPEG (4:2:0) at a low quality."),
+    _entry(gaussian_noise, (_SEVERITY, _SEED), "clip(x + sigma z): additive Gaussian noise (ImageNet-C)."),
+    _entry(shot_noise, (_SEVERITY, _SEED), "Poisson(c x) / c: photon noise (ImageNet-C)."),
+    _entry(impulse_noise, (_SEVERITY, _SEED), "Salt and pepper on a fraction of the values (ImageNet-C)."),
+    _entry(speckle_noise, (_SEVERITY, _SEED), "clip(x + x sigma z): multiplicative noise (ImageNet-C)."),
+    _entry(defocus_blur, (_SEVERITY,), "Correlation with an anti-aliased disk (ImageNet-C)."),
+    _entry(motion_blur, (_SEVERITY, _ANGLE), "Weighted copies shifted along a direction (ImageNet-C)."),
+    _entry(pixelate, (_SEVERITY,), "Box-average down, nearest-neighbour up (ImageNet-C)."),
+    _entry(jpeg_compression, (_SEVERITY,), "Baseline JPEG (4:2:0) at a low quality (ImageNet-C)."),
 )
 
-#: Parameter tables of the corruptions by name (``set = 3``), in ImageNet-C's order.
-CORRUPTIONS: dict[str, AugmentationSpec] = {s.name: s for s in _ALL}
-#: The batched function of each corruption: ``fn(x, **params)``.
-CORRUPTION_OPS: dict[str, Callable[..., torch.Tensor]] = {
-    "gaussian_noise": gaussian_noise,
-    "shot_noise": shot_noise,
-    "impulse_noise": impulse_noise,
-    "speckle_noise": speckle_noise,
-    "defocus_blur": defocus_blur,
-    "motion_blur": motion_blur,
-    "pixelate": pixelate,
-    "jpeg_compression": jpeg_compression,
-}
+#: The corruptions by name, in ImageNet-C's order: ordinary augmentations (``augmentations =
+#: "corruptions"`` in a study takes them all).
+CORRUPTIONS: dict[str, Augmentation] = {a.name: a for a in _ALL}

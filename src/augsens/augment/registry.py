@@ -16,7 +16,8 @@ shifts (contrast sampler, spec 2.4).  The Sobol family draws every parameter con
 ``[low, high]``; such parameters are rounded to the nearest integer (half to even, like Python's
 ``round``) before an op sees them, so both encodings reach the same images.
 
-Beyond the twelve, :func:`available` lists what installed packages offer through the entry-point group
+Beyond the twelve, :func:`available` lists the common corruptions of ImageNet-C
+(:data:`augsens.augment.corruptions.CORRUPTIONS`), what installed packages offer through the entry-point group
 ``augsens.augmentations`` (:data:`ENTRY_POINT_GROUP`; an entry point names an ``Augmentation``, a list of
 them, or a function returning either) and what :func:`register` added in this process; :func:`spec`
 resolves a name, a ``"package.module:name"`` reference or an ``Augmentation`` object.
@@ -36,6 +37,7 @@ from typing import Any
 from augsens.errors import UserInputError
 
 from . import ops
+from .corruptions import CORRUPTIONS
 from .protocol import Augmentation, ParamSpec
 
 __all__ = [
@@ -214,7 +216,7 @@ def register(augmentation: Augmentation) -> Augmentation:
     """
     if not isinstance(augmentation, Augmentation):
         raise UserInputError(f"register() takes an Augmentation, got {type(augmentation).__name__}")
-    taken = {**AUGMENTATIONS, **_plugins()}
+    taken = {**AUGMENTATIONS, **CORRUPTIONS, **_plugins()}
     if augmentation.name in taken and taken[augmentation.name] is not augmentation:
         raise UserInputError(
             f"augmentation name {augmentation.name!r} is taken by {taken[augmentation.name].source}; "
@@ -258,7 +260,7 @@ def _plugins() -> dict[str, Augmentation]:
                 warnings.warn(f"{where} cannot be loaded: {type(exc).__name__}: {exc}", stacklevel=2)
                 continue
             for item in items:
-                if item.name in AUGMENTATIONS or item.name in found:
+                if item.name in AUGMENTATIONS or item.name in CORRUPTIONS or item.name in found:
                     warnings.warn(
                         f"{where}: augmentation name {item.name!r} is already taken; it is left out",
                         stacklevel=2,
@@ -276,8 +278,9 @@ def _with_source(augmentation: Augmentation, source: str) -> Augmentation:
 
 
 def available() -> dict[str, Augmentation]:
-    """Every augmentation known by name: the paper's twelve, then plugins', then registered ones."""
-    return {**AUGMENTATIONS, **_plugins(), **_REGISTERED}
+    """Every augmentation known by name: the paper's twelve, the common corruptions, then plugins', then
+    registered ones."""
+    return {**AUGMENTATIONS, **CORRUPTIONS, **_plugins(), **_REGISTERED}
 
 
 def _import_reference(ref: str) -> Augmentation:

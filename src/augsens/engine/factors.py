@@ -31,6 +31,7 @@ import torch
 
 from augsens.augment import SET1, SET2, Augmentation
 from augsens.augment import spec as augmentation_spec
+from augsens.augment.corruptions import CORRUPTIONS
 from augsens.augment.ranges import apply_ranges
 from augsens.core.factors import (
     Categorical,
@@ -55,14 +56,14 @@ __all__ = [
 SwitchModel = Literal["all", "nonparametric", "none"]
 Mode = Literal["clean", "paper"]
 
-_SETS = {"set1": SET1, "set2": SET2, "1": SET1, "2": SET2}
+_SETS = {"set1": SET1, "set2": SET2, "1": SET1, "2": SET2, "corruptions": tuple(CORRUPTIONS)}
 
 
 def resolve_specs(
     augmentations: str | Sequence[str | Augmentation],
     ranges: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Augmentation, ...]:
-    """``"set1"``, ``"set2"`` or a list of names, ``"package.module:name"`` references and
+    """``"set1"``, ``"set2"``, ``"corruptions"`` or a list of names, ``"package.module:name"`` references and
     :class:`~augsens.augment.Augmentation` objects -> the augmentations, with a study's ranges applied
     (:func:`augsens.augment.ranges.apply_ranges`)."""
     items: Sequence[str | Augmentation]

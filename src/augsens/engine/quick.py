@@ -148,7 +148,8 @@ def study(
         a numpy array, a torch ``Dataset`` returning images or ``(image, label)``, or an ``ImageCache``
         (see :func:`augsens.data.inputs.as_image_cache`).
     augmentations : str or sequence of str or Augmentation, default "set1"
-        ``"set1"``, ``"set2"`` or a list of augmentation names (``augsens info`` lists them),
+        ``"set1"``, ``"set2"``, ``"corruptions"`` (ImageNet-C's, docs/corruptions.md) or a list of
+        augmentation names (``augsens info`` lists them),
         ``"package.module:name"`` references and :class:`~augsens.augment.Augmentation` objects
         (docs/augmentations.md).  An object defined in an importable module is recorded by its reference;
         one defined in ``__main__`` or a notebook is registered in this process under its name.
