@@ -152,6 +152,36 @@ def test_motion_blur_matches_the_reference_at_its_angle(severity, images, x):
 
 
 @pytest.mark.parametrize("severity", _SEVERITIES)
+def test_elastic_warp_matches_the_reference_for_its_noise(severity, images, x):
+    """Given the reference's own uniform fields, smoothing and bilinear reflecting warp agree per pixel.
+
+    float64: both compute in float64 but the reference rounds the displacements to float32 (ulp of a
+    30 px displacement ~ 2e-6 px; the photos' gradients stay below 1 per px).  float32: coordinates near
+    224 carry an ulp of 1.5e-5 px, the weights a few float32 ulps.
+    """
+    ref = np.stack([reference("elastic_transform")(im, severity, seed=severity) for im in images]) / 255
+    rs = np.random.RandomState(severity)  # the reference draws dx, then dy, from the global state
+    side = images.shape[1]
+    noise_x, noise_y = (torch.from_numpy(rs.uniform(-0.005 * side, 0.005 * side, (side, side))) for _ in "xy")
+    alpha = torch.full((len(images),), (12.5, 16.25, 21.25, 25.0, 30.0)[severity - 1])
+    for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-4)):
+        fields = (
+            noise_y.expand(len(images), -1, -1).to(dtype),
+            noise_x.expand(len(images), -1, -1).to(dtype),
+        )
+        ours = C._elastic_warp(x.to(dtype), *fields, alpha).permute(0, 2, 3, 1).double().numpy()
+        assert np.abs(ours - ref).max() <= tol
+
+
+def test_elastic_noise_is_uniform_on_the_references_interval():
+    """The op's own fields: uniform on [-0.005 H, 0.005 H] (KS test against the exact uniform law)."""
+    bits = C._bits(torch.tensor([3.0]), "elastic_transform", (224, 224))
+    for which in (0, 1):
+        u = C._unit(bits, which, torch.float64).flatten().numpy()
+        assert stats.kstest(u, "uniform").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("severity", _SEVERITIES)
 def test_pixelate_matches_the_reference(severity, images, x):
     ref = np.stack([reference("pixelate")(im, severity) for im in images]) / 255
     # Pillow resamples uint8 in two passes (rows, then columns), each rounding to the nearest level

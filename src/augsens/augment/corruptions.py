@@ -58,6 +58,7 @@ __all__ = [
     "speckle_noise",
     "defocus_blur",
     "motion_blur",
+    "elastic_transform",
     "pixelate",
     "jpeg_compression",
     "jpeg",
@@ -319,6 +320,93 @@ def motion_blur(x: torch.Tensor, severity: torch.Tensor, angle: torch.Tensor) ->
         index = (src_y.unsqueeze(2) * w + src_x.unsqueeze(1)).view(b, 1, h * w).expand(b, c, h * w)
         out += weights[:, k].view(-1, 1, 1) * flat.gather(2, index)
     return out.view(b, c, h, w).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# elastic
+
+
+def _symmetric_index(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices reflected about the half-sample edges (``d c b a | a b c d``; scipy's ``"reflect"``)."""
+    i = torch.remainder(i, 2 * n)
+    return torch.where(i >= n, 2 * n - 1 - i, i)
+
+
+def _smooth(field: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
+    """scipy's ``gaussian_filter1d(mode="reflect", truncate=3)`` along ``dim`` (-1 or -2) of ``[B, H, W]``."""
+    radius = int(3 * sigma + 0.5)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64, device=field.device)
+    w = torch.exp(-0.5 * (taps / sigma) ** 2)
+    w = (w / w.sum()).to(field.dtype)
+    n = field.shape[dim]
+    index = _symmetric_index(torch.arange(-radius, n + radius, device=field.device), n)
+    padded = field.index_select(dim, index)
+    if dim == -1:
+        return F.conv1d(padded.reshape(-1, 1, padded.shape[-1]), w.view(1, 1, -1)).view(field.shape)
+    cols = padded.transpose(-1, -2)
+    return (
+        F.conv1d(cols.reshape(-1, 1, cols.shape[-1]), w.view(1, 1, -1))
+        .view(field.shape[0], field.shape[2], field.shape[1])
+        .transpose(-1, -2)
+    )
+
+
+def _reflect_coordinate(c: torch.Tensor, n: int) -> torch.Tensor:
+    """A real coordinate folded into ``[-1/2, n - 1/2]`` by half-sample symmetric reflection."""
+    c = torch.remainder(c + 0.5, 2 * n) - 0.5
+    return torch.where(c > n - 0.5, 2 * n - 1 - c, c)
+
+
+def _elastic_warp(
+    x: torch.Tensor, noise_y: torch.Tensor, noise_x: torch.Tensor, alpha: torch.Tensor
+) -> torch.Tensor:
+    """The reference's ``elastic_transform`` for given uniform fields ``noise_* [B, H, W]``.
+
+    Displacements ``d = alpha * gaussian_filter(noise, sigma = 0.01 * side, truncate = 3)`` (reflecting
+    borders), then bilinear sampling of ``x`` at ``(row + d_y, col + d_x)`` with reflecting borders
+    (``scipy.ndimage.map_coordinates(order=1, mode="reflect")``).
+    """
+    b, c, h, w = x.shape
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    a = alpha.to(work).view(-1, 1, 1)
+    dy = a * _smooth(_smooth(noise_y.to(work), 0.01 * h, -2), 0.01 * w, -1)
+    dx = a * _smooth(_smooth(noise_x.to(work), 0.01 * h, -2), 0.01 * w, -1)
+    rows = torch.arange(h, dtype=work, device=x.device).view(1, -1, 1)
+    cols = torch.arange(w, dtype=work, device=x.device).view(1, 1, -1)
+    sy, sx = _reflect_coordinate(rows + dy, h), _reflect_coordinate(cols + dx, w)
+    y0, x0 = sy.floor(), sx.floor()
+    fy, fx = (sy - y0).to(x.dtype), (sx - x0).to(x.dtype)
+    y0, x0 = y0.to(torch.int64), x0.to(torch.int64)
+    flat = x.reshape(b, c, h * w)
+    out = torch.zeros_like(flat)
+    for oy, ox, weight in (
+        (0, 0, (1 - fy) * (1 - fx)),
+        (0, 1, (1 - fy) * fx),
+        (1, 0, fy * (1 - fx)),
+        (1, 1, fy * fx),
+    ):
+        iy, ix = _symmetric_index(y0 + oy, h), _symmetric_index(x0 + ox, w)
+        index = (iy * w + ix).view(b, 1, h * w).expand(b, c, h * w)
+        out += weight.view(b, 1, h * w) * flat.gather(2, index)
+    return out.view(b, c, h, w).clamp(0, 1)
+
+
+def elastic_transform(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+    """Elastic deformation: pixels displaced by a smoothed random field (Simard et al. 2003).
+
+    Uniform noise in ``[-0.005 H, 0.005 H]`` per pixel and direction, smoothed by a Gaussian of
+    ``sigma = 0.01`` of the side and scaled by ``alpha`` = 12.5, 16.25, 21.25, 25, 30 at severities
+    1..5 (0 at severity 0), displaces each pixel; bilinear sampling with reflecting borders, as the
+    reference's ``elastic_transform``.
+    """
+    b, _, h, w = x.shape
+    alpha = _interp((0.0, 12.5, 16.25, 21.25, 25.0, 30.0), severity, torch.float64)
+    bits = _bits(seed, "elastic_transform", (h, w))
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    max_d = 0.005 * h  # the reference scales both directions by the height
+    noise_y = (2 * _unit(bits, 0, work) - 1) * max_d
+    noise_x = (2 * _unit(bits, 1, work) - 1) * max_d
+    return torch.where(_col(alpha, x) > 0, _elastic_warp(x, noise_y, noise_x, alpha), x)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -640,6 +728,7 @@ _ALL = (
     _entry(speckle_noise, (_SEVERITY, _SEED), "clip(x + x sigma z): multiplicative noise (ImageNet-C)."),
     _entry(defocus_blur, (_SEVERITY,), "Correlation with an anti-aliased disk (ImageNet-C)."),
     _entry(motion_blur, (_SEVERITY, _ANGLE), "Weighted copies shifted along a direction (ImageNet-C)."),
+    _entry(elastic_transform, (_SEVERITY, _SEED), "Displacement by a smoothed random field (ImageNet-C)."),
     _entry(pixelate, (_SEVERITY,), "Box-average down, nearest-neighbour up (ImageNet-C)."),
     _entry(jpeg_compression, (_SEVERITY,), "Baseline JPEG (4:2:0) at a low quality (ImageNet-C)."),
 )
