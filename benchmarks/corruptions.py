@@ -30,7 +30,14 @@ from corruption_reference import motion_angle, photos, reference, to_tensor  # n
 from PIL import Image  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from augsens.augment.corruptions import _JPEG_QUALITY, CORRUPTIONS, _elastic_warp  # noqa: E402
+from augsens.augment.corruptions import (  # noqa: E402
+    _JPEG_QUALITY,
+    CORRUPTIONS,
+    _elastic_warp,
+    _fog,
+    _plasma,
+    _plasma_sizes,
+)
 
 
 def _best(fn: Callable[[], object], iters: int, sync: Callable[[], None]) -> float:
@@ -49,8 +56,8 @@ def agreement() -> None:
     """Per severity: max and mean |ours - reference| (levels of 255) or the KS statistic of the change.
 
     Noise: the change ``y - x`` rounded to the uint8 grid, ours vs the reference's, two-sample KS.  The
-    elastic transform's changes are spatially correlated (no KS), so it is compared per pixel for the
-    reference's own noise fields.
+    elastic transform's and the fog's changes are spatially correlated (no KS), so they are compared
+    per pixel for the reference's own random draws.
     """
     images = photos()
     x = to_tensor(images)
@@ -71,6 +78,19 @@ def agreement() -> None:
                 alpha = torch.full((b,), (12.5, 16.25, 21.25, 25.0, 30.0)[level - 1])
                 ours = _elastic_warp(x, ny.expand(b, -1, -1), nx.expand(b, -1, -1), alpha)
                 d = np.abs(ours.permute(0, 2, 3, 1).double().numpy() * 255 - ref)
+                print(f"{name:<18}{level:>4}  {d.max():>9.2g}{d.mean():>10.2g}   (for the reference's noise)")
+                continue
+            if name == "fog":  # per pixel, given the reference's own fractal draws
+                ref = np.stack([run(im, level, seed=level) for im in images])
+                strength, decay = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))[level - 1]
+                rs, wibble, draws = np.random.RandomState(level), 100.0, []
+                for n in _plasma_sizes(256):
+                    draws += [torch.from_numpy(rs.uniform(-wibble, wibble, (n, n)) / wibble) for _ in "abc"]
+                    wibble /= decay
+                plasma = _plasma([d.expand(b, -1, -1) for d in draws], torch.full((b,), decay), 256)
+                x64 = torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255
+                ours = _fog(x64, torch.full((b,), strength), plasma)
+                d = np.abs(ours.permute(0, 2, 3, 1).numpy() * 255 - ref)
                 print(f"{name:<18}{level:>4}  {d.max():>9.2g}{d.mean():>10.2g}   (for the reference's noise)")
                 continue
             if "seed" in aug.param_names:

@@ -173,9 +173,37 @@ def test_elastic_warp_matches_the_reference_for_its_noise(severity, images, x):
         assert np.abs(ours - ref).max() <= tol
 
 
-def test_elastic_noise_is_uniform_on_the_references_interval():
-    """The op's own fields: uniform on [-0.005 H, 0.005 H] (KS test against the exact uniform law)."""
-    bits = C._bits(torch.tensor([3.0]), "elastic_transform", (224, 224))
+def _reference_plasma_draws(seed: int, decay: float, map_size: int) -> list[torch.Tensor]:
+    """The uniforms the reference's ``plasma_fractal`` draws after ``np.random.seed(seed)``, on [-1, 1]."""
+    rs, wibble, out = np.random.RandomState(seed), 100.0, []
+    for n in C._plasma_sizes(map_size):
+        out += [torch.from_numpy(rs.uniform(-wibble, wibble, (n, n)) / wibble) for _ in range(3)]
+        wibble /= decay
+    return out
+
+
+@pytest.mark.parametrize("severity", _SEVERITIES)
+def test_fog_matches_the_reference_for_its_fractal_noise(severity, images):
+    """Given the reference's own draws, the batched diamond-square fractal and the fog agree per pixel.
+
+    The fractal reaches ~1e4 before its min-max normalisation: float64 keeps ~1e-12 of it, float32
+    ~1e-3 absolute, i.e. ~1e-7 after normalisation, times the strength (<= 3).
+    """
+    strength, decay = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))[severity - 1]
+    ref = np.stack([reference("fog")(im, severity, seed=severity) for im in images]) / 255
+    b = len(images)
+    draws = [d.expand(b, -1, -1) for d in _reference_plasma_draws(severity, decay, 256)]
+    for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 1e-5)):
+        plasma = C._plasma([d.to(dtype) for d in draws], torch.full((b,), decay, dtype=torch.float64), 256)
+        xx = torch.from_numpy(images).permute(0, 3, 1, 2).to(dtype) / 255  # k / 255 rounded once, in dtype
+        ours = C._fog(xx, torch.full((b,), strength), plasma).permute(0, 2, 3, 1).double().numpy()
+        assert np.abs(ours - ref).max() <= tol
+
+
+@pytest.mark.parametrize("name", ["elastic_transform", "fog"])
+def test_spatial_noise_is_uniform(name):
+    """The ops' own draws (scaled to the reference's intervals): uniform (KS test against the exact law)."""
+    bits = C._bits(torch.tensor([3.0]), name, (224, 224))
     for which in (0, 1):
         u = C._unit(bits, which, torch.float64).flatten().numpy()
         assert stats.kstest(u, "uniform").pvalue > 1e-3

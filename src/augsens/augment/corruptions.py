@@ -59,6 +59,7 @@ __all__ = [
     "defocus_blur",
     "motion_blur",
     "elastic_transform",
+    "fog",
     "pixelate",
     "jpeg_compression",
     "jpeg",
@@ -410,6 +411,70 @@ def elastic_transform(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tenso
 
 
 # --------------------------------------------------------------------------------------------------
+# fog
+
+
+def _plasma_sizes(map_size: int) -> list[int]:
+    """Grid side of each diamond-square level: 1, 2, 4, ... map_size / 2 (three fills per level)."""
+    return [map_size // step for step in (map_size >> k for k in range(map_size.bit_length() - 1))]
+
+
+def _plasma(draws: list[torch.Tensor], decay: torch.Tensor, map_size: int) -> torch.Tensor:
+    """The reference's ``plasma_fractal`` (diamond-square), batched: ``[B, map_size, map_size]`` in [0, 1].
+
+    ``draws`` holds the uniforms on [-1, 1] of each fill in the reference's order (per level: squares,
+    diamonds of the rows, diamonds of the columns), ``[B, n, n]`` with ``n`` the level's grid side.
+    The reference adds ``wibble * uniform(-wibble, wibble)`` with ``wibble = 100 / decay**level``.
+    """
+    b = decay.shape[0]
+    m = torch.zeros(b, map_size, map_size, dtype=draws[0].dtype, device=decay.device)
+    wibble = torch.full_like(decay, 100.0).view(-1, 1, 1).to(m.dtype)
+    step, k = map_size, 0
+    while step >= 2:
+        half = step // 2
+        corner = m[:, 0::step, 0::step]
+        squares = corner + torch.roll(corner, -1, 1)
+        squares = squares + torch.roll(squares, -1, 2)
+        m[:, half::step, half::step] = squares / 4 + wibble * wibble * draws[k]
+        centre = m[:, half::step, half::step]
+        corner = m[:, 0::step, 0::step]
+        rows = centre + torch.roll(centre, 1, 1) + corner + torch.roll(corner, -1, 2)
+        m[:, 0::step, half::step] = rows / 4 + wibble * wibble * draws[k + 1]
+        cols = centre + torch.roll(centre, 1, 2) + corner + torch.roll(corner, -1, 1)
+        m[:, half::step, 0::step] = cols / 4 + wibble * wibble * draws[k + 2]
+        step, k = half, k + 3
+        wibble = wibble / decay.view(-1, 1, 1).to(m.dtype)
+    m = m - m.amin(dim=(1, 2), keepdim=True)
+    return m / m.amax(dim=(1, 2), keepdim=True)
+
+
+def _fog(x: torch.Tensor, strength: torch.Tensor, plasma: torch.Tensor) -> torch.Tensor:
+    """``clip((x + strength * plasma) * max / (max + strength))``, ``max`` the sample's largest value."""
+    h, w = x.shape[-2:]
+    top = x.amax(dim=(1, 2, 3), keepdim=True)
+    c = _col(strength, x)
+    return ((x + c * plasma[:, None, :h, :w].to(x.dtype)) * top / (top + c)).clamp(0, 1)
+
+
+def fog(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+    """Fog: a diamond-square plasma fractal added, the image dimmed to keep its maximum.
+
+    Strength 1.5, 2, 2.5, 2.5, 3 and fractal decay 2, 2, 1.7, 1.5, 1.4 at severities 1..5 (strength 0,
+    the identity, at severity 0); the fractal is ``next_power_of_2(max(H, W))`` wide, cropped to the image.
+    """
+    b, _, h, w = x.shape
+    strength = _interp((0.0, 1.5, 2.0, 2.5, 2.5, 3.0), severity, torch.float64)
+    decay = _interp((2.0, 2.0, 2.0, 1.7, 1.5, 1.4), severity, torch.float64)
+    map_size = 1 << (max(h, w, 3) - 1).bit_length()
+    sizes = [n for n in _plasma_sizes(map_size) for _ in range(3)]
+    bits = _bits(seed, "fog", (sum(n * n for n in sizes),))
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    u = 2 * _unit(bits, 0, work) - 1
+    draws = [d.view(b, n, n) for d, n in zip(u.split([n * n for n in sizes], 1), sizes, strict=True)]
+    return torch.where(_col(strength, x) > 0, _fog(x, strength, _plasma(draws, decay, map_size)), x)
+
+
+# --------------------------------------------------------------------------------------------------
 # pixelate
 
 
@@ -729,6 +794,7 @@ _ALL = (
     _entry(defocus_blur, (_SEVERITY,), "Correlation with an anti-aliased disk (ImageNet-C)."),
     _entry(motion_blur, (_SEVERITY, _ANGLE), "Weighted copies shifted along a direction (ImageNet-C)."),
     _entry(elastic_transform, (_SEVERITY, _SEED), "Displacement by a smoothed random field (ImageNet-C)."),
+    _entry(fog, (_SEVERITY, _SEED), "A plasma fractal added, the image dimmed (ImageNet-C)."),
     _entry(pixelate, (_SEVERITY,), "Box-average down, nearest-neighbour up (ImageNet-C)."),
     _entry(jpeg_compression, (_SEVERITY,), "Baseline JPEG (4:2:0) at a low quality (ImageNet-C)."),
 )
