@@ -87,7 +87,9 @@ def agreement() -> None:
                 for n in _plasma_sizes(256):
                     draws += [torch.from_numpy(rs.uniform(-wibble, wibble, (n, n)) / wibble) for _ in "abc"]
                     wibble /= decay
-                plasma = _plasma([d.expand(b, -1, -1) for d in draws], torch.full((b,), decay), 256)
+                plasma = _plasma(
+                    [d.expand(b, -1, -1) for d in draws], torch.full((b,), decay, dtype=torch.float64), 256
+                )
                 x64 = torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255
                 ours = _fog(x64, torch.full((b,), strength), plasma)
                 d = np.abs(ours.permute(0, 2, 3, 1).numpy() * 255 - ref)

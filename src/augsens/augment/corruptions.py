@@ -174,10 +174,10 @@ def _poisson(lam: torch.Tensor, u: torch.Tensor, z: torch.Tensor) -> torch.Tenso
     p = torch.exp(-small)
     cdf = p.clone()
     k = torch.zeros_like(small)
-    for j in range(1, _POISSON_STEPS + 1):
-        k += (u > cdf).to(k.dtype)
-        p = p * small / j
-        cdf = cdf + p
+    below = torch.empty_like(u, dtype=torch.bool)
+    for j in range(1, _POISSON_STEPS + 1):  # in place: memory-bound over the whole batch
+        k.add_(torch.gt(u, cdf, out=below))
+        cdf.add_(p.mul_(small).div_(j))
     normal = torch.floor(lam + lam.sqrt() * z + (z * z - 1.0) / 6.0 + 0.5).clamp_min(0)
     return torch.where(lam <= _POISSON_EXACT, k, normal)
 

@@ -125,7 +125,16 @@ def splitmix64_keyed(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
     >>> bool((bits[1] == splitmix64_torch(torch.arange(3), seed=5)).all())
     True
     """
-    return _mix64_torch((counter.to(torch.int64) + 1) * _T_GAMMA + _mix64_torch(key.to(torch.int64)))
+    z = (counter.to(torch.int64) + 1) * _T_GAMMA + _mix64_torch(key.to(torch.int64))
+    # _mix64_torch in place, one scratch tensor: the hash of a whole batch of images is memory-bound
+    scratch = torch.empty_like(z)
+    for shift, factor in ((30, _T_M1), (27, _T_M2), (31, None)):
+        torch.bitwise_right_shift(z, shift, out=scratch)
+        scratch.bitwise_and_((1 << (64 - shift)) - 1)
+        z.bitwise_xor_(scratch)
+        if factor is not None:
+            z.mul_(factor)
+    return z
 
 
 def uniform_from_bits(bits: torch.Tensor) -> torch.Tensor:
