@@ -109,7 +109,7 @@ def agreement() -> None:
                 ks = stats.ks_2samp(a, c)
                 print(
                     f"{name:<18}{level:>4}  {'':>9}{'':>10}   "
-                    f"{ks.statistic:.4f} ({ks.pvalue:.2f}), {a.mean():+.2f} / {c.mean():+.2f}"
+                    f"{ks.statistic:.4f} ({ks.pvalue:.2g}), {a.mean():+.2f} / {c.mean():+.2f}"
                 )
             else:
                 d = np.abs(ours - ref)

@@ -9,6 +9,9 @@ before importing it, without changing any computation:
   ``channel_axis=-1``, its replacement;
 * ``numpy.float_`` (removed in numpy 2) is ``numpy.float64`` (used by the fog's fractal).
 
+And one for reproducibility: ``skimage.util.random_noise`` (impulse noise) gets a generator seeded from
+numpy's global state, like every other draw of the reference, instead of fresh entropy.
+
 Also the photos the checks run on: real photos bundled with scikit-image, resized to 224 x 224 as
 the studies do (Resize(256) + CenterCrop(224)).
 """
@@ -22,7 +25,9 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import skimage.color
 import skimage.data
+import skimage.util
 import torch
 import torchvision.transforms.v2.functional as F
 from PIL import Image
@@ -53,6 +58,16 @@ def _load() -> types.ModuleType:
         return gaussian(image, *args, **kwargs)
 
     module.gaussian = gaussian_channel_axis
+    # skimage.util.random_noise draws from a fresh generator unless given one: seed it from numpy's
+    # global state, which the rest of the reference draws from, so a seeded run replays
+    random_noise = skimage.util.random_noise
+
+    def seeded_random_noise(image, *args, **kwargs):
+        kwargs.setdefault("rng", np.random.randint(2**31))  # noqa: NPY002 - the reference's global state
+        return random_noise(image, *args, **kwargs)
+
+    util = types.SimpleNamespace(random_noise=seeded_random_noise)
+    module.sk = types.SimpleNamespace(util=util, color=skimage.color)
     if not hasattr(np, "float_"):
         module.np = types.SimpleNamespace(**{**vars(np), "float_": np.float64})
     return module
