@@ -140,6 +140,16 @@ def gaussian_noise(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) 
     ``sigma`` = 0.08, 0.12, 0.18, 0.26, 0.38 at severities 1..5 (the reference), 0 at severity 0.
 
     Shape: ``x [B, 3, H, W]``, ``severity [B]``, ``seed [B]`` -> ``[B, 3, H, W]``.
+
+    Examples
+    --------
+    >>> x = torch.full((2, 3, 8, 8), 0.5)
+    >>> severity, seed = torch.tensor([0.0, 2.5]), torch.tensor([0.0, 7.0])
+    >>> y = gaussian_noise(x, severity, seed)
+    >>> bool(torch.equal(y[0], x[0])), bool(torch.equal(y, gaussian_noise(x, severity, seed)))
+    (True, True)
+    >>> abs(float((y[1] - x[1]).std()) - 0.15) < 0.03  # sigma = 0.15, halfway between 0.12 and 0.18
+    True
     """
     sigma = _interp((0.0, 0.08, 0.12, 0.18, 0.26, 0.38), severity, x.dtype)
     z = _normal(_bits(seed, "gaussian_noise", tuple(x.shape[1:])), x.dtype)
@@ -739,6 +749,13 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     YCbCr -> RGB.  The output lies on the uint8 grid (k / 255).
 
     Shape: ``x [B, 3, H, W]``, ``quality [B]`` -> ``[B, 3, H, W]``.
+
+    Examples
+    --------
+    >>> x = torch.linspace(0, 1, 3 * 16 * 16).view(1, 3, 16, 16)
+    >>> y = jpeg(x, torch.tensor([10]))
+    >>> bool(torch.equal(y * 255, (y * 255).round())), float((y - x).abs().max()) > 0
+    (True, True)
     """
     return _jpeg_round_trip(x, jpeg_quant_tables(quality))
 
