@@ -269,15 +269,15 @@ def test_noise_has_the_reference_distribution(name, severity, images, x):
 _U_EDGES = torch.tensor([0.5 * 2.0**-23, 1 - 0.5 * 2.0**-23], dtype=torch.float64)  # extremes of _unit
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.01, 0.7, 3.0, 7.5, 12.0])
-def test_poisson_is_the_exact_inverse_cdf_up_to_twelve(lam):
+@pytest.mark.parametrize("lam", [0.0, 0.01, 0.7, 3.0, 7.5, 12.0, 31.3, 60.0])
+def test_poisson_is_the_exact_inverse_cdf_up_to_sixty(lam):
     u = torch.cat((_U_EDGES, torch.linspace(1e-6, 1 - 1e-6, 20001, dtype=torch.float64)))
     k = C._poisson(torch.full_like(u, lam), u, torch.zeros_like(u))
     assert np.array_equal(k.numpy(), stats.poisson.ppf(u.numpy(), lam))
 
 
-@pytest.mark.parametrize("lam", [12.5, 30.0, 60.0, 500.0])
-def test_poisson_above_twelve_is_within_total_variation_two_per_mille(lam):
+@pytest.mark.parametrize("lam", [60.5, 100.0, 500.0])
+def test_poisson_above_sixty_is_within_total_variation_four_in_ten_thousand(lam):
     n = 400_000
     z = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n)  # z at its n quantiles
     k = C._poisson(torch.full((n,), lam, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), z)
@@ -285,7 +285,7 @@ def test_poisson_above_twelve_is_within_total_variation_two_per_mille(lam):
     support = np.arange(0, int(values.max()) + 60)
     law = np.zeros(support.size)
     law[values.astype(int)] = counts / n
-    assert 0.5 * np.abs(law - stats.poisson.pmf(support, lam)).sum() <= 2.1e-3
+    assert 0.5 * np.abs(law - stats.poisson.pmf(support, lam)).sum() <= 4e-4
 
 
 # --------------------------------------------------------------------------------------------------

@@ -166,19 +166,20 @@ def speckle_noise(x: torch.Tensor, severity: torch.Tensor, seed: torch.Tensor) -
     return (x + x * _col(sigma, x) * z).clamp(0, 1)
 
 
-#: Below this mean the Poisson draw is exact (inverse CDF); above it a skew-corrected normal.
-_POISSON_EXACT = 12.0
-#: Inverse-CDF steps covering Poisson(12) up to the largest uniform, 1 - 2**-24 (quantile 34).
-_POISSON_STEPS = 36
+#: Up to this mean the Poisson draw is exact (inverse CDF): every pixel at integer severities (c <= 60).
+_POISSON_EXACT = 60.0
+#: Inverse-CDF steps covering Poisson(60) up to the largest uniform, 1 - 2**-24 (quantile 105).
+_POISSON_STEPS = 106
 
 
 def _poisson(lam: torch.Tensor, u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Poisson(``lam``) draws from a uniform ``u`` (used below :data:`_POISSON_EXACT`) and a normal ``z``.
 
-    Small means: the exact inverse CDF, ``k = #{j : F(j) < u}``, summing the pmf by its recursion
-    ``p(j) = p(j - 1) lam / j`` for a fixed number of steps (no data-dependent loop).  Large means: the
-    Cornish-Fisher quantile ``floor(lam + sqrt(lam) z + (z**2 - 1) / 6 + 1/2)``, whose law lies within
-    total variation 0.002 of Poisson(lam) for lam >= 12 (less for larger lam; checked in the tests).
+    Means up to 60: the exact inverse CDF, ``k = #{j : F(j) < u}``, summing the pmf by its recursion
+    ``p(j) = p(j - 1) lam / j`` for a fixed number of steps (no data-dependent loop).  Larger means
+    (only below severity 1, where ``c > 60``): the Cornish-Fisher quantile
+    ``floor(lam + sqrt(lam) z + (z**2 - 1) / 6 + 1/2)``, whose law lies within total variation 4e-4 of
+    Poisson(lam) for lam > 60 (less for larger lam; checked in the tests).
     """
     small = lam.clamp(max=_POISSON_EXACT)
     p = torch.exp(-small)
