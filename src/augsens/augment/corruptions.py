@@ -13,15 +13,17 @@ Continuous severity
 1..5 are the anchors, severity 0 is the identity, and between anchors:
 
 * where the reference's setting is a continuous parameter with an identity value (noise scale, salt
-  and pepper fraction, pixelation factor), the *parameter* is interpolated linearly (for shot noise
-  its inverse photon count ``1 / c``, the noise variance per unit intensity);
+  and pepper fraction, elastic alpha, fog strength and decay, pixelation factor), the *parameter* is
+  interpolated linearly (for shot noise its inverse photon count ``1 / c``, the noise variance per
+  unit intensity);
 * where it is not (a disk or motion kernel whose size jumps between levels, a JPEG quality), the
   *kernels* of the two neighbouring levels are blended linearly (for blurs this equals blending the
   two blurred images; the identity kernel is level 0), and JPEG interpolates its quantisation tables
   between levels 1..5 and fades the level-1 result in from the input below 1.
 
-So every op equals the reference's setting exactly at the integer severities, is continuous in the
-severity and is the identity at 0.
+So every op equals the reference's setting exactly at the integer severities and is the identity at 0;
+it is continuous in the severity pathwise for the blurs and Gaussian / speckle noise, in law for the
+discrete draws of shot and impulse noise, and step by step (one pixel of size) for pixelation.
 
 Randomness
 ----------
