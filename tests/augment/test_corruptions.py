@@ -5,7 +5,7 @@ At the five integer severities, on three real photos at 224 x 224:
 * deterministic ops per pixel, against the reference's float result (before ``corrupt`` truncates it
   to uint8), within a tolerance derived from what differs: float32 accumulation of the taps
   (defocus, motion blur), Pillow's two 8-bit resampling passes (pixelate), nothing (JPEG: bit-exact);
-* random ops by the distribution of the change ``y - x`` on the uint8 grid: a two-sample
+* random ops by the distribution of the change ``y - x`` (to 1e-3 of a level): a two-sample
   Kolmogorov-Smirnov test at level 0.001 per (op, severity) -- 20 tests, 2 % family-wise -- and the
   mean change within 5 standard errors.  The pixels are the same in both samples and only the noise
   is random, so the changes are a stratified sample and the test is conservative.
@@ -259,8 +259,10 @@ def test_jpeg_severity_interpolates_the_tables_and_fades_in_below_one(x):
 def test_noise_has_the_reference_distribution(name, severity, images, x):
     ref = np.stack([reference(name)(im, severity, seed=100 * severity + i) for i, im in enumerate(images)])
     ours = _ours(name, x, severity, seed=1000 * severity) * 255
-    change_ref = (np.round(ref) - images).ravel()
-    change_ours = (np.round(ours) - images).ravel()
+    # rounded to 1e-3 of a level: float noise of either side (1e-5 levels) is gone, but not ties such
+    # as 255 k / 60 = 8.5 that rounding to whole levels would break by that noise's sign
+    change_ref = np.round(ref - images, 3).ravel()
+    change_ours = np.round(ours - images, 3).ravel()
     assert stats.ks_2samp(change_ref, change_ours).pvalue > 1e-3
     se = math.sqrt((change_ref.var() + change_ours.var()) / change_ref.size)
     assert abs(change_ref.mean() - change_ours.mean()) <= 5 * se
