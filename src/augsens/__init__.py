@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         Parameter,
         Permutation,
         Problem,
+        ScipyDistribution,
         Switch,
         Uniform,
     )
@@ -41,6 +42,7 @@ __all__ = [
     "Parameter",
     "Permutation",
     "Problem",
+    "ScipyDistribution",
     "Switch",
     "Uniform",
     "sobol",
@@ -58,7 +60,17 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(
-        ("Categorical", "ImageFactor", "Integer", "Parameter", "Permutation", "Problem", "Switch", "Uniform"),
+        (
+            "Categorical",
+            "ImageFactor",
+            "Integer",
+            "Parameter",
+            "Permutation",
+            "Problem",
+            "ScipyDistribution",
+            "Switch",
+            "Uniform",
+        ),
         "augsens.core.factors",
     ),
     "sobol": "augsens.core.api",

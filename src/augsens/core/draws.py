@@ -22,6 +22,7 @@ __all__ = [
     "mix64",
     "splitmix64",
     "splitmix64_torch",
+    "splitmix64_keyed",
     "uniform_from_bits",
     "counter_uniform",
     "seed_sequence",
@@ -109,6 +110,31 @@ def splitmix64_torch(counter: torch.Tensor, seed: int) -> torch.Tensor:
     """
     base = _mix64_torch(torch.tensor(_signed(int(seed)), dtype=torch.int64)).item()
     return _mix64_torch((counter.to(torch.int64) + 1) * _T_GAMMA + base)
+
+
+def splitmix64_keyed(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
+    """Hash of int64 ``counter`` under a per-element int64 ``key``: ``mix64(mix64(key) + (c+1) γ)``.
+
+    :func:`splitmix64_torch` with a tensor key, broadcast against the counters: one stream per key
+    (e.g. a ``[B, 1]`` tensor of per-sample seeds against ``[N]`` element counters gives ``[B, N]``),
+    every value a pure function of its (key, counter) on any device.
+
+    Examples
+    --------
+    >>> bits = splitmix64_keyed(torch.tensor([[0], [5]]), torch.arange(3))
+    >>> bool((bits[1] == splitmix64_torch(torch.arange(3), seed=5)).all())
+    True
+    """
+    z = (counter.to(torch.int64) + 1) * _T_GAMMA + _mix64_torch(key.to(torch.int64))
+    # _mix64_torch in place, one scratch tensor: the hash of a whole batch of images is memory-bound
+    scratch = torch.empty_like(z)
+    for shift, factor in ((30, _T_M1), (27, _T_M2), (31, None)):
+        torch.bitwise_right_shift(z, shift, out=scratch)
+        scratch.bitwise_and_((1 << (64 - shift)) - 1)
+        z.bitwise_xor_(scratch)
+        if factor is not None:
+            z.mul_(factor)
+    return z
 
 
 def uniform_from_bits(bits: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,7 @@ def plan(config: StudyConfig, partitions: Sequence[Sequence[int]], device: torch
         mode=sc.mode,
         integer_params=sc.mode == "paper" and sc.kind.startswith("shapley"),
         order=sc.order,
+        ranges=config.augment,
     )
     name = method_name(config)
     if name not in METHODS:

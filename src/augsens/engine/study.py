@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import xarray as xr
 
+from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import ImageCache
@@ -71,29 +72,30 @@ def _first_line(exc: BaseException) -> str:
 class Study:
     """A configured study, ready to run.
 
-    Parameters
-    ----------
-    config : StudyConfig
-        Validated configuration (:func:`augsens.config.load_config`).
-    model : LoadedModel, optional
-        A model already loaded (otherwise loaded from ``config.model``).
-    images : ImageCache, optional
-        Images already decoded (otherwise from ``config.images``).
-    progress : bool
-        Show a progress bar (rows done, forwards/s, ETA).
+        Parameters
+        ----------
+        config : StudyConfig
+            Validated configuration (:func:`augsens.config.load_config`).
+        model : LoadedModel, optional
+            A model already loaded (otherwise loaded from ``config.model``).
+        images : ImageCache, optional
+            Images already decoded (otherwise from ``config.images``).
+        progress : bool
+            Show a progress bar (rows done, forwards/s, ETA).
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from augsens.config import StudyConfig
-    >>> cfg = StudyConfig.from_dict({
-    ...     "model": {"name": "augsens.testing:tiny_cnn", "checkpoints": ["act", "fc"]},
-    ...     "study": {"kind": "sobol", "augmentations": ["hflip", "grayscale"], "n": 8, "replicates": 2},
-    ...     "run": {"device": "cpu"},
-    ... })
-    >>> tree = Study(cfg, progress=False).run(tempfile.mkdtemp())
-    >>> tree["act"].dataset["ST"].dims, tree["act"].dataset["factor"].values.tolist()
-    (('factor', 'channel', 'y', 'x'), ['hflip', 'grayscale', 'order', 'image'])
+        Examples
+        --------
+        >>> import tempfile
+        >>> from augsens.augment.checks import PROBE_SIZE, check_augmentations
+    from augsens.config import StudyConfig
+        >>> cfg = StudyConfig.from_dict({
+        ...     "model": {"name": "augsens.testing:tiny_cnn", "checkpoints": ["act", "fc"]},
+        ...     "study": {"kind": "sobol", "augmentations": ["hflip", "grayscale"], "n": 8, "replicates": 2},
+        ...     "run": {"device": "cpu"},
+        ... })
+        >>> tree = Study(cfg, progress=False).run(tempfile.mkdtemp())
+        >>> tree["act"].dataset["ST"].dims, tree["act"].dataset["factor"].values.tolist()
+        (('factor', 'channel', 'y', 'x'), ['hflip', 'grayscale', 'order', 'image'])
     """
 
     def __init__(
@@ -122,13 +124,16 @@ class Study:
         self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
-        self.shapes = model.output_shapes(self.checkpoints)
-        self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
         if images is None:
             images = load_images(config.images, device=self.device)
         self.images = images.to(self.device)
         self.plan: StudyPlan = plan(config, self.images.partitions, self.device)
         self.factors = self.plan.factors
+        # every augmentation against the protocol's rules, on the study's own inputs, before any forward
+        probe = self.images.gather(torch.arange(PROBE_SIZE) % len(self.images))
+        check_augmentations(self.factors.specs, probe, mode=config.study.mode)
+        self.shapes = model.output_shapes(self.checkpoints)
+        self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
 
     # ------------------------------------------------------------------ state
     def new_state(self) -> StudyState:
@@ -153,9 +158,10 @@ class Study:
         return study_state.merge_states(states, self.new_state())
 
     def fingerprint(self) -> dict[str, Any]:
-        """Hashes of this study's decoded images and model weights (see :mod:`augsens.fingerprint`)."""
+        """Hashes of this study's decoded images, model weights and augmentations' code and declarations
+        (see :mod:`augsens.fingerprint`)."""
         if not hasattr(self, "_fingerprint"):
-            self._fingerprint = fingerprint(self.images, self.model.module)
+            self._fingerprint = fingerprint(self.images, self.model.module, self.factors.specs)
         return self._fingerprint
 
     def _save_state(self, path: Path, state: StudyState) -> None:
