@@ -25,6 +25,8 @@ NOT_DOCUMENTS = {
     "plain.txt": "written by tests/models/test_models_registry.py",
     "gap.txt": "written by tests/models/test_models_registry.py",
     "notes.txt": "written by tests/cli_battery.py (a non-image file in an image folder)",
+    "entry_points.txt": "a package's metadata file, written by tests/augment/test_augment_protocol.py",
+    "kept.txt": "written by tests/test_outlock.py (a file the lock must leave in place)",
 }
 
 TEXT_SUFFIXES = {
