@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Switch,
         Uniform,
     )
+    from augsens.data.inputs import as_samples
     from augsens.engine.quick import study
     from augsens.results import open_results
 
@@ -46,6 +47,7 @@ __all__ = [
     "open_results",
     "study",
     "compare",
+    "as_samples",
 ]
 
 _LAZY = {
@@ -59,6 +61,7 @@ _LAZY = {
     "open_results": "augsens.results",
     "compare": "augsens.analysis.compare",
     "study": "augsens.engine.quick",
+    "as_samples": "augsens.data.inputs",
 }
 
 

@@ -66,12 +66,15 @@ class _AugPlan:
 
     name: str
     draws: int
+    #: image height and width: the paper's pixel bounds are scaled to them (augsens.augment.scaling)
+    image_size: tuple[int, int] = (224, 224)
 
     def parameters(self, seed: int, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """Parameter tensors ``[len(rows)]`` for global rows ``image * draws + draw``."""
         from augsens.augment import AUGMENTATIONS
+        from augsens.augment.scaling import at_size
 
-        return single_draws(AUGMENTATIONS[self.name], rows, seed, device)
+        return single_draws(at_size(AUGMENTATIONS[self.name], *self.image_size), rows, seed, device)
 
 
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -183,7 +186,9 @@ def _run_contrast(
     return per_ckpt, shapes, counts
 
 
-def _plans(augmentations: Sequence[str] | None, draws: int) -> list[_AugPlan]:
+def _plans(
+    augmentations: Sequence[str] | None, draws: int, image_size: tuple[int, int] = (224, 224)
+) -> list[_AugPlan]:
     from augsens.augment import AUGMENTATIONS
 
     names = list(AUGMENTATIONS) if augmentations is None else list(augmentations)
@@ -198,7 +203,7 @@ def _plans(augmentations: Sequence[str] | None, draws: int) -> list[_AugPlan]:
                 f"unknown augmentation {name!r}; allowed: {list(AUGMENTATIONS)!r}.{hint}"
             )
         # A parameter-free op gives the same image every time: one copy per image, as the authors did.
-        plans.append(_AugPlan(name, draws if AUGMENTATIONS[name].params else 1))
+        plans.append(_AugPlan(name, draws if AUGMENTATIONS[name].params else 1, image_size))
     return plans
 
 
@@ -299,7 +304,10 @@ def contrast_study(
         )
     # Unknown names are refused by model.capture itself, on the one-image probe before any pass.
     names = list(model.checkpoints if checkpoints is None else checkpoints)
-    plans = _plans(augmentations, draws)
+    image_size = (int(images.images.shape[-2]), int(images.images.shape[-1]))
+    plans = _plans(augmentations, draws, image_size)
+    # the registry checks values against the bounds for 224 x 224; scaled draws lie in their own bounds
+    validate = image_size == (224, 224)
     device = torch.device(model.device)
 
     def capture(x: torch.Tensor, ckpts: Sequence[str]) -> Mapping[str, torch.Tensor]:
@@ -310,7 +318,7 @@ def contrast_study(
             return model.capture(x, checkpoints=list(ckpts))
 
     def apply(name: str, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return apply_augmentation(name, x, mode=mode, validate=True, **params)
+        return apply_augmentation(name, x, mode=mode, validate=validate, **params)
 
     per_ckpt, shapes, counts = _run_contrast(
         capture,

@@ -31,6 +31,7 @@ import torch
 
 from augsens.augment import AUGMENTATIONS, SET1, SET2
 from augsens.augment import spec as augmentation_spec
+from augsens.augment.scaling import at_size
 from augsens.core.factors import (
     Categorical,
     ImageFactor,
@@ -117,6 +118,10 @@ class AugmentationFactors:
         See ``mode``.
     order : bool
         Include the composition-order factor (needs two or more augmentations).
+    image_size : (int, int), optional
+        Height and width of the images.  The paper's bounds in pixels (erasing centres, roll shifts,
+        elliptic-blur axes and shifts) are set for 224 x 224 and scaled to this size
+        (:func:`augsens.augment.scaling.at_size`).  Default: 224 x 224.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class AugmentationFactors:
         mode: Mode = "clean",
         integer_params: bool = False,
         order: bool = True,
+        image_size: tuple[int, int] | None = None,
     ) -> None:
         if switches not in ("all", "nonparametric", "none"):
             raise UserInputError(f"switches={switches!r}: allowed values are 'all', 'nonparametric', 'none'")
@@ -145,6 +151,8 @@ class AugmentationFactors:
         self._param_cols: dict[str, dict[str, int]] = {}
         for name in self.augmentations:
             spec = AUGMENTATIONS[name]
+            if image_size is not None:
+                spec = at_size(spec, *image_size)
             members: list[str] = []
             has_switch = switches == "all" or (switches == "nonparametric" and not spec.params)
             if has_switch:

@@ -78,7 +78,8 @@ def load_images(config: ImagesConfig, *, device: torch.device) -> ImageCache:
     Parameters
     ----------
     config : ImagesConfig
-        Source, second partition, images per class, subset seed and the strictness about bad files.
+        Source, second partition, images per class, subset seed, the strictness about bad files and the
+        image side (``size``; ``"keep"``: the images' own size).
     device : torch.device
         Where the decoded uint8 images are kept.
 
@@ -96,9 +97,13 @@ def load_images(config: ImagesConfig, *, device: torch.device) -> ImageCache:
     if config.source == "bundled":
         if config.partition2:
             raise UserInputError("[images] partition2 needs a folder source, not 'bundled'")
-        return bundled_photos(device=device)
+        return bundled_photos(device=device, size=config.side)
     kw: dict[str, Any] = dict(
-        per_class=config.per_class or None, seed=config.seed, strict=config.strict, device=device
+        per_class=config.per_class or None,
+        seed=config.seed,
+        strict=config.strict,
+        device=device,
+        size=config.side,
     )
     first = image_folder(config.source, **kw)
     if not config.partition2:

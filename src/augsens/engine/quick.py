@@ -33,7 +33,7 @@ import xarray as xr
 from torch import nn
 
 from augsens.config import ConfigError, StudyConfig
-from augsens.data import ImageCache
+from augsens.data import SampleCache
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel
 
@@ -96,6 +96,8 @@ def _config(model_name: str, images_source: str, options: Mapping[str, Any]) -> 
                 f"({', '.join(plain)}), each also as <section>_<key>"
             )
         section, name = keywords[key]
+        if (section, name) == ("images", "size") and value is None:
+            value = "keep"  # Python's None for TOML's "keep": the images keep their own size
         data.setdefault(section, {})[name] = _plain(value)
     return StudyConfig.from_dict(data, source="study()")
 
@@ -130,13 +132,17 @@ def study(
     ----------
     model : str, torch.nn.Module or LoadedModel
         A registry name (``"efficientnet_lite0"``, ``"resnet18"``, ... see ``augsens info``),
-        ``"package.module:factory"``, or any ``nn.Module`` taking ``[B, 3, 224, 224]`` (its input
-        normalisation via ``mean=`` / ``std=``; default ImageNet's).  A module is put in eval mode in place.
+        ``"package.module:factory"``, or any ``nn.Module`` taking ``[B, 3, 224, 224]`` (or the images'
+        ``size``; its input normalisation via ``mean=`` / ``std=``; default ImageNet's, or 0 and 1 for
+        inputs that are not images).  A module is put in eval mode in place.
     images : default "bundled"
         ``"bundled"`` (the photos shipped with scikit-image / scikit-learn), a folder (class sub-folders,
         or images directly in it), a list of paths or PIL images, a uint8 or float tensor ``[N, 3, H, W]``,
         a numpy array, a torch ``Dataset`` returning images or ``(image, label)``, or an ``ImageCache``
-        (see :func:`augsens.data.inputs.as_image_cache`).
+        (see :func:`augsens.data.inputs.as_image_cache`).  Images become ``size`` x ``size`` (the
+        ``size=`` option, default 224; ``None`` keeps their size).  Inputs that are not images (a tensor
+        ``[N, C, T]`` of 1-D signals, ...): a :class:`~augsens.data.SampleCache` from
+        :func:`augsens.as_samples`, studied under augmentations that take such inputs.
     augmentations : str or sequence of str, default "set1"
         ``"set1"``, ``"set2"`` or augmentation names (``augsens info`` lists them).
     kind : {"sobol", "shapley", "shapley-song", "moments", "contrast"}, default "sobol"
@@ -168,7 +174,8 @@ def study(
     -------
     xarray.DataTree
         The same tree :func:`augsens.open_results` reads: one node per checkpoint (``S1``, ``ST``,
-        ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``) and the
+        ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``,
+        ``*_time``) and the
         provenance in the root attributes (``depth``: relative depth of each checkpoint).  A contrast
         study's nodes hold its tests and effect sizes per augmentation (``p_value``, ``p_value_by``,
         ``rank_biserial``, ``point_biserial``...).
@@ -207,6 +214,19 @@ def study(
     from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
+    if cache is not None and not isinstance(cache, SampleCache):
+        from augsens.data.inputs import as_image_cache
+
+        ic = config.images
+        cache = as_image_cache(
+            cache,
+            device=dev,
+            per_class=ic.per_class or None,
+            seed=ic.seed,
+            strict=ic.strict,
+            progress=progress,
+            size=ic.side,
+        )
     if isinstance(model, LoadedModel):
         loaded = model
     elif isinstance(model, nn.Module):
@@ -221,18 +241,7 @@ def study(
             std=mc.std or None,
             categories=mc.categories or None,
             device=dev,
-        )
-    if cache is not None and not isinstance(cache, ImageCache):
-        from augsens.data.inputs import as_image_cache
-
-        ic = config.images
-        cache = as_image_cache(
-            cache,
-            device=dev,
-            per_class=ic.per_class or None,
-            seed=ic.seed,
-            strict=ic.strict,
-            progress=progress,
+            input_shape=cache.sample_shape if cache is not None else None,
         )
     return run_study(
         config, out, model=loaded, images=cache, resume=resume, overwrite=overwrite, progress=progress
@@ -258,7 +267,7 @@ def run_study(
     out: str | os.PathLike | None = None,
     *,
     model: LoadedModel | None = None,
-    images: ImageCache | None = None,
+    images: SampleCache | None = None,
     resume: bool | Literal["auto"] = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -299,7 +308,7 @@ def _run_contrast(
     out: str | os.PathLike | None,
     *,
     model: LoadedModel | None,
-    images: ImageCache | None,
+    images: SampleCache | None,
     resume: bool | Literal["auto"],
     overwrite: bool,
 ) -> xr.DataTree:

@@ -24,7 +24,7 @@ import xarray as xr
 
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
-from augsens.data import ImageCache
+from augsens.data import SampleCache
 from augsens.engine import results, runner
 from augsens.engine import state as study_state
 from augsens.engine.inputs import load_images, load_model
@@ -68,8 +68,9 @@ class Study:
         Validated configuration (:func:`augsens.config.load_config`).
     model : LoadedModel, optional
         A model already loaded (otherwise loaded from ``config.model``).
-    images : ImageCache, optional
-        Images already decoded (otherwise from ``config.images``).
+    images : SampleCache, optional
+        Images already decoded (otherwise from ``config.images``), or other inputs
+        (:func:`augsens.data.inputs.as_samples`).
     progress : bool
         Show a progress bar (rows done, forwards/s, ETA).
 
@@ -92,7 +93,7 @@ class Study:
         config: StudyConfig,
         *,
         model: LoadedModel | None = None,
-        images: ImageCache | None = None,
+        images: SampleCache | None = None,
         progress: bool = True,
     ) -> None:
         config.validate()
@@ -109,16 +110,20 @@ class Study:
             # weights in NHWC too, or every convolution converts its input back (in place, like .to())
             model.module.to(memory_format=torch.channels_last)
         self.model = model
+        if images is None:
+            images = load_images(config.images, device=self.device)
+        self.images = images.to(self.device)
+        # the network is probed (output shapes, dims, depth) with inputs of the images' own shape
+        model.input_shape = self.images.sample_shape
         # normalisation constants on the device once per run, not copied from the host every batch
         self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.shapes = model.output_shapes(self.checkpoints)
         self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
-        if images is None:
-            images = load_images(config.images, device=self.device)
-        self.images = images.to(self.device)
-        self.plan: StudyPlan = plan(config, self.images.partitions, self.device)
+        self.plan: StudyPlan = plan(
+            config, self.images.partitions, self.device, sample_shape=self.images.sample_shape
+        )
         self.factors = self.plan.factors
 
     # ------------------------------------------------------------------ state

@@ -34,7 +34,7 @@ from torch import nn
 
 from augsens.errors import UserInputError, UserTypeError
 
-from .capture import LoadedModel, OutputSelectionError, UnknownModuleError
+from .capture import LoadedModel, OutputSelectionError, UnknownModuleError, is_image_shape
 from .categories import imagenet_categories, read_categories, resolve_categories
 from .registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelSpec, available_models, seeded_build
 from .weights import (
@@ -70,6 +70,7 @@ def load(
     categories: Sequence[str] | str | os.PathLike | None = None,
     classifier: str | None = None,
     device: str | torch.device = "cpu",
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     """Build a network with its weights and analysis settings.
 
@@ -105,6 +106,9 @@ def load(
         :meth:`LoadedModel.predict` applies softmax to the model output).
     device : str or torch.device, default "cpu"
         Where the network runs.
+    input_shape : sequence of int, optional
+        Shape of one input sample (:attr:`LoadedModel.input_shape`); default ``(3, 224, 224)``.  For a
+        shape that is not an RGB image (``(C, T)`` signals, ...) ``mean`` and ``std`` default to 0 and 1.
 
     Returns
     -------
@@ -132,6 +136,25 @@ def load(
     >>> m.output_shapes(["layer3"])
     {'layer3': (256, 14, 14)}
     """
+    if input_shape is not None and not is_image_shape(input_shape):
+        mean = (0.0,) if mean is None else mean  # no image conventions for other inputs
+        std = (1.0,) if std is None else std
+    loaded = _load(model, weights, checkpoints, mean, std, categories, classifier, device)
+    if input_shape is not None:
+        loaded.input_shape = input_shape
+    return loaded
+
+
+def _load(
+    model: str | nn.Module,
+    weights: str | os.PathLike | None,
+    checkpoints: Sequence[str] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    categories: Sequence[str] | str | os.PathLike | None,
+    classifier: str | None,
+    device: str | torch.device,
+) -> LoadedModel:
     if isinstance(model, nn.Module):
         return _wrap_user(
             type(model).__name__, model, weights, checkpoints, mean, std, categories, classifier, device
