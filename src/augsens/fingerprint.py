@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from augsens.data import ImageCache
+    from augsens.data import SampleCache
 
 __all__ = ["fingerprint", "compare", "image_digests", "weights_digest"]
 
@@ -30,11 +30,11 @@ def _bytes(t: torch.Tensor) -> bytes:
     return t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def image_digests(images: ImageCache) -> list[list[str]]:
-    """``[[name, digest], ...]`` for every decoded image, in cache order."""
+def image_digests(images: SampleCache) -> list[list[str]]:
+    """``[[name, digest], ...]`` for every decoded image (or other input sample), in cache order."""
     out: list[list[str]] = []
     for lo in range(0, len(images), _CHUNK):
-        chunk = images.images[lo : lo + _CHUNK].to("cpu")
+        chunk = images.samples[lo : lo + _CHUNK].to("cpu")
         for i, img in enumerate(chunk):
             digest = hashlib.blake2b(_bytes(img), digest_size=_DIGEST).hexdigest()
             out.append([images.names[lo + i], digest])
@@ -50,7 +50,7 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def fingerprint(images: ImageCache, module: torch.nn.Module) -> dict[str, Any]:
+def fingerprint(images: SampleCache, module: torch.nn.Module) -> dict[str, Any]:
     """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest}``."""
     return {"images": image_digests(images), "weights": weights_digest(module)}
 

@@ -7,6 +7,7 @@ same network and the same decoded images everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -20,7 +21,11 @@ __all__ = ["load_model", "load_images"]
 
 
 def load_model(
-    config: ModelConfig, *, device: torch.device, mode: Literal["clean", "paper"] = "clean"
+    config: ModelConfig,
+    *,
+    device: torch.device,
+    mode: Literal["clean", "paper"] = "clean",
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     """The network of a ``[model]`` section, or its HSV single-channel segments when it names some.
 
@@ -32,6 +37,8 @@ def load_model(
         Where the network runs.
     mode : {"clean", "paper"}
         The study's mode, used by the segments' colour conversion. Default: ``"clean"``.
+    input_shape : sequence of int, optional
+        One input's shape, when known (:func:`augsens.models.load`); default ``(3, 224, 224)``.
 
     Returns
     -------
@@ -52,6 +59,7 @@ def load_model(
         std=config.std or None,
         categories=config.categories or None,
         device=device,
+        input_shape=input_shape,
     )
     if not config.segments:
         return network

@@ -103,7 +103,9 @@ class Study:
         self.device = resolve_device(config.run.device)
         mc = config.model
         if model is None:
-            model = load_model(mc, device=self.device, mode=config.study.mode)
+            # inputs given here may be other than images: their shape sets the model's defaults
+            shape = images.sample_shape if images is not None else None
+            model = load_model(mc, device=self.device, mode=config.study.mode, input_shape=shape)
         else:
             model = model.to(self.device)
         if config.run.channels_last:
