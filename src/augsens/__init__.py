@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Parameter,
         Permutation,
         Problem,
+        ScipyDistribution,
         Switch,
         Uniform,
     )
@@ -39,6 +40,7 @@ __all__ = [
     "Parameter",
     "Permutation",
     "Problem",
+    "ScipyDistribution",
     "Switch",
     "Uniform",
     "sobol",
@@ -52,7 +54,17 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(
-        ("Categorical", "ImageFactor", "Integer", "Parameter", "Permutation", "Problem", "Switch", "Uniform"),
+        (
+            "Categorical",
+            "ImageFactor",
+            "Integer",
+            "Parameter",
+            "Permutation",
+            "Problem",
+            "ScipyDistribution",
+            "Switch",
+            "Uniform",
+        ),
         "augsens.core.factors",
     ),
     "sobol": "augsens.core.api",

@@ -275,25 +275,35 @@ def compare(
 def info(
     model: Annotated[str | None, typer.Option(help="Also list this model's checkpoints and shapes.")] = None,
 ) -> None:
-    """List models, augmentations (parameters, bounds, identity) and study kinds."""
+    """List models, augmentations (parameters, bounds, identity, where from) and study kinds."""
     from rich.table import Table
 
-    from augsens.augment import AUGMENTATIONS
+    from augsens.augment import available
     from augsens.config import STUDY_KINDS
     from augsens.models import available_models
 
     out = Console()
     out.print("[bold]models:[/bold] " + ", ".join(available_models()) + ", or 'package.module:factory'")
     out.print("[bold]study kinds:[/bold] " + ", ".join(STUDY_KINDS))
-    table = Table(title="augmentations")
-    for col in ("name", "set", "parameter", "low", "high", "identity"):
+    table = Table(title="augmentations (and 'package.module:name' for one of yours)")
+    for col in ("name", "set", "parameter", "low", "high", "identity", "from"):
         table.add_column(col)
-    for name, spec in AUGMENTATIONS.items():
+    for name, spec in available().items():
+        group = "" if spec.set is None else str(spec.set)
         if not spec.params:
-            table.add_row(name, str(spec.set), "(switch only)", "", "", "")
+            table.add_row(name, group, "(switch only)", "", "", "", spec.source)
         for i, p in enumerate(spec.params):
+            lo, hi = p.bounds()
+            ident = "" if p.identity is None else f"{p.identity:g}"
+            first = i == 0
             table.add_row(
-                name if i == 0 else "", str(spec.set), p.name, f"{p.low:g}", f"{p.high:g}", f"{p.identity:g}"
+                name if first else "",
+                group,
+                p.name,
+                f"{lo:g}",
+                f"{hi:g}",
+                ident,
+                spec.source if first else "",
             )
     out.print(table)
     if model:
@@ -316,6 +326,9 @@ def gallery(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("gallery.png"),
     mode: Annotated[str, typer.Option(help="clean or paper.")] = "clean",
     seed: Annotated[int, typer.Option(help="Seed of the random combinations.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="A study config: show its augmentations at its [augment] ranges.")
+    ] = None,
 ) -> None:
     """Show one photo under each augmentation and a few simultaneous combinations (paper Fig. 2)."""
     if image.is_dir():
@@ -326,7 +339,14 @@ def gallery(
         raise UserInputError(f"--mode {mode!r}: choose 'clean' or 'paper'")
     from augsens.plot.gallery import gallery as make_gallery
 
-    console.print(f"gallery: {escape(str(make_gallery(image, out, mode=cast(Mode, mode), seed=seed)))}")
+    options: dict[str, Any] = {}
+    if config is not None:
+        from augsens.config import load_config
+
+        study = load_config(config)
+        options = {"augmentations": study.study.augmentations, "ranges": study.augment}
+    made = make_gallery(image, out, mode=cast(Mode, mode), seed=seed, **options)
+    console.print(f"gallery: {escape(str(made))}")
 
 
 def _model_and_images(model: str, weights: str, images: str, per_class: int, device: str) -> tuple[Any, Any]:

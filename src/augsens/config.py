@@ -31,6 +31,10 @@
     block_elements = 0               # activation elements ranked per pass over the images (0 = fit 512 MiB)
     swap_effect_names = false        # paper mode: the authors' swapped effect-size names
 
+    [augment.hue]                    # ranges or distributions of parameters (augsens.augment.ranges)
+    low = -0.1
+    high = 0.1
+
     [run]
     batch_size = 64
     device = "auto"                  # auto | cpu | cuda | cuda:1 ...
@@ -182,6 +186,8 @@ class StudyConfig:
     images: ImagesConfig = field(default_factory=ImagesConfig)
     study: StudySection = field(default_factory=StudySection)
     run: RunConfig = field(default_factory=RunConfig)
+    # [augment.NAME] / [augment.NAME.PARAMETER] range tables, flattened (augsens.augment.ranges.normalize)
+    augment: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,12 +202,20 @@ class StudyConfig:
             raise ConfigError(f"{source}: expected a table of sections, got {type(data).__name__}")
         sections = {f.name: f for f in dataclasses.fields(cls)}
         _unknown(data, sections, source, "section")
-        built = {}
+        built: dict[str, Any] = {}
         for name in sections:
             section_cls = get_type_hints(cls)[name]
             value = data.get(name, {})
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: [{name}] must be a table, got {value!r}")
+            if name == "augment":  # free-form: one table per augmentation, checked by its own module
+                from augsens.augment.ranges import normalize
+
+                try:
+                    built[name] = normalize(_nested(value), source)
+                except UserInputError as exc:
+                    raise ConfigError(str(exc)) from exc
+                continue
             built[name] = _build(section_cls, value, f"{source}: [{name}]")
         cfg = cls(**built)
         cfg.validate(source)
@@ -332,6 +346,19 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         section, _, name = key.partition(".")
         data.setdefault(section, {})[name] = value
     return StudyConfig.from_dict(data, source=str(p))
+
+
+def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Undo the flattening of :func:`augsens.augment.ranges.normalize` (``"erasing.scale"`` keys), so a
+    saved config's ``augment`` table validates again as written."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        name, _, param = str(key).partition(".")
+        if param:
+            out.setdefault(name, {})[param] = value
+        else:
+            out[name] = value
+    return out
 
 
 def _unknown(data: Mapping[str, Any], known: Mapping[str, Any], source: str, what: str) -> None:

@@ -1,11 +1,12 @@
-"""Fingerprints of what a run reads — its images and its model weights — so that a resumed run can tell
-that they are the ones it started with.
+"""Fingerprints of what a run reads — its images, its model weights and its augmentations' code — so that
+a resumed run can tell that they are the ones it started with.
 
 An interrupted run's state is only meaningful with the exact inputs that produced it: a resumed run on an
 image folder that gained two files would silently mix samples of two image sets.  The fingerprints are
 hashes of the *decoded* images (so they follow the pixels, whatever happens to file names, sizes or
-modification times) and of every tensor of the model's state dict, saved with the run's state and
-compared on resume; :func:`compare` says in words what changed.
+modification times), of every tensor of the model's state dict and of each augmentation's source and
+declaration (:attr:`augsens.augment.Augmentation.code_hash`), saved with the run's state and compared on
+resume; :func:`compare` says in words what changed, naming the augmentation whose operation changed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from augsens.augment import Augmentation
     from augsens.data import SampleCache
 
-__all__ = ["fingerprint", "compare", "image_digests", "weights_digest"]
+__all__ = ["fingerprint", "compare", "image_digests", "weights_digest", "augmentation_digests"]
 
 _DIGEST = 8  # bytes per image digest: collisions are out of reach for any real image set
 _CHUNK = 256  # images hashed per device -> host copy
@@ -50,9 +54,20 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def fingerprint(images: SampleCache, module: torch.nn.Module) -> dict[str, Any]:
-    """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest}``."""
-    return {"images": image_digests(images), "weights": weights_digest(module)}
+def augmentation_digests(augmentations: Sequence[Augmentation]) -> dict[str, dict[str, str]]:
+    """``{name: {"code": hash of fn's source, "declaration": hash of parameters, ranges, constants}}``."""
+    return {a.name: {"code": a.code_hash, "declaration": a.declaration_hash()} for a in augmentations}
+
+
+def fingerprint(
+    images: SampleCache, module: torch.nn.Module, augmentations: Sequence[Augmentation] = ()
+) -> dict[str, Any]:
+    """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest,
+    "augmentations": {name: {"code": .., "declaration": ..}}}``."""
+    out: dict[str, Any] = {"images": image_digests(images), "weights": weights_digest(module)}
+    if augmentations:
+        out["augmentations"] = augmentation_digests(augmentations)
+    return out
 
 
 def _names(items: list[str], limit: int = 3) -> str:
@@ -84,4 +99,17 @@ def compare(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
         changes.append("the images are in a different order")
     if saved.get("weights") != now.get("weights"):
         changes.append("the model weights changed")
+    before_aug, after_aug = saved.get("augmentations"), now.get("augmentations")
+    if before_aug is not None and after_aug is not None:  # states saved before augmentations were hashed
+        for name, old in before_aug.items():
+            new = after_aug.get(name)
+            if new is None:
+                continue  # a different list of augmentations is a config change, reported as such
+            if old.get("code") != new.get("code"):
+                changes.append(
+                    f"the code of augmentation {name!r} changed (source hash {old.get('code')} -> "
+                    f"{new.get('code')})"
+                )
+            elif old.get("declaration") != new.get("declaration"):
+                changes.append(f"augmentation {name!r} changed its parameters, ranges or constants")
     return changes

@@ -1,15 +1,18 @@
-"""The twelve augmentations of the paper as batched tensor ops with per-sample parameters.
+"""Augmentations as batched tensor ops with per-sample parameters: the paper's twelve and anyone's.
 
-* :mod:`~augsens.augment.registry` -- names, parameters, bounds, identity values and constants
-  (:data:`AUGMENTATIONS`, :data:`SET1`, :data:`SET2`, :func:`spec`);
+* :mod:`~augsens.augment.protocol` -- what an augmentation is (:class:`Augmentation`,
+  :class:`ParamSpec`) and the rules its function follows;
+* :mod:`~augsens.augment.registry` -- the paper's twelve (:data:`AUGMENTATIONS`, :data:`SET1`,
+  :data:`SET2`), plugins and registered ones (:func:`available`, :func:`register`), name resolution
+  (:func:`spec`);
 * :mod:`~augsens.augment.ops` -- the ops, each equal to torchvision's functional op image by image, with
   the authors' variants behind ``mode="paper"``;
 * :mod:`~augsens.augment.compose` -- :func:`apply` (one augmentation, per-sample switch) and
   :func:`compose` (a set, each sample in its own order);
 * :mod:`~augsens.augment.pipeline` -- post-processing before the network, RGB <-> HSV, uint8 grid.
 
-Images are float ``[B, 3, H, W]`` in [0, 1] on any device; parameters are tensors ``[B]``; nothing
-here draws randomness.
+Inputs are float ``[B, ...]`` on any device (images ``[B, 3, H, W]`` in [0, 1] for the twelve);
+parameters are tensors ``[B]``; nothing here draws randomness.
 """
 
 from .compose import Mode, apply, compose
@@ -22,15 +25,19 @@ from .pipeline import (
     quantize_uint8,
     rgb_to_hsv,
 )
-from .registry import AUGMENTATIONS, SET1, SET2, AugmentationSpec, ParamSpec, spec
+from .protocol import Augmentation, ParamSpec
+from .registry import AUGMENTATIONS, SET1, SET2, AugmentationSpec, available, register, spec
 
 __all__ = [
     "AUGMENTATIONS",
     "SET1",
     "SET2",
+    "Augmentation",
     "AugmentationSpec",
     "ParamSpec",
     "spec",
+    "available",
+    "register",
     "apply",
     "compose",
     "Mode",

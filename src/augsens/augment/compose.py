@@ -1,7 +1,10 @@
 """Apply one augmentation, or a set of them in a per-sample order, with per-sample switches.
 
 Parameters are data: every value is a tensor ``[B]`` made by the design/decode steps, and nothing here
-draws randomness, so any design row replays exactly.
+draws randomness, so any design row replays exactly.  Every augmentation -- the paper's twelve, a
+plugin's, a user's -- goes through the same path: :meth:`Augmentation.run
+<augsens.augment.protocol.Augmentation.run>` on inputs prepared here (rules in
+:mod:`augsens.augment.protocol`).
 """
 
 from __future__ import annotations
@@ -11,9 +14,8 @@ from typing import Literal
 
 import torch
 
-from .ops import OPS
-from .pipeline import _check_image
-from .registry import AugmentationSpec, spec
+from .protocol import Augmentation, check_input
+from .registry import spec
 
 __all__ = ["apply", "compose", "Mode"]
 
@@ -44,9 +46,10 @@ def _param_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _prepare_params(
-    s: AugmentationSpec, x: torch.Tensor, params: Mapping[str, object], validate: bool
+    s: Augmentation, x: torch.Tensor, params: Mapping[str, object], validate: bool
 ) -> dict[str, torch.Tensor]:
-    """Check keywords (always: cheap) and values (if ``validate``), move to x's device and dtype."""
+    """Check keywords (always: cheap) and values (if ``validate``), move to x's device and dtype, round
+    integer parameters."""
     names = s.param_names
     unknown = sorted(set(params) - set(names))
     if unknown:
@@ -71,26 +74,27 @@ def _prepare_params(
                 raise ValueError(f"{what} must have shape [B] = [{batch}], got {list(t.shape)}")
             # Compare in the tensor's own float dtype: float32(0.01) < 0.01 must not count as out of bounds.
             v = t.detach() if t.is_floating_point() else t.detach().to(torch.float64)
-            low, high, ident = (
-                torch.tensor(b, dtype=v.dtype, device=v.device) for b in (p.low, p.high, p.identity)
-            )
-            ok = torch.isfinite(v) & (((v >= low) & (v <= high)) | (v == ident))
+            lo, hi = p.bounds()
+            low, high = (torch.tensor(b, dtype=v.dtype, device=v.device) for b in (lo, hi))
+            ok = (v >= low) & (v <= high)
+            if p.identity is not None:
+                ok |= v == torch.tensor(p.identity, dtype=v.dtype, device=v.device)
+            ok &= torch.isfinite(v)
             if not bool(ok.all()):
                 bad = v[~ok][0].item()
-                raise ValueError(
-                    f"{what} = {bad!r} is out of bounds [{p.low:g}, {p.high:g}] "
-                    f"(or the identity value {p.identity:g})"
-                )
-        out[p.name] = t.to(device=x.device, dtype=_param_dtype(x), non_blocking=True)
+                ident = "" if p.identity is None else f" (or the identity value {p.identity:g})"
+                raise ValueError(f"{what} = {bad!r} is out of bounds [{lo:g}, {hi:g}]{ident}")
+        t = t.to(device=x.device, dtype=_param_dtype(x), non_blocking=True)
+        out[p.name] = torch.round(t) if p.integer else t  # half to even, as the ops always rounded
     return out
 
 
-def _run(s: AugmentationSpec, x: torch.Tensor, params: Mapping[str, torch.Tensor], mode: str) -> torch.Tensor:
-    return OPS[s.name](x, mode=mode, **params, **s.constants)
+def _run(s: Augmentation, x: torch.Tensor, params: Mapping[str, torch.Tensor], mode: str) -> torch.Tensor:
+    return s.run(x, params, mode)
 
 
 def apply(
-    name: str,
+    name: str | Augmentation,
     x: torch.Tensor,
     *,
     on: torch.Tensor | None = None,
@@ -102,10 +106,12 @@ def apply(
 
     Parameters
     ----------
-    name : str
-        An augmentation of :data:`augsens.augment.AUGMENTATIONS` (close matches are suggested).
+    name : str or Augmentation
+        An augmentation: a name of :func:`augsens.augment.available` (close matches are suggested), a
+        ``"package.module:name"`` reference or an :class:`~augsens.augment.protocol.Augmentation`.
     x : torch.Tensor
-        Images ``[B, 3, H, W]``, float (any float dtype) in [0, 1], on any device.
+        A float batch ``[B, ...]`` (any float dtype) on any device, of the shape the augmentation declares:
+        images ``[B, 3, H, W]`` in [0, 1] for the paper's twelve.
     on : torch.Tensor, optional
         Bool ``[B]`` switch: rows with ``False`` are returned exactly unchanged.  ``None`` = all on.
         With no row on, ``x`` itself is returned; with all on, no copy of ``x`` is made.
@@ -119,8 +125,9 @@ def apply(
         tensor types are always checked.
     **params : torch.Tensor
         The augmentation's parameters, each a tensor ``[B]`` (float or integer; parameters marked
-        integer in the registry are rounded inside the op).  A value is valid inside the spec's
-        ``[low, high]`` or equal to its identity value.
+        integer are rounded, half to even, before the op sees them).  A value is valid inside the
+        parameter's bounds (its range, or its distribution's truncated support) or equal to its identity
+        value.
 
     Returns
     -------
@@ -151,7 +158,7 @@ def apply(
     """
     s = spec(name)
     _check_mode(mode)
-    _check_image(x)
+    check_input(x, {s.name: s.input_shape})
     prepared = _prepare_params(s, x, params, validate)
     if on is None:
         return _run(s, x, prepared, mode)
@@ -189,7 +196,7 @@ def _check_order(order: object, batch: int, n: int, validate: bool) -> torch.Ten
 
 def compose(
     x: torch.Tensor,
-    names: Sequence[str],
+    names: Sequence[str | Augmentation],
     params: Mapping[str, Mapping[str, torch.Tensor]],
     *,
     order: torch.Tensor | None = None,
@@ -208,10 +215,11 @@ def compose(
     ----------
     x : torch.Tensor
         Images ``[B, 3, H, W]``, float in [0, 1].
-    names : sequence of str
-        Distinct augmentation names, e.g. :data:`augsens.augment.SET1`.
+    names : sequence of str or Augmentation
+        Distinct augmentations (names, references or objects), e.g. :data:`augsens.augment.SET1`.
     params : mapping
-        ``{name: {keyword: tensor [B]}}``; parameter-free augmentations may be left out.
+        ``{name: {keyword: tensor [B]}}`` by augmentation name; parameter-free augmentations may be left
+        out.
     order : torch.Tensor, optional
         Integer ``[B, len(names)]``, each row a permutation of ``0 .. len(names) - 1``.  ``None``: every
         sample in the order of ``names``.
@@ -245,19 +253,19 @@ def compose(
     True
     """
     _check_mode(mode)
-    _check_image(x)
-    names = list(names)
     specs = [spec(n) for n in names]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
+    check_input(x, {s.name: s.input_shape for s in specs})
+    labels = [s.name for s in specs]
+    if len(set(labels)) != len(labels):
+        dup = sorted({n for n in labels if labels.count(n) > 1})
         raise ValueError(f"names must be distinct, got {', '.join(dup)} more than once")
     for key in params:
-        if key not in names:
-            raise ValueError(f"params has an entry for {key!r}, which is not in names {names}")
+        if key not in labels:
+            raise ValueError(f"params has an entry for {key!r}, which is not in names {labels}")
     on = dict(on or {})
     for key in on:
-        if key not in names:
-            raise ValueError(f"on has a switch for {key!r}, which is not in names {names}")
+        if key not in labels:
+            raise ValueError(f"on has a switch for {key!r}, which is not in names {labels}")
     batch, n = x.shape[0], len(names)
     prepared = [_prepare_params(s, x, params.get(s.name, {}), validate) for s in specs]
     switches = [
@@ -286,7 +294,7 @@ def compose(
 
 def _compose_rows(
     x: torch.Tensor,
-    specs: list[AugmentationSpec],
+    specs: list[Augmentation],
     prepared: list[dict[str, torch.Tensor]],
     switches: list[torch.Tensor | None],
     order_cpu: torch.Tensor | None,

@@ -15,14 +15,14 @@ import zlib
 import numpy as np
 import torch
 
-from augsens.augment.registry import AugmentationSpec
+from augsens.augment.protocol import Augmentation
 from augsens.core.draws import counter_uniform
 
 __all__ = ["single_draws"]
 
 
 def single_draws(
-    spec: AugmentationSpec,
+    spec: Augmentation,
     rows: np.ndarray,
     seed: int,
     device: torch.device | str = "cpu",
@@ -30,7 +30,8 @@ def single_draws(
     """Parameters of augmentation ``spec`` for global rows ``image * draws + draw``.
 
     Each parameter is uniform on ``[low, high]``, or discrete uniform on ``[low, high)`` where the
-    authors' samplers drew integers (``ParamSpec.integer``).  Returns ``{keyword: [len(rows)] float32}``
+    authors' samplers drew integers (``ParamSpec.integer``), or drawn from its ``distribution`` by the
+    inverse CDF.  Returns ``{keyword: [len(rows)] float32}``
     (empty for augmentations without parameters).
     """
     if not spec.params:
@@ -38,7 +39,9 @@ def single_draws(
     u = counter_uniform(seed, zlib.crc32(spec.name.encode()), rows, len(spec.params))
     out = {}
     for j, p in enumerate(spec.params):
-        if p.integer:  # the authors' discrete uniform on [low, high), upper bound exclusive
+        if p.distribution is not None:
+            value = p.factor(p.name).decode(torch.from_numpy(u[:, j])).numpy()
+        elif p.integer:  # the authors' discrete uniform on [low, high), upper bound exclusive
             value = np.minimum(np.floor(p.low + u[:, j] * (p.high - p.low)), p.high - 1)
         else:
             value = p.low + u[:, j] * (p.high - p.low)

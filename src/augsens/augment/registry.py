@@ -1,5 +1,7 @@
-"""The catalogue of the twelve augmentations: names, parameters, bounds, identity values, constants.
+"""The catalogue: the paper's twelve augmentations, plugins' and users' -- and name resolution.
 
+The twelve (:data:`AUGMENTATIONS`, :data:`SET1`, :data:`SET2`) are ordinary
+:class:`~augsens.augment.protocol.Augmentation` instances of the ops in :mod:`augsens.augment.ops`.
 Bounds and constants follow the authors' ``augmentation_setting.py`` for 224 x 224 images
 (``authors-code-spec.md`` section 2.1).  Two deliberate departures:
 
@@ -11,29 +13,50 @@ Bounds and constants follow the authors' ``augmentation_setting.py`` for 224 x 2
 ``integer=True`` marks the parameters that the authors' Shapley and contrast samplers draw as discrete
 uniforms on ``[low, high)`` (upper bound exclusive): erasing centres, roll shifts, and the ELB axes and
 shifts (contrast sampler, spec 2.4).  The Sobol family draws every parameter continuously on
-``[low, high]``; every op rounds such parameters to the nearest integer (half to even, like Python's
-``round``), so both encodings reach the same images.
+``[low, high]``; such parameters are rounded to the nearest integer (half to even, like Python's
+``round``) before an op sees them, so both encodings reach the same images.
+
+Beyond the twelve, :func:`available` lists what installed packages offer through the entry-point group
+``augsens.augmentations`` (:data:`ENTRY_POINT_GROUP`; an entry point names an ``Augmentation``, a list of
+them, or a function returning either) and what :func:`register` added in this process; :func:`spec`
+resolves a name, a ``"package.module:name"`` reference or an ``Augmentation`` object.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+import warnings
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from augsens.errors import UserInputError
 
+from . import ops
+from .protocol import Augmentation, ParamSpec
+
 __all__ = [
     "ParamSpec",
+    "Augmentation",
     "AugmentationSpec",
     "AUGMENTATIONS",
     "SET1",
     "SET2",
+    "ENTRY_POINT_GROUP",
     "spec",
+    "available",
+    "register",
+    "reference",
     "UnknownAugmentationError",
 ]
+
+#: The protocol class under the name the catalogue has always used.
+AugmentationSpec = Augmentation
+#: Entry-point group through which installed packages offer augmentations.
+ENTRY_POINT_GROUP = "augsens.augmentations"
 
 
 class UnknownAugmentationError(KeyError, UserInputError):
@@ -45,78 +68,33 @@ class UnknownAugmentationError(KeyError, UserInputError):
 
 #: Image side the bounds refer to (the authors' Resize(256) + CenterCrop(224)).
 _SIDE = 224
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One scalar parameter of an augmentation.
-
-    Parameters
-    ----------
-    name : str
-        Keyword of :func:`augsens.augment.apply`.
-    low, high : float
-        Sampling bounds (inclusive for validation; ``high`` is exclusive for the authors' integer draws).
-    identity : float
-        Value at which the augmentation leaves the image unchanged; may lie outside ``[low, high]``.
-    integer : bool
-        Whether the authors' Shapley / contrast samplers draw it as an integer.
-    doc : str
-        Meaning and units.
-    """
-
-    name: str
-    low: float
-    high: float
-    identity: float
-    integer: bool
-    doc: str
-
-
-@dataclass(frozen=True)
-class AugmentationSpec:
-    """An augmentation: its parameters (in keyword order), set number, fixed constants and meaning.
-
-    Parameters
-    ----------
-    name : str
-        Name passed to :func:`augsens.augment.apply`.
-    params : tuple of ParamSpec
-        Per-sample parameters, in the authors' variable order; empty for parameter-free ops.
-    set : int
-        1 or 2 (the paper's augmentation sets, analysed separately).
-    constants : Mapping[str, float]
-        Fixed settings of the op, passed to it as keywords (recorded in provenance).
-    doc : str
-        One-line description, including the torchvision op it matches.
-    """
-
-    name: str
-    params: tuple[ParamSpec, ...]
-    set: int
-    constants: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    doc: str = ""
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        """Parameter keywords in order."""
-        return tuple(p.name for p in self.params)
-
-    @property
-    def identity(self) -> dict[str, float]:
-        """Parameter values that leave an image unchanged (empty for parameter-free ops)."""
-        return {p.name: p.identity for p in self.params}
+_IMAGE = "[B, 3, H, W]"
 
 
 def _frozen(**constants: float) -> Mapping[str, float]:
     return MappingProxyType(dict(constants))
 
 
+def _paper(
+    name: str, params: tuple[ParamSpec, ...], set_: int, constants: Mapping[str, float], doc: str
+) -> Augmentation:
+    return Augmentation(
+        name,
+        params,
+        getattr(ops, name),
+        constants,
+        doc,
+        set=set_,
+        input_shape=_IMAGE,
+        source="augsens (the paper's catalogue)",
+    )
+
+
 _CENTRE = (_SIDE // 5, _SIDE - _SIDE // 5)  # [44, 180]
 _SHIFT = _SIDE // 5  # 44
 
 _ALL = (
-    AugmentationSpec(
+    _paper(
         "erasing",
         (
             ParamSpec("center_y", *_CENTRE, 1.0, True, "row of the rectangle centre (px)"),
@@ -128,14 +106,14 @@ _ALL = (
         _frozen(value=0.0),
         "Fill a centred rectangle with `value` (torchvision F.erase).",
     ),
-    AugmentationSpec(
+    _paper(
         "sharpness",
         (),
         1,
         _frozen(sharpness_factor=1.5),
         "torchvision F.adjust_sharpness(img, sharpness_factor); border pixels unchanged.",
     ),
-    AugmentationSpec(
+    _paper(
         "rolling",
         (
             ParamSpec("shift_y", -_SHIFT, _SHIFT, 0.0, True, "circular shift down (px)"),
@@ -145,63 +123,63 @@ _ALL = (
         _frozen(),
         "torch.roll(img, (shift_y, shift_x), dims=(-2, -1)).",
     ),
-    AugmentationSpec(
+    _paper(
         "grayscale",
         (),
         1,
         _frozen(),
         "torchvision F.rgb_to_grayscale(img, num_output_channels=3).",
     ),
-    AugmentationSpec(
+    _paper(
         "gaussian_blur",
         (ParamSpec("sigma", 0.1, 2.0, 0.0, False, "Gaussian standard deviation (px)"),),
         1,
         _frozen(kernel_size=7),
         "torchvision F.gaussian_blur(img, [kernel_size] * 2, [sigma] * 2), reflect padding.",
     ),
-    AugmentationSpec(
+    _paper(
         "brightness",
         (ParamSpec("factor", 0.1, 2.5, 1.0, False, "multiplier, clamped to [0, 1]"),),
         2,
         _frozen(),
         "torchvision F.adjust_brightness(img, factor).",
     ),
-    AugmentationSpec(
+    _paper(
         "contrast",
         (ParamSpec("factor", 0.01, 3.5, 1.0, False, "blend weight against the mean grey level"),),
         2,
         _frozen(),
         "torchvision F.adjust_contrast(img, factor).",
     ),
-    AugmentationSpec(
+    _paper(
         "saturation",
         (ParamSpec("factor", 0.01, 3.5, 1.0, False, "blend weight against the grayscale image"),),
         2,
         _frozen(),
         "torchvision F.adjust_saturation(img, factor).",
     ),
-    AugmentationSpec(
+    _paper(
         "hue",
         (ParamSpec("factor", -0.5, 0.5, 0.0, False, "hue shift in turns (mod 1)"),),
         2,
         _frozen(),
         "torchvision F.adjust_hue(img, factor).",
     ),
-    AugmentationSpec(
+    _paper(
         "hflip",
         (),
         2,
         _frozen(),
         "torchvision F.hflip(img).",
     ),
-    AugmentationSpec(
+    _paper(
         "rotation",
         (ParamSpec("angle", -10.0, 10.0, 0.0, False, "counter-clockwise rotation (degrees)"),),
         2,
         _frozen(),
         "Rotate about the centre, crop the black borders, resize back (authors' custom_rotation).",
     ),
-    AugmentationSpec(
+    _paper(
         "elliptic_local_blur",
         (
             ParamSpec("a", 10.0, 32.0, 0.0, True, "horizontal half-axis before rotation (px)"),
@@ -224,17 +202,135 @@ SET1: tuple[str, ...] = tuple(s.name for s in _ALL if s.set == 1)
 SET2: tuple[str, ...] = tuple(s.name for s in _ALL if s.set == 2)
 
 
-def spec(name: str) -> AugmentationSpec:
-    """Look up an augmentation by name.
+_REGISTERED: dict[str, Augmentation] = {}
+_PLUGINS: dict[str, Augmentation] | None = None
+
+
+def register(augmentation: Augmentation) -> Augmentation:
+    """Make ``augmentation`` known by its name in this process (for :func:`spec` and configs); returns it.
+
+    A later registration under the same name replaces an earlier one (a notebook cell run again); a
+    name of the paper's catalogue or of a plugin cannot be taken.
+    """
+    if not isinstance(augmentation, Augmentation):
+        raise UserInputError(f"register() takes an Augmentation, got {type(augmentation).__name__}")
+    taken = {**AUGMENTATIONS, **_plugins()}
+    if augmentation.name in taken and taken[augmentation.name] is not augmentation:
+        raise UserInputError(
+            f"augmentation name {augmentation.name!r} is taken by {taken[augmentation.name].source}; "
+            "give yours another name"
+        )
+    if augmentation.name not in AUGMENTATIONS:
+        _REGISTERED[augmentation.name] = augmentation
+    return augmentation
+
+
+def _entry_points() -> Iterable[Any]:
+    from importlib.metadata import entry_points
+
+    return entry_points(group=ENTRY_POINT_GROUP)
+
+
+def _as_augmentations(obj: Any, where: str) -> list[Augmentation]:
+    if callable(obj) and not isinstance(obj, Augmentation):
+        obj = obj()
+    items = [obj] if isinstance(obj, Augmentation) else list(obj) if isinstance(obj, Iterable) else [obj]
+    for item in items:
+        if not isinstance(item, Augmentation):
+            raise UserInputError(
+                f"{where} gives {type(item).__name__} {item!r}, not an augsens Augmentation (see "
+                "augsens.augment.protocol)"
+            )
+    return items
+
+
+def _plugins() -> dict[str, Augmentation]:
+    """Augmentations offered by installed packages (loaded once per process)."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        found: dict[str, Augmentation] = {}
+        for ep in _entry_points():
+            dist = getattr(getattr(ep, "dist", None), "name", "?")
+            where = f"entry point {ep.name!r} of package {dist!r} ({ep.value})"
+            try:
+                items = _as_augmentations(ep.load(), where)
+            except Exception as exc:  # a broken plugin must not break augsens: say so and go on
+                warnings.warn(f"{where} cannot be loaded: {type(exc).__name__}: {exc}", stacklevel=2)
+                continue
+            for item in items:
+                if item.name in AUGMENTATIONS or item.name in found:
+                    warnings.warn(
+                        f"{where}: augmentation name {item.name!r} is already taken; it is left out",
+                        stacklevel=2,
+                    )
+                    continue
+                found[item.name] = _with_source(item, f"plugin {dist} ({ep.value})")
+        _PLUGINS = found
+    return _PLUGINS
+
+
+def _with_source(augmentation: Augmentation, source: str) -> Augmentation:
+    import dataclasses
+
+    return augmentation if augmentation.source == source else dataclasses.replace(augmentation, source=source)
+
+
+def available() -> dict[str, Augmentation]:
+    """Every augmentation known by name: the paper's twelve, then plugins', then registered ones."""
+    return {**AUGMENTATIONS, **_plugins(), **_REGISTERED}
+
+
+def _import_reference(ref: str) -> Augmentation:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownAugmentationError(
+            f"augmentation {ref!r}: module {module_name!r} cannot be imported ({exc}); is it installed or on "
+            "PYTHONPATH?"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UnknownAugmentationError(f"augmentation {ref!r}: module {module_name!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    items = _as_augmentations(obj, f"augmentation {ref!r}")
+    if len(items) != 1:
+        raise UnknownAugmentationError(
+            f"augmentation {ref!r} gives {len(items)} augmentations: a reference names exactly one"
+        )
+    return _with_source(items[0], ref)
+
+
+def reference(augmentation: Augmentation) -> str:
+    """How a config names ``augmentation``: its name when that resolves to it, else
+    ``"package.module:attribute"`` when it is a module-level object, else its name after registering it
+    in this process (other processes, such as Ray workers, then cannot resolve it)."""
+    if available().get(augmentation.name) is augmentation:
+        return augmentation.name
+    if ":" in augmentation.source:
+        return augmentation.source
+    module = sys.modules.get(getattr(augmentation.fn, "__module__", "") or "")
+    if module is not None and module.__name__ != "__main__":
+        for attr, value in vars(module).items():
+            if value is augmentation:
+                return f"{module.__name__}:{attr}"
+    register(augmentation)
+    return augmentation.name
+
+
+def spec(name: str | Augmentation) -> Augmentation:
+    """Look up an augmentation by name, ``"package.module:name"`` reference or object.
 
     Parameters
     ----------
-    name : str
-        One of :data:`AUGMENTATIONS`.
+    name : str or Augmentation
+        One of :func:`available` (the paper's twelve, plugins', registered ones), a reference
+        ``"package.module:attribute"`` to an :class:`Augmentation`, or an ``Augmentation`` (returned).
 
     Returns
     -------
-    AugmentationSpec
+    Augmentation
 
     Raises
     ------
@@ -246,14 +342,20 @@ def spec(name: str) -> AugmentationSpec:
     >>> spec("hue").params[0].identity
     0.0
     """
+    if isinstance(name, Augmentation):
+        return name
+    if isinstance(name, str) and ":" in name:
+        return _import_reference(name)
+    known = available()
     try:
-        return AUGMENTATIONS[name]
+        return known[name]
     except (KeyError, TypeError) as exc:
-        close = difflib.get_close_matches(str(name), AUGMENTATIONS, n=3)
+        close = difflib.get_close_matches(str(name), known, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         if isinstance(name, str) and "," in name:  # a TOML string where a list was meant
             items = ", ".join(f'"{part.strip()}"' for part in name.split(","))
             hint = f" A list is written in brackets: augmentations = [{items}]."
         raise UnknownAugmentationError(
-            f"unknown augmentation {name!r}.{hint} Valid names: {', '.join(AUGMENTATIONS)}."
+            f"unknown augmentation {name!r}.{hint} Valid names: {', '.join(known)}, or "
+            "'package.module:name' for an augmentation of yours."
         ) from exc

@@ -40,6 +40,7 @@ import torch
 import xarray as xr
 
 from augsens.augment.draws import single_draws
+from augsens.augment.protocol import Augmentation
 from augsens.augment.registry import UnknownAugmentationError
 from augsens.core.estimate import MomentsAccumulator
 from augsens.core.paired import benjamini_yekutieli, point_biserial, rank_biserial, wilcoxon_zsplit
@@ -62,19 +63,18 @@ _BYTES_PER_PAIR_ELEMENT = 48
 
 @dataclass(frozen=True)
 class _AugPlan:
-    """One treatment: augmentation name and draws per image (1 for an augmentation without parameters)."""
+    """One treatment: augmentation and draws per image (1 for an augmentation without parameters)."""
 
-    name: str
+    spec: Augmentation
     draws: int
-    #: image height and width: the paper's pixel bounds are scaled to them (augsens.augment.scaling)
-    image_size: tuple[int, int] = (224, 224)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def parameters(self, seed: int, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         """Parameter tensors ``[len(rows)]`` for global rows ``image * draws + draw``."""
-        from augsens.augment import AUGMENTATIONS
-        from augsens.augment.scaling import at_size
-
-        return single_draws(at_size(AUGMENTATIONS[self.name], *self.image_size), rows, seed, device)
+        return single_draws(self.spec, rows, seed, device)
 
 
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +91,7 @@ def _auto_block(n_pairs: Sequence[int], block_bytes: int) -> int:
 def _run_contrast(
     capture: Callable[[torch.Tensor, Sequence[str]], Mapping[str, torch.Tensor]],
     gather: Callable[[torch.Tensor], torch.Tensor],
-    apply: Callable[[str, torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor],
+    apply: Callable[[Augmentation, torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor],
     plans: Sequence[_AugPlan],
     checkpoints: Sequence[str],
     n_images: int,
@@ -150,7 +150,7 @@ def _run_contrast(
             for a, plan in enumerate(plans):
                 rows = (idx[:, None] * plan.draws + torch.arange(plan.draws)[None, :]).reshape(-1).numpy()
                 y = apply(
-                    plan.name, x.repeat_interleave(plan.draws, dim=0), plan.parameters(seed, rows, device)
+                    plan.spec, x.repeat_interleave(plan.draws, dim=0), plan.parameters(seed, rows, device)
                 )
                 acts1 = capture(y, wanted)
                 if first:
@@ -187,23 +187,25 @@ def _run_contrast(
 
 
 def _plans(
-    augmentations: Sequence[str] | None, draws: int, image_size: tuple[int, int] = (224, 224)
+    augmentations: Sequence[str | Augmentation] | None, draws: int, image_size: tuple[int, int] = (224, 224)
 ) -> list[_AugPlan]:
-    from augsens.augment import AUGMENTATIONS
+    """One plan per augmentation, the paper's pixel bounds scaled to ``image_size`` (height, width)."""
+    from augsens.augment import AUGMENTATIONS, available, spec
+    from augsens.augment.scaling import at_size
 
     names = list(AUGMENTATIONS) if augmentations is None else list(augmentations)
     if not names:
         raise UserInputError("augmentations is empty; name at least one of " + repr(list(AUGMENTATIONS)))
     plans = []
+    known = available()
     for name in names:
-        if name not in AUGMENTATIONS:
-            close = difflib.get_close_matches(str(name), list(AUGMENTATIONS), n=3)
+        if isinstance(name, str) and ":" not in name and name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=3)
             hint = f" Did you mean {close!r}?" if close else ""
-            raise UnknownAugmentationError(
-                f"unknown augmentation {name!r}; allowed: {list(AUGMENTATIONS)!r}.{hint}"
-            )
+            raise UnknownAugmentationError(f"unknown augmentation {name!r}; allowed: {list(known)!r}.{hint}")
+        s = at_size(spec(name), *image_size)
         # A parameter-free op gives the same image every time: one copy per image, as the authors did.
-        plans.append(_AugPlan(name, draws if AUGMENTATIONS[name].params else 1, image_size))
+        plans.append(_AugPlan(s, draws if s.params else 1))
     return plans
 
 
@@ -211,7 +213,7 @@ def contrast_study(
     model: LoadedModel,
     images: ImageCache,
     *,
-    augmentations: Sequence[str] | None = None,
+    augmentations: Sequence[str | Augmentation] | None = None,
     draws: int = 10,
     n_images: int | None = None,
     checkpoints: Sequence[str] | None = None,
@@ -306,8 +308,6 @@ def contrast_study(
     names = list(model.checkpoints if checkpoints is None else checkpoints)
     image_size = (int(images.images.shape[-2]), int(images.images.shape[-1]))
     plans = _plans(augmentations, draws, image_size)
-    # the registry checks values against the bounds for 224 x 224; scaled draws lie in their own bounds
-    validate = image_size == (224, 224)
     device = torch.device(model.device)
 
     def capture(x: torch.Tensor, ckpts: Sequence[str]) -> Mapping[str, torch.Tensor]:
@@ -317,8 +317,8 @@ def contrast_study(
                 return model.capture(x, checkpoints=list(ckpts), normalized=True)
             return model.capture(x, checkpoints=list(ckpts))
 
-    def apply(name: str, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return apply_augmentation(name, x, mode=mode, validate=validate, **params)
+    def apply(name: str | Augmentation, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return apply_augmentation(name, x, mode=mode, validate=True, **params)
 
     per_ckpt, shapes, counts = _run_contrast(
         capture,

@@ -23,19 +23,19 @@ Switch models
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from augsens.augment import AUGMENTATIONS, SET1, SET2
+from augsens.augment import SET1, SET2, Augmentation
 from augsens.augment import spec as augmentation_spec
+from augsens.augment.ranges import apply_ranges
 from augsens.augment.scaling import at_size
 from augsens.core.factors import (
     Categorical,
     ImageFactor,
-    Integer,
     Parameter,
     Permutation,
     Problem,
@@ -44,7 +44,14 @@ from augsens.core.factors import (
 )
 from augsens.errors import UserInputError
 
-__all__ = ["AugmentationFactors", "DecodedRows", "SwitchModel", "Mode", "resolve_augmentations"]
+__all__ = [
+    "AugmentationFactors",
+    "DecodedRows",
+    "SwitchModel",
+    "Mode",
+    "resolve_augmentations",
+    "resolve_specs",
+]
 
 SwitchModel = Literal["all", "nonparametric", "none"]
 Mode = Literal["clean", "paper"]
@@ -52,24 +59,41 @@ Mode = Literal["clean", "paper"]
 _SETS = {"set1": SET1, "set2": SET2, "1": SET1, "2": SET2}
 
 
-def resolve_augmentations(augmentations: str | Sequence[str]) -> tuple[str, ...]:
-    """``"set1"``, ``"set2"`` or a list of augmentation names -> tuple of names (validated)."""
+def resolve_specs(
+    augmentations: str | Sequence[str | Augmentation],
+    ranges: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+) -> tuple[Augmentation, ...]:
+    """``"set1"``, ``"set2"`` or a list of names, ``"package.module:name"`` references and
+    :class:`~augsens.augment.Augmentation` objects -> the augmentations, with the paper's pixel bounds
+    scaled to ``image_size`` (height, width; :func:`augsens.augment.scaling.at_size`) and then a study's
+    ranges applied (:func:`augsens.augment.ranges.apply_ranges`)."""
+    items: Sequence[str | Augmentation]
     if isinstance(augmentations, str):
         key = augmentations.lower().replace(" ", "").replace("_", "")
         if key in _SETS:
-            return tuple(_SETS[key])
-        if key in ("set3", "all", "3"):
-            return tuple(SET1) + tuple(SET2)
-        names: Sequence[str] = [augmentations]
+            items = _SETS[key]
+        elif key in ("set3", "all", "3"):
+            items = tuple(SET1) + tuple(SET2)
+        else:
+            items = [augmentations]
     else:
-        names = list(augmentations)
-    if not names:
+        items = list(augmentations)
+    if not items:
         raise UserInputError("the augmentation list is empty: give 'set1', 'set2' or a list of names")
-    for name in names:
-        augmentation_spec(name)  # raises with close-match suggestions
+    specs = tuple(augmentation_spec(item) for item in items)  # raises with close-match suggestions
+    names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise UserInputError(f"augmentation list {list(names)!r} names an augmentation twice")
-    return tuple(names)
+    if image_size is not None:
+        specs = tuple(at_size(s, *image_size) for s in specs)
+    return apply_ranges(specs, ranges)
+
+
+def resolve_augmentations(augmentations: str | Sequence[str | Augmentation]) -> tuple[str, ...]:
+    """``"set1"``, ``"set2"`` or a list of augmentations -> tuple of their names (validated)."""
+    return tuple(s.name for s in resolve_specs(augmentations))
 
 
 @dataclass
@@ -101,9 +125,10 @@ class AugmentationFactors:
 
     Parameters
     ----------
-    augmentations : sequence of str
-        Augmentation names (see :data:`augsens.augment.AUGMENTATIONS`), in list order; the ``order``
-        factor permutes them per sample.
+    augmentations : str or sequence of str or Augmentation
+        ``"set1"``, ``"set2"``, or augmentations (names of :func:`augsens.augment.available`,
+        ``"package.module:name"`` references or objects), in list order; the ``order`` factor permutes
+        them per sample.
     partitions : sequence of sequence of int
         Class sizes of each image partition (one list for a single image source; two for train/val).
         Images are numbered partition by partition, class by class.
@@ -118,15 +143,18 @@ class AugmentationFactors:
         See ``mode``.
     order : bool
         Include the composition-order factor (needs two or more augmentations).
+    ranges : mapping, optional
+        Ranges or distributions of parameters, ``{"hue" or "erasing.scale": table}``
+        (:func:`augsens.augment.ranges.normalize`); the others keep their declared ranges.
     image_size : (int, int), optional
         Height and width of the images.  The paper's bounds in pixels (erasing centres, roll shifts,
         elliptic-blur axes and shifts) are set for 224 x 224 and scaled to this size
-        (:func:`augsens.augment.scaling.at_size`).  Default: 224 x 224.
+        (:func:`augsens.augment.scaling.at_size`) before ``ranges`` apply.  Default: 224 x 224.
     """
 
     def __init__(
         self,
-        augmentations: Sequence[str],
+        augmentations: str | Sequence[str | Augmentation],
         partitions: Sequence[Sequence[int]],
         *,
         switches: SwitchModel = "all",
@@ -134,6 +162,7 @@ class AugmentationFactors:
         mode: Mode = "clean",
         integer_params: bool = False,
         order: bool = True,
+        ranges: Mapping[str, Mapping[str, Any]] | None = None,
         image_size: tuple[int, int] | None = None,
     ) -> None:
         if switches not in ("all", "nonparametric", "none"):
@@ -142,17 +171,17 @@ class AugmentationFactors:
             raise UserInputError(f"mode={mode!r}: allowed values are 'clean', 'paper'")
         if not partitions or any(len(sizes) == 0 for sizes in partitions):
             raise UserInputError("every image partition needs at least one class with images")
-        self.augmentations = resolve_augmentations(augmentations)
+        #: The augmentations as applied (ranges included), in list order.
+        self.specs = resolve_specs(augmentations, ranges, image_size=image_size)
+        self.augmentations = tuple(s.name for s in self.specs)
         self.switch_model = switches
         self.mode = mode
         params: list[Parameter] = []
         groups: dict[str, list[str]] = {}
         self._switch_col: dict[str, int] = {}
         self._param_cols: dict[str, dict[str, int]] = {}
-        for name in self.augmentations:
-            spec = AUGMENTATIONS[name]
-            if image_size is not None:
-                spec = at_size(spec, *image_size)
+        for spec in self.specs:
+            name = spec.name
             members: list[str] = []
             has_switch = switches == "all" or (switches == "nonparametric" and not spec.params)
             if has_switch:
@@ -163,10 +192,7 @@ class AugmentationFactors:
             for ps in spec.params:
                 pname = f"{name}.{ps.name}"
                 self._param_cols[name][ps.name] = len(params)
-                if integer_params and ps.integer:
-                    params.append(Integer(pname, int(ps.low), int(ps.high), identity=ps.identity))
-                else:
-                    params.append(Uniform(pname, ps.low, ps.high, identity=ps.identity))
+                params.append(ps.factor(pname, integer_draws=integer_params))
                 members.append(pname)
             if members:
                 groups[name] = members
@@ -258,11 +284,22 @@ class AugmentationFactors:
         return index
 
     def describe(self) -> list[dict[str, object]]:
-        """One record per parameter: group, name, kind, bounds (for provenance and ``augsens info``)."""
+        """One record per parameter: group, name, kind, bounds and, for a scipy.stats parameter, its
+        distribution (for provenance and ``augsens info``)."""
         out = []
         for g, members in zip(self.problem.group_names, self.problem.group_members, strict=True):
             for i in members:
                 p = self.problem.parameters[i]
                 lo, hi = p.bounds()
-                out.append({"factor": g, "parameter": p.name, "kind": p.kind, "low": lo, "high": hi})
+                record: dict[str, object] = {
+                    "factor": g,
+                    "parameter": p.name,
+                    "kind": p.kind,
+                    "low": lo,
+                    "high": hi,
+                }
+                describe = getattr(p, "describe", None)
+                if describe is not None:
+                    record["distribution"] = describe()
+                out.append(record)
         return out

@@ -79,6 +79,7 @@ def plan(
         mode=sc.mode,
         integer_params=sc.mode == "paper" and sc.kind.startswith("shapley"),
         order=sc.order,
+        ranges=config.augment,
         image_size=(int(sample_shape[-2]), int(sample_shape[-1]))
         if sample_shape is not None and len(sample_shape) == 3
         else None,

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
+from augsens.augment.protocol import Augmentation
 from augsens.config import ConfigError, StudyConfig
 from augsens.data import SampleCache
 from augsens.errors import UserInputError
@@ -61,6 +62,8 @@ def config_keywords() -> dict[str, tuple[str, str]]:
     plain: dict[str, tuple[str, str]] = {}
     qualified: dict[str, tuple[str, str]] = {}
     for section in order:
+        if not dataclasses.is_dataclass(sections[section]):  # [augment]: the ranges= argument of study()
+            continue
         for f in dataclasses.fields(sections[section]):
             if (section, f.name) in _POSITIONAL:
                 continue
@@ -80,9 +83,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _config(model_name: str, images_source: str, options: Mapping[str, Any]) -> StudyConfig:
+def _config(
+    model_name: str, images_source: str, options: Mapping[str, Any], ranges: Mapping[str, Any] | None = None
+) -> StudyConfig:
+    from augsens.augment.ranges import to_config
+
     keywords = config_keywords()
     data: dict[str, dict[str, Any]] = {"model": {"name": model_name}, "images": {"source": images_source}}
+    if ranges:
+        data["augment"] = to_config(ranges)
     for key, value in options.items():
         if key in ("name", "model_name", "source", "images_source"):
             which = "model" if "name" in key else "images"
@@ -114,13 +123,14 @@ def _label(obj: Any) -> str:
 def study(
     model: str | nn.Module | LoadedModel,
     images: Any = "bundled",
-    augmentations: str | Sequence[str] = "set1",
+    augmentations: str | Sequence[str | Augmentation] = "set1",
     kind: Literal["sobol", "shapley", "shapley-song", "moments", "contrast"] = "sobol",
     n: int = 1024,
     checkpoints: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
     device: str = "auto",
     *,
+    ranges: Mapping[str, Any] | None = None,
     resume: bool | Literal["auto"] = "auto",
     overwrite: bool = False,
     progress: bool = True,
@@ -142,9 +152,13 @@ def study(
         (see :func:`augsens.data.inputs.as_image_cache`).  Images become ``size`` x ``size`` (the
         ``size=`` option, default 224; ``None`` keeps their size).  Inputs that are not images (a tensor
         ``[N, C, T]`` of 1-D signals, ...): a :class:`~augsens.data.SampleCache` from
-        :func:`augsens.as_samples`, studied under augmentations that take such inputs.
-    augmentations : str or sequence of str, default "set1"
-        ``"set1"``, ``"set2"`` or augmentation names (``augsens info`` lists them).
+        :func:`augsens.as_samples`, studied under augmentations that take such inputs
+        (:mod:`augsens.augment.signals`; docs/inputs.md).
+    augmentations : str or sequence of str or Augmentation, default "set1"
+        ``"set1"``, ``"set2"`` or a list of augmentation names (``augsens info`` lists them),
+        ``"package.module:name"`` references and :class:`~augsens.augment.Augmentation` objects
+        (docs/augmentations.md).  An object defined in an importable module is recorded by its reference;
+        one defined in ``__main__`` or a notebook is registered in this process under its name.
     kind : {"sobol", "shapley", "shapley-song", "moments", "contrast"}, default "sobol"
         ``"contrast"``: the treatment–control study (each augmentation alone against the original
         image; :func:`augsens.engine.contrast.contrast_study`), with its own keys ``draws``,
@@ -159,6 +173,10 @@ def study(
         run can be resumed after an interruption.
     device : str, default "auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    ranges : mapping, optional
+        Other ranges or distributions for parameters: ``{"hue": (-0.1, 0.1), "erasing.scale": (0.05, 0.2),
+        "rotation": scipy.stats.norm(0, 3)}`` (:mod:`augsens.augment.ranges`; the TOML form is
+        ``[augment.hue] low = -0.1 high = 0.1``).  Parameters not named keep their declared ranges.
     resume : bool or "auto", default "auto"
         Continue the interrupted run saved in ``out`` (``"auto"``: when there is one).
     overwrite : bool, default False
@@ -190,6 +208,10 @@ def study(
         A folder, image or weights file that does not exist.
     """
     given = dict(options)
+    if not isinstance(augmentations, str) and augmentations is not None:
+        from augsens.augment.registry import reference
+
+        augmentations = [reference(a) if isinstance(a, Augmentation) else a for a in augmentations]
     for key, value in (
         ("augmentations", augmentations),
         ("kind", kind),
@@ -210,7 +232,7 @@ def study(
             "info`), 'package.module:factory' or a torch.nn.Module"
         )
     cache, source = _images(images)
-    config = _config(model_name, source, given)
+    config = _config(model_name, source, given, ranges)
     from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
@@ -315,7 +337,7 @@ def _run_contrast(
     """The treatment–control study of a ``kind = "contrast"`` config, written and read back as
     :func:`run_study` does for the other kinds."""
     from augsens.engine.contrast import contrast_study
-    from augsens.engine.factors import resolve_augmentations
+    from augsens.engine.factors import resolve_specs
     from augsens.engine.inputs import load_images, load_model
     from augsens.engine.study import resolve_device
     from augsens.preflight import prepare_out
@@ -329,7 +351,8 @@ def _run_contrast(
     if out is not None:  # the same checks of the folder as a Study's, before anything is loaded
         prepare_out(out, overwrite=overwrite)
     sc = config.study
-    augmentations = resolve_augmentations(sc.augmentations)  # a bad name answers before the model loads
+    # a bad name or range answers before the model loads
+    augmentations = resolve_specs(sc.augmentations, config.augment)
     device = resolve_device(config.run.device)
     if model is None:
         model = load_model(config.model, device=device, mode=sc.mode)

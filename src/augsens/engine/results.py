@@ -58,6 +58,8 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
             "factors": json.dumps(factors),
             "parameters": json.dumps(study.factors.describe()),
             "augmentations": json.dumps(list(study.factors.augmentations)),
+            # each augmentation as run: source, parameters with their ranges or distributions, code hash
+            "augmentation_specs": json.dumps([a.describe() for a in study.factors.specs]),
             "config": study.config.to_json(),
             "versions": json.dumps(versions()),
             "seed": sc.seed,

@@ -51,7 +51,7 @@ def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor
     x = study.images.gather(rows.image)
     x = compose(
         x,
-        study.factors.augmentations,
+        study.factors.specs,
         rows.params,
         order=rows.order,
         on=rows.on,

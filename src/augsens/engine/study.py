@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import xarray as xr
 
+from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import SampleCache
@@ -121,12 +122,15 @@ class Study:
         self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
-        self.shapes = model.output_shapes(self.checkpoints)
-        self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
         self.plan: StudyPlan = plan(
             config, self.images.partitions, self.device, sample_shape=self.images.sample_shape
         )
         self.factors = self.plan.factors
+        # every augmentation against the protocol's rules, on the study's own inputs, before any forward
+        probe = self.images.gather(torch.arange(PROBE_SIZE) % len(self.images))
+        check_augmentations(self.factors.specs, probe, mode=config.study.mode)
+        self.shapes = model.output_shapes(self.checkpoints)
+        self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
 
     # ------------------------------------------------------------------ state
     def new_state(self) -> StudyState:
@@ -151,9 +155,10 @@ class Study:
         return study_state.merge_states(states, self.new_state())
 
     def fingerprint(self) -> dict[str, Any]:
-        """Hashes of this study's decoded images and model weights (see :mod:`augsens.fingerprint`)."""
+        """Hashes of this study's decoded images, model weights and augmentations' code and declarations
+        (see :mod:`augsens.fingerprint`)."""
         if not hasattr(self, "_fingerprint"):
-            self._fingerprint = fingerprint(self.images, self.model.module)
+            self._fingerprint = fingerprint(self.images, self.model.module, self.factors.specs)
         return self._fingerprint
 
     def _save_state(self, path: Path, state: StudyState) -> None:

@@ -1,24 +1,26 @@
 """A gallery of the augmentations on one photo (the paper's Figure 2).
 
-One row per augmentation, showing a few parameter values spread over its bounds, then rows of
-simultaneous combinations: set 1 all on and set 2 all on, each sample with random parameters and a
-random order.  Used by ``augsens gallery IMAGE --out FILE.png``.
+One row per augmentation, showing a few parameter values spread over its range (or quantiles of its
+distribution), then rows of simultaneous combinations: set 1 all on and set 2 all on (or a study's own
+augmentations), each sample with random parameters and a random order.  Used by ``augsens gallery IMAGE
+--out FILE.png`` (``--config STUDY.toml``: that study's augmentations and ranges).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from ..augment import AUGMENTATIONS, SET1, SET2, apply, compose, spec
+from ..augment import AUGMENTATIONS, SET1, SET2, Augmentation, apply, compose
 from ..data.cache import DECODE_ERRORS
 from ..errors import MissingFileError, UserInputError
 from .figures import save_figure
 
-__all__ = ["gallery"]
+__all__ = ["gallery", "gallery_values"]
 
 #: Fractions of each parameter's [low, high] shown per augmentation (one column each).
 _FRACTIONS = (0.0, 0.33, 0.67, 1.0)
@@ -67,20 +69,56 @@ def _label(name: str, params: dict[str, float]) -> str:
     return "\n".join(", ".join(items[i : i + 2]) for i in range(0, len(items), 2))
 
 
+def _specs(
+    augmentations: str | Sequence[str | Augmentation] | None, ranges: Mapping[str, Any] | None
+) -> tuple[Augmentation, ...]:
+    from ..augment.ranges import normalize, to_config
+    from ..engine.factors import resolve_specs
+
+    table = normalize(to_config(ranges), "ranges") if ranges else None
+    return resolve_specs(list(AUGMENTATIONS) if augmentations is None else augmentations, table)
+
+
+def gallery_values(
+    augmentations: str | Sequence[str | Augmentation] | None = None,
+    ranges: Mapping[str, Any] | None = None,
+) -> dict[str, list[dict[str, float]]]:
+    """The parameter values of each augmentation's gallery row: ``{name: [{parameter: value}, ...]}``.
+
+    Values at the quantiles 0, 1/3, 2/3 and 1 of every parameter's distribution (for a uniform range:
+    ``low``, a third, two thirds, ``high``), all parameters moved together; one empty panel for an op
+    without parameters.  ``augmentations`` and ``ranges`` as in :func:`augsens.study` (default: the
+    paper's twelve at the paper's ranges).
+
+    Examples
+    --------
+    >>> gallery_values(["hue"], ranges={"hue": (-0.1, 0.1)})["hue"][0]
+    {'factor': -0.1}
+    """
+    out = {}
+    for s in _specs(augmentations, ranges):
+        cells = []
+        for frac in _FRACTIONS if s.params else (1.0,):
+            u = torch.tensor([frac], dtype=torch.float64)
+            cells.append({p.name: float(p.factor(p.name).decode(u)[0]) for p in s.params})
+        out[s.name] = cells
+    return out
+
+
 def _combinations(
-    x: torch.Tensor, names: tuple[str, ...], mode: Literal["clean", "paper"], gen: torch.Generator
+    x: torch.Tensor, specs: Sequence[Augmentation], mode: Literal["clean", "paper"], gen: torch.Generator
 ) -> list[tuple[torch.Tensor, str]]:
-    n = len(names)
+    n = len(specs)
     params = {
-        name: {
-            p.name: p.low + (p.high - p.low) * torch.rand(_COMBINATIONS, generator=gen, dtype=torch.float64)
-            for p in spec(name).params
+        s.name: {
+            p.name: p.factor(p.name).decode(torch.rand(_COMBINATIONS, generator=gen, dtype=torch.float64))
+            for p in s.params
         }
-        for name in names
+        for s in specs
     }
     order = torch.stack([torch.randperm(n, generator=gen) for _ in range(_COMBINATIONS)])
-    y = compose(x.expand(_COMBINATIONS, -1, -1, -1), names, params, order=order, mode=mode)
-    short = [name.split("_")[0][:5] for name in names]
+    y = compose(x.expand(_COMBINATIONS, -1, -1, -1), specs, params, order=order, mode=mode)
+    short = [s.name.split("_")[0][:5] for s in specs]
     labels = []
     for i in range(_COMBINATIONS):
         steps = [short[k] for k in order[i].tolist()]
@@ -94,6 +132,8 @@ def gallery(
     *,
     mode: Literal["clean", "paper"] = "clean",
     seed: int = 0,
+    augmentations: str | Sequence[str | Augmentation] | None = None,
+    ranges: Mapping[str, Any] | None = None,
 ) -> Path:
     """Draw one photo under each augmentation and under random simultaneous combinations.
 
@@ -108,6 +148,12 @@ def gallery(
         Augmentation variants (see :func:`augsens.augment.apply`).
     seed : int
         Seed of the combination rows' parameters and orders.
+    augmentations : str or sequence, optional
+        The augmentations shown, as in :func:`augsens.study` (default: the paper's twelve, then rows of
+        set 1 and set 2 combined; otherwise one combined row of those given).
+    ranges : mapping, optional
+        Ranges or distributions of parameters, as in :func:`augsens.study`; the panels and the
+        combinations draw from them (:func:`gallery_values`).
 
     Returns
     -------
@@ -117,8 +163,9 @@ def gallery(
     Notes
     -----
     Rows 1-12: each augmentation at parameter values at 0, 1/3, 2/3 and 1 of every parameter's range
-    (all parameters moved together), or once for parameter-free ones.  Last two rows: set 1 and set 2
-    with every augmentation on, uniform random parameters and a random order (labelled first > last).
+    (all parameters moved together; quantiles for a distribution), or once for parameter-free ones.
+    Last two rows: set 1 and set 2 with every augmentation on, random parameters from their ranges and
+    a random order (labelled first > last).
     """
     import matplotlib
 
@@ -127,16 +174,21 @@ def gallery(
 
     x = _load(image)
     gen = torch.Generator().manual_seed(seed)
+    specs = _specs(augmentations, ranges)
+    values = gallery_values(specs)
     rows: list[tuple[str, list[tuple[torch.Tensor, str]]]] = []
-    for name, s in AUGMENTATIONS.items():
+    for s in specs:
         cells = []
-        for frac in _FRACTIONS if s.params else (1.0,):
-            values = {p.name: p.low + frac * (p.high - p.low) for p in s.params}
-            y = apply(name, x, mode=mode, validate=True, **{k: torch.tensor([v]) for k, v in values.items()})
-            cells.append((y[0], _label(name, values)))
-        rows.append((f"{name} (set {s.set})", cells))
-    rows.append(("set 1, all on", _combinations(x, SET1, mode, gen)))
-    rows.append(("set 2, all on", _combinations(x, SET2, mode, gen)))
+        for v in values[s.name]:
+            y = apply(s, x, mode=mode, validate=True, **{k: torch.tensor([p]) for k, p in v.items()})
+            cells.append((y[0], _label(s.name, v)))
+        rows.append((s.name if s.set is None else f"{s.name} (set {s.set})", cells))
+    if augmentations is None:
+        by_name = {s.name: s for s in specs}
+        rows.append(("set 1, all on", _combinations(x, [by_name[n] for n in SET1], mode, gen)))
+        rows.append(("set 2, all on", _combinations(x, [by_name[n] for n in SET2], mode, gen)))
+    elif len(specs) > 1:
+        rows.append(("all on", _combinations(x, specs, mode, gen)))
 
     ncols = 1 + max(len(cells) for _, cells in rows)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.2 * ncols, 2.6 * len(rows)), squeeze=False)

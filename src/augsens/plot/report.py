@@ -121,6 +121,16 @@ def write_report(results: str | Path | Sequence[str | Path], out: str | Path | N
         heading = re.search(r"<h2[^>]*>(.*?)</h2>", text, flags=re.S)
         title = html.unescape(re.sub(r"<[^>]+>", "", heading.group(1))) if heading else frag.stem
         sections.append((title.strip(), text))
+    from augsens.plot.augmentation_table import augmentation_table_html
+    from augsens.results import open_results
+
+    tables = []
+    for folder in found:  # the ranges each study drew its parameters from
+        table = augmentation_table_html(open_results(folder), title=folder.name)
+        if table:
+            tables.append(table)
+    if tables:
+        sections.append(("Augmentations and ranges", "<h2>Augmentations and ranges</h2>" + "".join(tables)))
     intro = (
         "<p>Each activation (channel × position of each checkpoint) of the network varies as augmentations "
         "are applied together with random parameters and order; its variance is split into shares owed to "
