@@ -25,8 +25,10 @@ Examples
 --------
 >>> import torch
 >>> x = torch.arange(8.0).view(1, 1, 8).expand(2, 1, 8)
->>> shift_signal(x, shift=torch.tensor([0.0, 2.0]))[:, 0].tolist()
+>>> time_shift(x, shift=torch.tensor([0.0, 2.0]))[:, 0].tolist()
 [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [6.0, 7.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
+>>> [p.name for p in additive_noise.params], additive_noise.identity
+(['sigma', 'seed'], {'sigma': 0.0, 'seed': 0.0})
 """
 
 from __future__ import annotations
@@ -35,9 +37,25 @@ import math
 
 import torch
 
+from augsens.augment.protocol import Augmentation, ParamSpec
 from augsens.core.draws import splitmix64_torch, uniform_from_bits
 
-__all__ = ["shift_signal", "scale_signal", "add_noise", "low_pass_filter"]
+__all__ = [
+    "time_shift",
+    "gain",
+    "additive_noise",
+    "low_pass",
+    "SIGNAL_PERTURBATIONS",
+    "shift_signal",
+    "scale_signal",
+    "add_noise",
+    "low_pass_filter",
+]
+
+#: The per-sample shape every perturbation here takes: channels x time.
+SIGNAL = "[B, C, T]"
+#: Seeds of the additive noise are drawn from [0, NOISE_SEEDS): far more realisations than design rows.
+NOISE_SEEDS = 2**20
 
 
 def _per_sample(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -119,3 +137,60 @@ def low_pass_filter(x: torch.Tensor, *, cutoff: torch.Tensor, transition: float)
     response = 0.5 * (1.0 + torch.cos(math.pi * edge))
     response = response.view(x.shape[0], *([1] * (x.ndim - 2)), -1)
     return torch.fft.irfft(spectrum * response, n=length, dim=-1).to(x.dtype)
+
+
+time_shift = Augmentation(
+    "time_shift",
+    (
+        ParamSpec(
+            "shift", -16.0, 16.0, identity=0.0, integer=True, doc="circular shift later in time (samples)"
+        ),
+    ),
+    shift_signal,
+    doc="Circular shift along time by a whole number of samples (torch.roll per sample).",
+    input_shape=SIGNAL,
+    source="augsens.augment.signals:time_shift",
+)
+
+gain = Augmentation(
+    "gain",
+    (ParamSpec("gain", 0.5, 2.0, identity=1.0, doc="multiplier of the signal"),),
+    scale_signal,
+    doc="Multiply the signal by a gain.",
+    source="augsens.augment.signals:gain",
+)
+
+additive_noise = Augmentation(
+    "additive_noise",
+    (
+        ParamSpec("sigma", 0.0, 0.5, identity=0.0, doc="standard deviation of the white Gaussian noise"),
+        ParamSpec(
+            "seed",
+            0.0,
+            float(NOISE_SEEDS),
+            identity=0.0,
+            integer=True,
+            doc="which realisation of the noise (a counter-based hash: the same on any device)",
+        ),
+    ),
+    add_noise,
+    doc="Add white Gaussian noise; its realisation is a parameter (seed), so every design row replays.",
+    source="augsens.augment.signals:additive_noise",
+)
+
+low_pass = Augmentation(
+    "low_pass",
+    (
+        ParamSpec(
+            "cutoff", 0.02, 0.5, identity=0.5, doc="cut-off frequency (cycles per sample; 0.5 = Nyquist)"
+        ),
+    ),
+    low_pass_filter,
+    constants={"transition": 0.02},
+    doc="Zero-phase low-pass filter (FFT, raised-cosine edge of width transition above the cut-off).",
+    input_shape=SIGNAL,
+    source="augsens.augment.signals:low_pass",
+)
+
+#: The four signal perturbations, in the order of this module's docstring.
+SIGNAL_PERTURBATIONS: tuple[Augmentation, ...] = (time_shift, gain, additive_noise, low_pass)

@@ -34,7 +34,7 @@ from torch import nn
 
 from augsens.augment.protocol import Augmentation
 from augsens.config import ConfigError, StudyConfig
-from augsens.data import SampleCache
+from augsens.data import ImageCache, SampleCache
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel
 
@@ -249,6 +249,13 @@ def study(
             progress=progress,
             size=ic.side,
         )
+    if isinstance(cache, SampleCache) and not isinstance(cache, ImageCache):
+        sized = [k for k in ("size", "images_size") if k in options]
+        if sized:  # resizing and cropping are for images: other inputs are studied as they are given
+            raise UserInputError(
+                f"{sized[0]}= resizes images, but these inputs are not images ({cache!r}): give them at the "
+                "shape the network takes and drop size="
+            )
     if isinstance(model, LoadedModel):
         loaded = model
     elif isinstance(model, nn.Module):
