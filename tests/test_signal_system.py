@@ -119,3 +119,19 @@ def test_image_settings_and_image_augmentations_are_refused_on_signals(signals):
         ag.study("augsens.testing:tiny_conv1d", signals, [gain], size=32, **SMALL)
     with pytest.raises(UserInputError, match=r"hue.*\[B, 3, H, W\]"):
         ag.study("augsens.testing:tiny_conv1d", signals, [gain, "hue"], **SMALL)
+
+
+def test_a_contrast_study_of_signals(signals):
+    tree = ag.study(
+        "augsens.testing:tiny_conv1d",
+        signals,
+        [time_shift, gain],
+        kind="contrast",
+        draws=2,
+        checkpoints=["conv1", "fc"],
+        device="cpu",
+        progress=False,
+    )
+    assert tree["conv1"].dataset["rank_biserial"].dims == ("augmentation", "channel", "time")
+    assert tree["fc"].dataset["rank_biserial"].dims == ("augmentation", "unit")
+    assert list(tree["conv1"].dataset["augmentation"].values) == ["time_shift", "gain"]

@@ -362,7 +362,8 @@ def _run_contrast(
     augmentations = resolve_specs(sc.augmentations, config.augment)
     device = resolve_device(config.run.device)
     if model is None:
-        model = load_model(config.model, device=device, mode=sc.mode)
+        shape = images.sample_shape if images is not None else None  # inputs given may not be images
+        model = load_model(config.model, device=device, mode=sc.mode, input_shape=shape)
     if images is None:
         images = load_images(config.images, device=device)
 
