@@ -160,7 +160,7 @@ def checkpoint_layouts(model: LoadedModel, checkpoints: Sequence[str]) -> dict[s
             "capture: choose modules that the model's forward calls (see m.checkpoints)"
         )
     total = max(done, 1)
-    sequence = "time" if len(model.input_shape) == 2 else "token"
+    sequence: Literal["token", "time"] = "time" if len(model.input_shape) == 2 else "token"
     out = {}
     for n in names:
         shape, features, at = seen[n]
