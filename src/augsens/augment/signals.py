@@ -11,7 +11,8 @@ way a user writes one: a batched function of ``x [B, C, T]`` and one parameter v
 * :data:`gain` -- multiply by ``gain`` (``[0.5, 2]``, identity 1);
 * :data:`additive_noise` -- add white Gaussian noise of standard deviation ``sigma`` (``[0, 0.5]``,
   identity 0) whose realisation is a parameter too: ``seed`` (integer, ``[0, 2^20)``) picks it,
-  through a counter-based hash (splitmix64 of ``seed * C * T + element``, Box-Muller), so a design row
+  through a counter-based hash (splitmix64 of ``seed * C * T + element``, its two 32-bit halves turned
+  into a normal by Box-Muller), so a design row
   replays the same noise on any device and a sample's noise does not depend on the rest of the batch;
 * :data:`low_pass` -- zero-phase low-pass filter in the frequency domain with cut-off ``cutoff``
   (cycles per sample, ``[0.02, 0.5]``, identity 0.5 = Nyquist: nothing removed) and a raised-cosine
@@ -38,7 +39,7 @@ import math
 import torch
 
 from augsens.augment.protocol import Augmentation, ParamSpec
-from augsens.core.draws import splitmix64_torch, uniform_from_bits
+from augsens.core.draws import splitmix64_torch
 
 __all__ = [
     "time_shift",
@@ -91,15 +92,19 @@ def scale_signal(x: torch.Tensor, *, gain: torch.Tensor) -> torch.Tensor:
 def _gaussian_noise(seed: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
     """Standard normal noise ``[B, *shape[1:]]``: sample ``b`` from its own ``seed_b`` alone.
 
-    Element ``i`` of sample ``b`` takes two uniforms from splitmix64 at counters ``2 (seed_b n + i)`` and
-    ``2 (seed_b n + i) + 1`` (``n`` elements per sample) and turns them into one normal by Box-Muller.
+    Element ``i`` of sample ``b`` hashes the counter ``seed_b n + i`` (``n`` elements per sample) with
+    splitmix64; the high and low 32 bits of the hash are two uniforms on ``[0, 1)``, turned into one normal
+    by Box-Muller (one hash per element: the cost of the op is the hash).
     """
     n = math.prod(shape[1:])
-    base = torch.round(seed).to(torch.int64).view(-1, 1) * n
-    counter = 2 * (base + torch.arange(n, device=seed.device, dtype=torch.int64))  # [B, n]
-    u1 = uniform_from_bits(splitmix64_torch(counter, seed=0))
-    u2 = uniform_from_bits(splitmix64_torch(counter + 1, seed=0))
-    # 1 - u1 lies in (0, 1]: the logarithm is finite
+    counter = torch.round(seed).to(torch.int64).view(-1, 1) * n + torch.arange(
+        n, device=seed.device, dtype=torch.int64
+    )  # [B, n]
+    bits = splitmix64_torch(counter, seed=0)
+    low32 = 0xFFFFFFFF
+    u1 = ((bits >> 32) & low32).to(torch.float64) * 2.0**-32  # arithmetic shift, masked: the high word
+    u2 = (bits & low32).to(torch.float64) * 2.0**-32
+    # 1 - u1 lies in (0, 1]: the logarithm is finite (|z| <= sqrt(2 ln 2^32) = 6.7)
     z = torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * math.pi * u2)
     return z.to(dtype).view(shape)
 
