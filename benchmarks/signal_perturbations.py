@@ -60,9 +60,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, args.channels, args.length, generator=gen).to(device)
     params = _params(args.batch, gen, device)
-    print(
-        f"{args.batch} signals [{args.channels}, {args.length}] on {device}, {torch.get_num_threads()} threads"
-    )
+    shape = f"[{args.channels}, {args.length}]"
+    print(f"{args.batch} signals {shape} on {device}, {torch.get_num_threads()} threads")
     print(f"{'op':>16} {'batched /s':>12} {'per signal /s':>14} {'ratio':>7}")
 
     def chain(batched: bool) -> None:
