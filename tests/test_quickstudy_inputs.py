@@ -90,3 +90,14 @@ def test_images_keep_their_size_and_the_default_is_224():
     # without a size the paper's 224 x 224 stands, which this network refuses, naming the fix
     with pytest.raises(UserInputError, match=r"rejects the input.*\(1, 3, 224, 224\).*size"):
         ag.study("augsens.testing:cifar_cnn", images, augmentations=["hflip"], **SMALL)
+
+
+def test_info_shows_shapes_and_bounds_at_a_size():
+    # a wide console, so that no table cell is cut
+    args = ["info", "--model", "augsens.testing:cifar_cnn", "--size", "32"]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "pixel bounds at 32 x 32" in res.output and "(32 x 32 images)" in res.output
+    assert "8×8×8" in res.output  # pool2 of the 32 x 32 network
+    rolling = next(line for line in res.output.splitlines() if "shift_y" in line and "rolling" in line)
+    assert "-6.28571" in rolling and "6.28571" in rolling

@@ -3,6 +3,7 @@ widths, angles and factors do not; at 224 x 224 nothing changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -50,6 +51,25 @@ def test_the_geometry_is_the_same_share_of_the_image():
     assert at_size(spec("gaussian_blur"), 32, 32) is spec("gaussian_blur")
     assert at_size(spec("rotation"), 32, 32) is spec("rotation")
     assert {p.name: (p.low, p.high) for p in at_size(spec("erasing"), 32, 32).params}["scale"] == (0.02, 0.33)
+
+
+def test_only_the_papers_declared_bounds_are_scaled():
+    """A user's augmentation, or a built-in whose ranges were set, is in pixels of the user's images."""
+    narrowed = spec("rolling").with_ranges({"shift_x": (-4.0, 4.0)})
+    assert at_size(narrowed, 32, 32) is narrowed
+    own = dataclasses.replace(spec("rolling"), source="user")
+    assert at_size(own, 32, 32) is own
+    # in a study, the scaled defaults come first and the study's ranges override them
+    factors = AugmentationFactors(
+        ["rolling"],
+        [[4]],
+        switches="none",
+        image_size=(32, 32),
+        ranges={"rolling.shift_x": {"low": -2, "high": 2}},
+    )
+    bounds = {r["parameter"]: (r["low"], r["high"]) for r in factors.describe()}
+    assert bounds["rolling.shift_x"] == (-2.0, 2.0)
+    assert bounds["rolling.shift_y"] == pytest.approx((-44 / 7, 44 / 7))
 
 
 def test_bad_sizes_are_refused():

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from augsens.augment.registry import AugmentationSpec
+from augsens.augment.registry import AUGMENTATIONS, AugmentationSpec
 from augsens.errors import UserInputError
 
 __all__ = ["REFERENCE_SIDE", "PIXEL_PARAMS", "at_size", "scale_factor"]
@@ -72,9 +72,10 @@ def at_size(spec: AugmentationSpec, height: int, width: int) -> AugmentationSpec
     Returns
     -------
     AugmentationSpec
-        ``spec`` itself when nothing changes (no pixel parameter, or a 224 x 224 image); otherwise a copy
-        whose pixel parameters have ``low`` and ``high`` multiplied by ``height / 224`` or ``width / 224``
-        (identity values stay: they leave any image unchanged).
+        ``spec`` itself when nothing changes (not one of the paper's twelve as declared -- a user's
+        augmentation, or one whose ranges were already set, is taken as given --, no pixel parameter, or a
+        224 x 224 image); otherwise a copy whose pixel parameters have ``low`` and ``high`` multiplied by
+        ``height / 224`` or ``width / 224`` (identity values stay: they leave any image unchanged).
 
     Raises
     ------
@@ -84,6 +85,8 @@ def at_size(spec: AugmentationSpec, height: int, width: int) -> AugmentationSpec
     for what, side in (("height", height), ("width", width)):
         if isinstance(side, bool) or not isinstance(side, int) or side < 1:
             raise UserInputError(f"image {what} {side!r} must be a positive number of pixels")
+    if AUGMENTATIONS.get(spec.name) is not spec:
+        return spec  # only the paper's declared bounds are in pixels of 224 x 224 images
     scale = {"y": scale_factor(height), "x": scale_factor(width)}
     params = []
     for p in spec.params:
