@@ -135,3 +135,82 @@ def test_a_contrast_study_of_signals(signals):
     assert tree["conv1"].dataset["rank_biserial"].dims == ("augmentation", "channel", "time")
     assert tree["fc"].dataset["rank_biserial"].dims == ("augmentation", "unit")
     assert list(tree["conv1"].dataset["augmentation"].values) == ["time_shift", "gain"]
+
+
+# The explorer's script run by Node.js on a minimal stand-in for the page's DOM: it draws the first
+# checkpoint's map (conv1, a channel x time map) and reports the canvas size and a hover readout.
+_NODE_HARNESS = r"""
+const fs = require("fs");
+const page = fs.readFileSync(process.argv[2], "utf8");
+const data = page.match(/<script type='application\/json' id='augsens-data'>([\s\S]*?)<\/script>/)[1];
+const js = page.match(/<script>([\s\S]*?)<\/script><\/body>/)[1];
+function context() {
+  return new Proxy({}, {
+    get: (t, k) => k === "createImageData"
+      ? (w, h) => ({ data: new Uint8ClampedArray(4 * w * h), width: w, height: h })
+      : k === "putImageData" ? (img) => { globalThis.lastImage = img; }
+      : (k in t ? t[k] : () => {}),
+    set: (t, k, v) => { t[k] = v; return true; },
+  });
+}
+class El {
+  constructor() { this.children = []; this.style = {}; this.dataset = {}; this.parentElement = { style: {} };
+    this.textContent = ""; this.width = 0; this.height = 0; this._html = ""; }
+  get value() {
+    return this._value !== undefined ? this._value : (this.children[0] ? this.children[0].value : "");
+  }
+  set value(v) { this._value = String(v); }
+  get innerHTML() { return this._html; }
+  set innerHTML(v) { this._html = v; if (v === "") { this.children = []; this._value = undefined; } }
+  get clientWidth() { return this.width; }
+  get clientHeight() { return this.height; }
+  appendChild(c) { this.children.push(c); }
+  addEventListener() {}
+  querySelector() { return new El(); }
+  querySelectorAll() { return []; }
+  getContext() { return this._ctx || (this._ctx = context()); }
+}
+const els = {};
+globalThis.window = globalThis;
+globalThis.document = {
+  getElementById: (id) => els[id] || (els[id] = id === "augsens-data" ? { textContent: data } : new El()),
+  createElement: () => new El(),
+  querySelectorAll: () => [],
+};
+eval(js);
+const map = els["map"];
+map.onmousemove({ offsetX: Number(process.argv[3]), offsetY: Number(process.argv[4]) });
+// the off-screen image the map is drawn from: every cell coloured, none left blank (white)
+const img = globalThis.lastImage;
+let blank = 0;
+for (let i = 0; i < img.data.length; i += 4) {
+  if (img.data[i] === 255 && img.data[i + 1] === 255 && img.data[i + 2] === 255) blank++;
+}
+console.log(JSON.stringify({ state: window.augsensExplorer.state, width: map.width, height: map.height,
+  readout: els["map-readout"].textContent, cells: [img.width, img.height], blank }));
+"""
+
+
+def test_the_explorer_draws_a_channel_by_time_map(runs, tmp_path):
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the explorer's script is checked in a browser test instead")
+    page = write_report(runs / "wide", tmp_path / "report")
+    harness = tmp_path / "harness.js"
+    harness.write_text(_NODE_HARNESS)
+    # conv1: 8 channels x 60 time steps; 420 px wide -> 7 px per step, rows stretched to 240 / 8 = 30 px
+    x, y = 7 * 10 + 1, 30 * 3 + 1
+    out = subprocess.run(
+        [node, str(harness), str(page), str(x), str(y)], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    assert got["state"]["checkpoint"] == "conv1" and got["state"]["measure"] == "ST"
+    assert (got["width"], got["height"]) == (420, 240)
+    assert got["cells"] == [60, 8] and got["blank"] == 0  # time across, channels down, every cell drawn
+    factor = got["state"]["factor"]
+    assert got["readout"].startswith(f"conv1 · ST · {factor} · ch 3, t 10: ")
+    want = open_results(runs / "wide")["conv1"].dataset["ST"].sel(factor=factor).values[3, 10]
+    assert abs(float(got["readout"].rsplit(": ", 1)[1]) - want) < 1e-3

@@ -177,7 +177,7 @@
     const octx = off.getContext("2d");
     const img = octx.createImageData(w, h);
     const base = cp.kind === "channel" ? state.channel * h * w : 0;
-    const count = cp.kind === "channel" ? h * w : cp.shape[0];
+    const count = cp.kind === "unit" ? cp.shape[0] : h * w;  // unit grids end in blank cells
     const span = enc.vmax > enc.vmin ? enc.vmax - enc.vmin : 1;
     for (let k = 0; k < h * w; k++) {
       const rgb = k < count ? colour((values[base + k] - enc.vmin) / span) : [255, 255, 255];
