@@ -48,6 +48,8 @@ def _changed(value, hint):
 def _schema():
     for section in dataclasses.fields(StudyConfig):
         cls = typing.get_type_hints(StudyConfig)[section.name]
+        if not dataclasses.is_dataclass(cls):  # [augment]: free-form tables, the ranges= argument
+            continue
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if (section.name, f.name) not in (("model", "name"), ("images", "source")):

@@ -228,7 +228,8 @@ def _scipy_distribution(name: Any, keywords: Mapping[str, Any], where: str) -> A
     if not isinstance(cls, scipy.stats.rv_continuous | scipy.stats.rv_discrete):
         import difflib
 
-        known = [n for n in dir(scipy.stats) if isinstance(getattr(scipy.stats, n), scipy.stats.rv_generic)]
+        kinds = (scipy.stats.rv_continuous, scipy.stats.rv_discrete)
+        known = [n for n in dir(scipy.stats) if isinstance(getattr(scipy.stats, n), kinds)]
         close = difflib.get_close_matches(str(name), known, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UserInputError(

@@ -310,11 +310,20 @@ def reference(augmentation: Augmentation) -> str:
         return augmentation.name
     if ":" in augmentation.source:
         return augmentation.source
-    module = sys.modules.get(getattr(augmentation.fn, "__module__", "") or "")
-    if module is not None and module.__name__ != "__main__":
-        for attr, value in vars(module).items():
+    # the module that holds it: first those of fn and of what it wraps (an adapter's op), then any
+    chain: list[str] = []
+    current: Any = augmentation.fn
+    while current is not None and len(chain) < 8:
+        chain.append(getattr(current, "__module__", "") or "")
+        current = getattr(current, "__augsens_wraps__", None) or getattr(current, "__wrapped__", None)
+    names = list(dict.fromkeys(chain)) + [n for n in list(sys.modules) if n not in chain]
+    for name in names:
+        module = sys.modules.get(name)
+        if module is None or name == "__main__":
+            continue
+        for attr, value in list(getattr(module, "__dict__", {}).items()):
             if value is augmentation:
-                return f"{module.__name__}:{attr}"
+                return f"{name}:{attr}"
     register(augmentation)
     return augmentation.name
 

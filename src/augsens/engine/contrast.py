@@ -65,8 +65,14 @@ _BYTES_PER_PAIR_ELEMENT = 48
 class _AugPlan:
     """One treatment: augmentation and draws per image (1 for an augmentation without parameters)."""
 
-    spec: Augmentation
+    augmentation: str | Augmentation
     draws: int
+
+    @property
+    def spec(self) -> Augmentation:
+        from augsens.augment import spec
+
+        return spec(self.augmentation)
 
     @property
     def name(self) -> str:

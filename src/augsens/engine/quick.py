@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 import numpy as np
+import torch
 import xarray as xr
 from torch import nn
 
@@ -366,6 +367,11 @@ def _run_contrast(
         model = load_model(config.model, device=device, mode=sc.mode, input_shape=shape)
     if images is None:
         images = load_images(config.images, device=device)
+    # the protocol's checks on the study's own images, before any forward (as a Study does)
+    from augsens.augment.checks import PROBE_SIZE, check_augmentations
+
+    probe = images.to(device).gather(torch.arange(PROBE_SIZE) % len(images))
+    check_augmentations(augmentations, probe, mode=sc.mode)
 
     def run(folder: Path) -> None:
         contrast_study(
