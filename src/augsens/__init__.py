@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Uniform,
     )
     from augsens.display import show, summary
+    from augsens.data.inputs import as_samples
     from augsens.engine.quick import study
     from augsens.results import open_results
     from augsens.tables import to_dataframe
@@ -56,6 +57,7 @@ __all__ = [
     "summary",
     "show",
     "plot",
+    "as_samples",
 ]
 
 _LAZY = {
@@ -84,6 +86,7 @@ _LAZY = {
     "summary": "augsens.display",
     "show": "augsens.display",
     "plot": "augsens",
+    "as_samples": "augsens.data.inputs",
 }
 
 

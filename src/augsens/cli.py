@@ -407,11 +407,15 @@ def compare(
 @_friendly
 def info(
     model: Annotated[str | None, typer.Option(help="Also list this model's checkpoints and shapes.")] = None,
+    size: Annotated[
+        int, typer.Option(min=1, help="Image side: the model's shapes and the paper's pixel bounds at it.")
+    ] = 224,
 ) -> None:
     """List models, augmentations (parameters, bounds, identity, where from) and study kinds."""
     from rich.table import Table
 
     from augsens.augment import available
+    from augsens.augment.scaling import at_size
     from augsens.config import STUDY_KINDS
     from augsens.models import available_models
 
@@ -424,10 +428,12 @@ def info(
         "[bold]extras:[/bold] "
         + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in installed_extras().items())
     )
-    table = Table(title="augmentations (and 'package.module:name' for one of yours)")
+    at = "" if size == 224 else f"; pixel bounds at {size} x {size}"
+    table = Table(title=f"augmentations (and 'package.module:name' for one of yours{at})")
     for col in ("name", "set", "parameter", "low", "high", "identity", "from"):
         table.add_column(col)
-    for name, spec in available().items():
+    for name, declared in available().items():
+        spec = at_size(declared, size, size)
         group = "" if spec.set is None else str(spec.set)
         if not spec.params:
             table.add_row(name, group, "(switch only)", "", "", "", spec.source)
@@ -448,9 +454,14 @@ def info(
     if model:
         from augsens.models import load
 
-        m = load(model, weights="random") if ":" not in model else load(model)
+        shape = (3, size, size)
+        m = (
+            load(model, weights="random", input_shape=shape)
+            if ":" not in model
+            else load(model, input_shape=shape)
+        )
         shapes = m.output_shapes()
-        t = Table(title=f"{m.name}: default checkpoints")
+        t = Table(title=f"{m.name}: default checkpoints ({size} x {size} images)")
         t.add_column("checkpoint")
         t.add_column("shape")
         for c, s in shapes.items():

@@ -13,6 +13,7 @@
     partition2 = ""                  # optional second folder (e.g. ILSVRC val): adds a partition factor
     per_class = 0                    # class-balanced subset: k images per class (0 = all)
     strict = false                   # corrupt files: skip and count (false) or fail (true)
+    size = 224                       # side of the square images (32 for a CIFAR-size network), or "keep"
 
     [study]
     kind = "sobol"                   # sobol | shapley | shapley-song | moments | morris | contrast
@@ -130,6 +131,13 @@ class ImagesConfig:
     per_class: int = 0
     seed: int = 0
     strict: bool = False
+    # side of the square images (shorter side round(size * 256 / 224), centre crop), or "keep" their size
+    size: int | str = 224
+
+    @property
+    def side(self) -> int | None:
+        """``size`` as the loaders take it: the side in pixels, or ``None`` to keep the images' size."""
+        return None if self.size == "keep" else int(self.size)
 
 
 @dataclass
@@ -262,6 +270,12 @@ class StudyConfig:
             raise ConfigError(f"{source}: [run] checkpoint_every must be > 0 seconds")
         if self.images.per_class < 0:
             raise ConfigError(f"{source}: [images] per_class must be >= 0 (0 = all images)")
+        size = self.images.size
+        if (isinstance(size, str) and size != "keep") or (isinstance(size, int) and size < 1):
+            raise ConfigError(
+                f"{source}: [images] size = {size!r}: give the side in pixels (e.g. 224, or 32 for a "
+                'CIFAR-size network) or "keep" to keep the images\' own size'
+            )
         for key, low, zero in (
             ("draws", 1, ""),
             ("n_images", 0, " (0 = all)"),

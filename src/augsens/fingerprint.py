@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from augsens.augment import Augmentation
-    from augsens.data import ImageCache
+    from augsens.data import SampleCache
 
 __all__ = ["fingerprint", "compare", "image_digests", "weights_digest", "augmentation_digests"]
 
@@ -34,11 +34,11 @@ def _bytes(t: torch.Tensor) -> bytes:
     return t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def image_digests(images: ImageCache) -> list[list[str]]:
-    """``[[name, digest], ...]`` for every decoded image, in cache order."""
+def image_digests(images: SampleCache) -> list[list[str]]:
+    """``[[name, digest], ...]`` for every decoded image (or other input sample), in cache order."""
     out: list[list[str]] = []
     for lo in range(0, len(images), _CHUNK):
-        chunk = images.images[lo : lo + _CHUNK].to("cpu")
+        chunk = images.samples[lo : lo + _CHUNK].to("cpu")
         for i, img in enumerate(chunk):
             digest = hashlib.blake2b(_bytes(img), digest_size=_DIGEST).hexdigest()
             out.append([images.names[lo + i], digest])
@@ -60,7 +60,7 @@ def augmentation_digests(augmentations: Sequence[Augmentation]) -> dict[str, dic
 
 
 def fingerprint(
-    images: ImageCache, module: torch.nn.Module, augmentations: Sequence[Augmentation] = ()
+    images: SampleCache, module: torch.nn.Module, augmentations: Sequence[Augmentation] = ()
 ) -> dict[str, Any]:
     """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest,
     "augmentations": {name: {"code": .., "declaration": ..}}}``."""

@@ -40,7 +40,10 @@ RESULTS_NAME = "results.zarr"
 
 
 def output_dims(
-    shape: tuple[int, ...], channel_axis: Literal["first", "last"] | None = None
+    shape: tuple[int, ...],
+    channel_axis: Literal["first", "last"] | None = None,
+    *,
+    sequence: Literal["token", "time"] = "token",
 ) -> tuple[str, ...]:
     """Dimension names of one sample's activation.
 
@@ -51,6 +54,9 @@ def output_dims(
     channel_axis : {"first", "last"}, optional
         Where the feature (channel) axis is, as :func:`augsens.models.layout.checkpoint_layouts` finds
         it.  ``None``: unknown, so 3-D outputs are taken as conv maps and 2-D outputs stay anonymous.
+    sequence : {"token", "time"}, default "token"
+        Name of the position axis of a 2-D output: ``"token"`` in a network on images (a transformer's
+        patch tokens), ``"time"`` in a network on 1-D signals.
 
     Returns
     -------
@@ -58,19 +64,22 @@ def output_dims(
         ``(unit,)`` for a vector (a fully connected layer); ``(channel, y, x)`` for a conv map and
         ``(y, x, channel)`` for a channels-last map (Swin-style stages); ``(token, channel)`` for a
         transformer block (class token included, if the model has one) and ``(channel, token)`` for a
-        channels-first 1-D sequence (Conv1d); ``dim_i`` otherwise.
+        channels-first 1-D sequence; with ``sequence="time"``, ``(channel, time)`` for a ``Conv1d`` map of
+        a signal network and ``(time, channel)`` channels-last; ``dim_i`` otherwise.
 
     Examples
     --------
     >>> output_dims((64, 56, 56)), output_dims((197, 192), "last"), output_dims((1000,))
     (('channel', 'y', 'x'), ('token', 'channel'), ('unit',))
+    >>> output_dims((16, 250), "first", sequence="time")
+    ('channel', 'time')
     """
     if len(shape) == 1:
         return ("unit",)
     if len(shape) == 3:
         return ("y", "x", "channel") if channel_axis == "last" else ("channel", "y", "x")
     if len(shape) == 2 and channel_axis is not None:
-        return ("token", "channel") if channel_axis == "last" else ("channel", "token")
+        return (sequence, "channel") if channel_axis == "last" else ("channel", sequence)
     return tuple(f"dim_{i}" for i in range(len(shape)))
 
 

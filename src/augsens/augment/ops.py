@@ -15,6 +15,7 @@ the float dtype (values k/255), so dtype and range are invariants in both modes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -38,6 +39,9 @@ __all__ = [
     "rotation_margin",
     "OPS",
 ]
+
+#: image side the constants are set for (``max_half_axis``: see elliptic_local_blur)
+_REFERENCE_SIDE = 224
 
 # torchvision's rgb_to_grayscale weights (ITU-R 601-2 luma, as in PIL's "L" conversion).
 _LUMA = (0.2989, 0.587, 0.114)
@@ -420,7 +424,9 @@ def elliptic_local_blur(
     Only a window of side ``2 max_half_axis + 1`` around each sample's ellipse is blurred (the ellipse
     fits in it when ``a, b <= max_half_axis``, guaranteed by the bounds; larger axes are cut to the
     window), gathered with its ``kernel_size // 2`` halo, so the work is about 1/8 of a whole-image
-    blur at 224 x 224.  Images smaller than the window are blurred whole.
+    blur at 224 x 224.  Images smaller than the window are blurred whole.  ``max_half_axis`` is set for
+    224 x 224 images; on larger ones the window grows with the longer side, as the axes' bounds do
+    (:mod:`augsens.augment.scaling`).
 
     Paper mode truncates the input to the uint8 grid first and rounds the blurred pixels to it, as the
     authors' PIL round-trip did.
@@ -431,7 +437,8 @@ def elliptic_local_blur(
     """
     bsz, c, h, w = x.shape
     k = int(kernel_size) // 2
-    radius = int(max_half_axis)
+    # the axes' bounds scale with the side (augsens.augment.scaling), so the window does on larger images
+    radius = max(int(max_half_axis), math.ceil(max_half_axis * max(h, w) / _REFERENCE_SIDE))
     src = quantize_uint8(x) if mode == "paper" else x
     ar, br = torch.round(a), torch.round(b)
     cy = torch.round(shift_y).long() + h // 2

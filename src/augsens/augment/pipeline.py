@@ -41,15 +41,23 @@ def _check_image(x: torch.Tensor, what: str = "x") -> None:
         raise ValueError(f"{what} must have shape [B, 3, H, W], got {list(x.shape)}")
 
 
+def _check_batch(x: torch.Tensor) -> None:
+    """Images ``[B, 3, H, W]`` (the same checks as the augmentations), or other inputs ``[B, C, ...]``."""
+    if isinstance(x, torch.Tensor) and x.ndim >= 3 and x.is_floating_point() and x.ndim != 4:
+        return  # not an image: [B, C, T] signals and the like
+    _check_image(x)
+
+
 def _channel_vector(v: float | Sequence[float] | torch.Tensor, name: str, x: torch.Tensor) -> torch.Tensor:
+    channels = x.shape[1]
     t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        t = t.expand(3)
-    if t.shape != (3,):
+    if t.ndim == 0 or t.shape == (1,):
+        t = t.reshape(()).expand(channels)
+    if t.shape != (channels,):
         raise ValueError(
-            f"{name} must be a scalar or have 3 entries (one per channel), got shape {list(t.shape)}"
+            f"{name} must be a scalar or have {channels} entries (one per channel), got shape {list(t.shape)}"
         )
-    return t.view(1, 3, 1, 1)
+    return t.view(1, channels, *([1] * (x.ndim - 2)))
 
 
 def postprocess(
@@ -64,14 +72,16 @@ def postprocess(
     Parameters
     ----------
     x : torch.Tensor
-        Augmented images, float in [0, 1].
-    mean, std : float, sequence of 3 floats or tensor [3]
+        Augmented images ``[B, 3, H, W]``, float in [0, 1]; or other inputs ``[B, C, ...]`` (signals
+        ``[B, C, T]``), any float values.
+    mean, std : float, sequence of C floats or tensor [C]
         Per-channel normalisation (default ImageNet's; EfficientNet-Lite0 uses 0.5 and 0.5).
     minmax : bool
         Paper mode: first rescale every channel of every image to [0, 1] by its own min and max over
-        H and W; where ``max - min < 1e-6`` the divisor is 1 (``img_normalize(eps=1e-6)``).  This undoes
-        any per-channel positive affine map, so brightness and contrast with factor <= 1 become invisible
-        (docs/paper.md §3) -- which is why clean mode leaves it off.
+        H and W (over all positions for other inputs); where ``max - min < 1e-6`` the divisor is 1
+        (``img_normalize(eps=1e-6)``).  This undoes any per-channel positive affine map, so brightness
+        and contrast with factor <= 1 become invisible (docs/paper.md §3) -- which is why clean mode
+        leaves it off.
 
     Returns
     -------
@@ -80,18 +90,21 @@ def postprocess(
 
     Shape
     -----
-    ``[B, 3, H, W] -> [B, 3, H, W]``
+    ``[B, 3, H, W] -> [B, 3, H, W]``; ``[B, C, ...] -> [B, C, ...]``
 
     Examples
     --------
     >>> x = torch.full((1, 3, 4, 4), 0.5)
     >>> postprocess(x, 0.5, 0.5).abs().max().item()
     0.0
+    >>> postprocess(torch.ones(2, 2, 8), [1.0, 0.0], [1.0, 2.0])[0, :, 0].tolist()
+    [0.0, 0.5]
     """
-    _check_image(x)
+    _check_batch(x)
     if minmax:
-        lo = x.amin(dim=(-2, -1), keepdim=True)
-        span = x.amax(dim=(-2, -1), keepdim=True) - lo
+        positions = tuple(range(2, x.ndim))
+        lo = x.amin(dim=positions, keepdim=True)
+        span = x.amax(dim=positions, keepdim=True) - lo
         span = torch.where(span < _MINMAX_EPS, torch.ones_like(span), span)
         x = (x - lo) / span
     return (x - _channel_vector(mean, "mean", x)) / _channel_vector(std, "std", x)

@@ -3,7 +3,10 @@
 - :func:`bundled_photos`: the colour photos shipped with scikit-image and scikit-learn (the embedded default);
 - :func:`image_folder`: an ImageFolder-style tree (ILSVRC, Places365), optionally a class-balanced subset;
 - :func:`train_val`: a train and a val folder as the two partitions of a study;
-- :class:`ImageCache`: the decoded images (``[N, 3, 224, 224]`` uint8, class by class) and ``gather``;
+- :class:`ImageCache`: the decoded images (``[N, 3, 224, 224]`` uint8 by default, class by class) and
+  ``gather``;
+- :class:`SampleCache`: the same for inputs that are not images (``[N, C, T]`` signals, ...), built by
+  :func:`augsens.data.inputs.as_samples`;
 - :func:`redraw_within_class`: paper mode's per-row re-draw of the image within its class.
 
 Examples
@@ -18,11 +21,12 @@ Examples
 ((2, 3, 224, 224), torch.float32)
 """
 
-from .cache import ImageCache, decode_image, redraw_within_class
+from .cache import ImageCache, SampleCache, decode_image, redraw_within_class
 from .sources import BUNDLED_PHOTOS, IMG_EXTENSIONS, TrainVal, bundled_photos, image_folder, train_val
 
 __all__ = [
     "ImageCache",
+    "SampleCache",
     "bundled_photos",
     "image_folder",
     "train_val",

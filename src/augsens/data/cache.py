@@ -1,16 +1,23 @@
-"""Decoded images held on the device, and the paper's per-row image re-draw.
+"""Decoded inputs held on the device, and the paper's per-row image re-draw.
 
 Every image is decoded once (PIL, RGB), resized so its shorter side is 256 (bilinear, antialiased, as
 torchvision's ``Resize(256)`` on a PIL image) and centre-cropped to 224 x 224: the authors' pre-processing
 (``docs/paper.md`` §2) up to ``ToTensor``, whose float values are exactly ``uint8 / 255``.  So a uint8
 cache loses nothing, takes a quarter of the memory of float32, and :meth:`ImageCache.gather` reproduces
 ``ToTensor`` on the device.
+
+Another side ``s`` keeps the same proportions: shorter side ``round(s * 256 / 224)``, centre crop ``s``
+(:func:`resized_side`); ``size=None`` keeps every image as it is (they must then share one size).
+
+Inputs that are not images -- 1-D signals ``[C, T]``, spectra, any float tensor per sample -- live in a
+:class:`SampleCache`, the same container without the image conventions: stored as given, in float.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Self
 
 import torch
 
@@ -23,17 +30,42 @@ except ImportError as exc:  # pillow comes with augsens[vision]
 
 from augsens.core.draws import splitmix64_torch, uniform_from_bits
 
-__all__ = ["ImageCache", "decode_image", "decode_pil", "redraw_within_class", "SIZE", "RESIZE"]
+__all__ = [
+    "SampleCache",
+    "ImageCache",
+    "decode_image",
+    "decode_pil",
+    "redraw_within_class",
+    "resized_side",
+    "SIZE",
+    "RESIZE",
+]
 
 RESIZE = 256  # shorter side after resizing
 SIZE = 224  # side of the centre crop
+
+
+def resized_side(size: int) -> int:
+    """Shorter side before the centre crop to ``size``: ``round(size * 256 / 224)`` (256 for 224).
+
+    The authors' ``Resize(256) + CenterCrop(224)`` keeps the central 224/256 = 7/8 of the shorter side;
+    every other crop side keeps the same share.
+
+    Examples
+    --------
+    >>> resized_side(224), resized_side(32), resized_side(64)
+    (256, 37, 73)
+    """
+    return round(size * RESIZE / SIZE)
+
 
 # What PIL raises on a missing, truncated, corrupt or over-large file; anything else is a bug and propagates.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
-def decode_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read one image as uint8 ``[3, 224, 224]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``.
+def decode_image(path: str | os.PathLike, size: int | None = SIZE) -> torch.Tensor:
+    """Read one image as uint8 ``[3, size, size]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``
+    for the default size (:func:`resized_side` for another), or ``[3, H, W]`` as stored for ``size=None``.
 
     Raises
     ------
@@ -41,53 +73,60 @@ def decode_image(path: str | os.PathLike) -> torch.Tensor:
         The file cannot be read or decoded.
     """
     with Image.open(path) as img:
-        return decode_pil(img)
+        return decode_pil(img, size)
 
 
-def decode_pil(img: Image.Image) -> torch.Tensor:
-    """A PIL image as uint8 ``[3, 224, 224]``: RGB, ``Resize(256)`` bilinear, ``CenterCrop(224)``."""
+def decode_pil(img: Image.Image, size: int | None = SIZE) -> torch.Tensor:
+    """A PIL image as uint8 ``[3, size, size]`` (see :func:`decode_image`; ``None``: its own size)."""
     TF = require("torchvision.transforms.functional", purpose="decoding images")
 
-    resized = TF.resize(
-        img.convert("RGB"), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True
-    )
-    return TF.pil_to_tensor(TF.center_crop(resized, SIZE))
+    rgb = img.convert("RGB")
+    if size is None:
+        return TF.pil_to_tensor(rgb)
+    resized = TF.resize(rgb, resized_side(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.pil_to_tensor(TF.center_crop(resized, size))
 
 
-class ImageCache:
-    """Decoded images, sorted class by class, as one uint8 tensor on a device.
+class SampleCache:
+    """Inputs of a study, sorted class by class, as one tensor on a device: any shape per sample.
+
+    The container every study reads: labels, classes, names, partitions and :meth:`gather`.  Samples are
+    kept as given (a float tensor ``[N, C, T]`` of 1-D signals, ``[N, C, H, W]`` of multi-channel maps,
+    ...) and gathered in the requested float dtype; :class:`ImageCache` adds the image conventions (uint8
+    RGB, gathered as ``uint8 / 255``).  Build one with :func:`augsens.data.inputs.as_samples`.
 
     A cache may hold several partitions (train, val) one after the other, each sorted class by class over
     the same classes: see :meth:`concatenate` and :attr:`partitions`.
 
     Parameters
     ----------
-    images : Tensor [N, 3, H, W], uint8
-        The images, class 0's first (within each partition).
+    samples : Tensor [N, ...]
+        The inputs, class 0's first (within each partition); floating point (at least 2 dims per sample
+        for a network with channels: ``[N, C, T]``, ``[N, C, H, W]``).
     labels : Tensor [N], integer
-        Class index of each image; non-decreasing within each partition, every class in
+        Class index of each sample; non-decreasing within each partition, every class in
         ``0 .. len(classes) - 1`` present in every partition.
     classes : sequence of str
         Class names.
     names : sequence of str
-        One name per image (file path relative to the source root, or the photo name).
+        One name per sample (file path relative to the source root, the photo name, or its index).
     skipped : sequence of (str, str), optional
         Files left out and why.
     device : str or torch.device, optional
-        Where to keep images and labels; default: where ``images`` is.
+        Where to keep samples and labels; default: where ``samples`` is.
     partitions : sequence of sequence of int, optional
-        Class sizes of each partition, in image order; default: one partition.
+        Class sizes of each partition, in sample order; default: one partition.
 
     Attributes
     ----------
-    images : Tensor [N, 3, H, W] uint8
+    samples : Tensor [N, ...]
     labels : Tensor [N] int64, on the same device
     classes : list of str
     class_sizes : list of int
-        Images per class, all partitions together.  For a one-partition cache this is the ``class_sizes`` of
-        :class:`augsens.core.factors.ImageFactor`.
+        Samples per class, all partitions together.  For a one-partition cache this is the ``class_sizes``
+        of :class:`augsens.core.factors.ImageFactor`.
     partitions : list of list of int
-        Class sizes per partition (``[class_sizes]`` for one partition): images are numbered partition by
+        Class sizes per partition (``[class_sizes]`` for one partition): samples are numbered partition by
         partition, class by class, as :class:`augsens.engine.factors.AugmentationFactors` expects.
     names : list of str
     skipped : list of (str, str)
@@ -96,12 +135,12 @@ class ImageCache:
     Raises
     ------
     ValueError
-        Shapes or counts disagree, labels are not sorted, or a class has no image.
+        Shapes or counts disagree, labels are not sorted, or a class has no sample.
     """
 
     def __init__(
         self,
-        images: torch.Tensor,
+        samples: torch.Tensor,
         labels: torch.Tensor,
         classes: Sequence[str],
         names: Sequence[str],
@@ -109,15 +148,12 @@ class ImageCache:
         device: str | torch.device | None = None,
         partitions: Sequence[Sequence[int]] | None = None,
     ) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"images must be a uint8 tensor [N, 3, H, W], got {images.dtype} {tuple(images.shape)}"
-            )
-        n = images.shape[0]
+        self._check_samples(samples)
+        n = samples.shape[0]
         labels_cpu = torch.as_tensor(labels, dtype=torch.int64).cpu()
         if labels_cpu.shape != (n,) or len(names) != n:
             raise ValueError(
-                f"need one label and one name per image: {n} images, labels of shape "
+                f"need one label and one name per {self._noun}: {n} {self._noun}s, labels of shape "
                 f"{tuple(labels_cpu.shape)}, {len(names)} names"
             )
         classes = [str(c) for c in classes]
@@ -128,28 +164,30 @@ class ImageCache:
         else:
             counts = [sum(int(s) for s in p) for p in partitions]
             if sum(counts) != n:
-                raise ValueError(f"partitions hold {sum(counts)} images in all, but there are {n} images")
+                raise ValueError(
+                    f"partitions hold {sum(counts)} {self._noun}s in all, but there are {n} {self._noun}s"
+                )
             blocks = list(labels_cpu.split(counts))
         part_sizes = []
         for k, block in enumerate(blocks):
             if block.numel() > 1 and bool((block[1:] < block[:-1]).any()):
                 raise ValueError(
-                    f"images of partition {k} must be sorted class by class (non-decreasing labels)"
+                    f"{self._noun}s of partition {k} must be sorted class by class (non-decreasing labels)"
                 )
             sizes = torch.bincount(block, minlength=len(classes)).tolist()
             empty = [c for c, s in zip(classes, sizes, strict=True) if s == 0]
             if empty:
                 where = f" in partition {k}" if len(blocks) > 1 else ""
                 raise ValueError(
-                    f"classes {empty[:5]!r} have no image{where}: every class needs at least one"
+                    f"classes {empty[:5]!r} have no {self._noun}{where}: every class needs at least one"
                 )
             if partitions is not None and [int(s) for s in partitions[k]] != sizes:
                 raise ValueError(
                     f"partition {k}: class sizes {list(partitions[k])!r} disagree with its labels {sizes!r}"
                 )
             part_sizes.append(sizes)
-        dev = images.device if device is None else torch.device(device)
-        self.images = images.to(dev)
+        dev = samples.device if device is None else torch.device(device)
+        self.samples = samples.to(dev)
         self.labels = labels_cpu.to(dev)
         self.classes = classes
         self.class_sizes: list[int] = torch.bincount(labels_cpu, minlength=len(classes)).tolist()
@@ -157,12 +195,27 @@ class ImageCache:
         self.names = [str(s) for s in names]
         self.skipped = [(str(f), str(r)) for f, r in skipped]
 
+    #: what one item is called in messages
+    _noun = "sample"
+
+    @staticmethod
+    def _check_samples(samples: torch.Tensor) -> None:
+        if not isinstance(samples, torch.Tensor) or not samples.is_floating_point() or samples.ndim < 2:
+            what = f"{samples.dtype} {tuple(samples.shape)}" if isinstance(samples, torch.Tensor) else samples
+            raise ValueError(f"samples must be a float tensor [N, ...] (e.g. [N, C, T]), got {what}")
+
     @property
     def device(self) -> torch.device:
-        return self.images.device
+        return self.samples.device
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample as the network receives it: ``(3, H, W)`` for images, ``(C, T)`` for
+        signals."""
+        return tuple(self.samples.shape[1:])
 
     @classmethod
-    def concatenate(cls, caches: Sequence[ImageCache]) -> ImageCache:
+    def concatenate(cls, caches: Sequence[Self]) -> Self:
         """Join caches over the same classes as consecutive partitions (e.g. ``train_val(...)``).
 
         Labels keep their class meaning; :attr:`partitions` lists each part's class sizes.  The result lives
@@ -175,7 +228,7 @@ class ImageCache:
         """
         parts = list(caches)
         if not parts:
-            raise ValueError("concatenate needs at least one ImageCache")
+            raise ValueError(f"concatenate needs at least one {cls.__name__}")
         for k, c in enumerate(parts[1:], start=1):
             if c.classes != parts[0].classes:
                 raise ValueError(
@@ -184,7 +237,7 @@ class ImageCache:
                 )
         dev = parts[0].device
         return cls(
-            torch.cat([c.images.to(dev) for c in parts]),
+            torch.cat([c.samples.to(dev) for c in parts]),
             torch.cat([c.labels.to(dev) for c in parts]),
             parts[0].classes,
             [name for c in parts for name in c.names],
@@ -193,41 +246,93 @@ class ImageCache:
         )
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.samples.shape[0]
 
     def gather(self, index: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Images ``index`` as floats in [0, 1], on the cache's device.
+        """Samples ``index`` in ``dtype``, on the cache's device.
 
         Parameters
         ----------
         index : Tensor [b], integer (or integral float, as :meth:`ImageFactor.decode` returns)
-            Global image indices in ``[0, len(self))``; moved to the device without a host sync.  Out-of-range
+            Global indices in ``[0, len(self))``; moved to the device without a host sync.  Out-of-range
             indices fail on the CPU and trigger a device-side assert on CUDA.
         dtype : torch.dtype, default float32
             A floating dtype (float16 / bfloat16 halve the traffic).
 
         Returns
         -------
-        Tensor [b, 3, H, W]
-            ``images[index] / 255``.
+        Tensor [b, ...]
+            ``samples[index]`` (images: ``images[index] / 255``, floats in [0, 1]).
         """
         if not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         idx = index.long() if index.is_floating_point() else index
-        idx = idx.to(self.images.device, non_blocking=True)
-        return self.images.index_select(0, idx).to(dtype).div_(255)
+        idx = idx.to(self.samples.device, non_blocking=True)
+        return self._scale(self.samples.index_select(0, idx).to(dtype))
 
-    def to(self, device: str | torch.device) -> ImageCache:
-        """Move images and labels to ``device`` (in place) and return ``self``."""
-        self.images = self.images.to(device)
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def to(self, device: str | torch.device) -> Self:
+        """Move samples and labels to ``device`` (in place) and return ``self``."""
+        self.samples = self.samples.to(device)
         self.labels = self.labels.to(device)
         return self
 
     def __repr__(self) -> str:
         return (
-            f"ImageCache({len(self)} images, {len(self.classes)} classes, "
-            f"{len(self.partitions)} partition(s), device={str(self.device)!r}, skipped={len(self.skipped)})"
+            f"{type(self).__name__}({len(self)} {self._noun}s of shape {list(self.sample_shape)}, "
+            f"{len(self.classes)} classes, {len(self.partitions)} partition(s), "
+            f"device={str(self.device)!r}, skipped={len(self.skipped)})"
         )
+
+
+class ImageCache(SampleCache):
+    """Decoded images, sorted class by class, as one uint8 tensor on a device.
+
+    A :class:`SampleCache` of RGB images: stored as uint8 ``[N, 3, H, W]`` (exactly ``ToTensor``'s values
+    times 255) and gathered as floats in [0, 1].  ``images`` is the same tensor as ``samples``.
+
+    Parameters
+    ----------
+    images : Tensor [N, 3, H, W], uint8
+        The images, class 0's first (within each partition).
+    labels, classes, names, skipped, device, partitions
+        As :class:`SampleCache`.
+
+    Attributes
+    ----------
+    images : Tensor [N, 3, H, W] uint8
+    labels, classes, class_sizes, partitions, names, skipped
+        As :class:`SampleCache`.
+
+    Raises
+    ------
+    ValueError
+        Not uint8 ``[N, 3, H, W]``, shapes or counts disagree, labels are not sorted, or a class has no
+        image.
+    """
+
+    _noun = "image"
+
+    @staticmethod
+    def _check_samples(samples: torch.Tensor) -> None:
+        if samples.dtype != torch.uint8 or samples.ndim != 4 or samples.shape[1] != 3:
+            raise ValueError(
+                f"images must be a uint8 tensor [N, 3, H, W], got {samples.dtype} {tuple(samples.shape)}"
+            )
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The images, uint8 ``[N, 3, H, W]`` (the same tensor as :attr:`samples`)."""
+        return self.samples
+
+    @images.setter
+    def images(self, value: torch.Tensor) -> None:
+        self.samples = value
+
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x.div_(255)
 
 
 def redraw_within_class(

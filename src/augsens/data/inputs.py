@@ -4,8 +4,13 @@
 list of paths or PIL images, a uint8 or float tensor ``[N, 3, H, W]``, a numpy array (``[N, 3, H, W]`` or
 numpy's usual ``[N, H, W, 3]``), a torch ``Dataset`` returning images or ``(image, label, ...)`` tuples,
 or an ``ImageCache``.  Every image becomes uint8 ``[3, 224, 224]`` as files do (shorter side resized to 256,
-centre crop 224; a 224 x 224 input is kept as it is), and labelled images are sorted class by class.
-Images without labels form one class, ``"images"``.  Wrong input fails with one message naming the fix.
+centre crop 224; a 224 x 224 input is kept as it is), or ``[3, s, s]`` for another ``size`` (shorter side
+``round(s * 256 / 224)``, centre crop ``s``), or keeps its own size with ``size=None``; labelled images are
+sorted class by class.  Images without labels form one class, ``"images"``.  Wrong input fails with one
+message naming the fix.
+
+:func:`as_samples` takes inputs that are not images -- a float tensor ``[N, C, T]`` of 1-D signals, or any
+``[N, ...]`` -- into a :class:`~augsens.data.cache.SampleCache`, kept exactly as given.
 
 Examples
 --------
@@ -14,6 +19,10 @@ Examples
 >>> cache = as_image_cache(torch.rand(4, 3, 224, 224))
 >>> len(cache), cache.classes, cache.images.dtype
 (4, ['images'], torch.uint8)
+>>> as_image_cache(torch.rand(4, 3, 40, 50), size=32).sample_shape
+(3, 32, 32)
+>>> as_samples(torch.randn(6, 2, 128), labels=[0, 1, 0, 1, 0, 1]).class_sizes
+[3, 3]
 """
 
 from __future__ import annotations
@@ -35,10 +44,10 @@ except ImportError as exc:  # pillow comes with augsens[vision]
 
 from augsens.errors import UserInputError
 
-from .cache import RESIZE, SIZE, ImageCache, decode_image, decode_pil
+from .cache import SIZE, ImageCache, SampleCache, decode_image, decode_pil, resized_side
 from .sources import IMG_EXTENSIONS, bundled_photos, image_folder
 
-__all__ = ["as_image_cache", "folder_layout", "UNLABELLED"]
+__all__ = ["as_image_cache", "as_samples", "folder_layout", "UNLABELLED"]
 
 #: class name of images given without labels
 UNLABELLED = "images"
@@ -76,7 +85,8 @@ def as_image_cache(
     seed: int = 0,
     strict: bool = False,
     progress: bool = False,
-) -> ImageCache:
+    size: int | None = SIZE,
+) -> SampleCache:
     """Turn images in any supported form into an :class:`ImageCache` (module docstring).
 
     Parameters
@@ -91,10 +101,15 @@ def as_image_cache(
         Where the cache keeps the images.
     per_class, seed, strict, progress
         For folders with class sub-folders: see :func:`augsens.data.image_folder`.
+    size : int or None, default 224
+        Side of the square images (shorter side resized to ``round(size * 256 / 224)``, centre crop; an
+        input already ``size`` x ``size`` is kept as it is); ``None``: keep the input's size.  A cache given
+        (an ``ImageCache`` or a :class:`SampleCache` from :func:`as_samples`) is kept as it is.
 
     Returns
     -------
-    ImageCache
+    SampleCache
+        An :class:`ImageCache`, or the :class:`SampleCache` given.
 
     Raises
     ------
@@ -103,23 +118,24 @@ def as_image_cache(
     FileNotFoundError
         A folder or file that does not exist.
     """
-    if isinstance(images, ImageCache):
+    _check_size(size)
+    if isinstance(images, SampleCache):
         return images.to(device)
     if isinstance(images, str) and images == "bundled":
-        return bundled_photos(device=device)
+        return bundled_photos(device=device, size=size)
     if isinstance(images, str | os.PathLike):
-        return _from_path(Path(images), device, per_class, seed, strict, progress)
+        return _from_path(Path(images), device, per_class, seed, strict, progress, size)
     if isinstance(images, torch.Tensor | np.ndarray):
-        return _cache(_batch_tensor(images), None, device)
+        return _cache(_batch_tensor(images, size=size), None, device)
     if isinstance(images, torch.utils.data.Dataset):
-        return _from_dataset(images, device)
+        return _from_dataset(images, device, size)
     if isinstance(images, Image.Image):
         images = [images]
     if isinstance(images, Sequence):
         if not images:
             raise UserInputError("images is an empty list: give at least one image path or PIL image")
         return _cache(
-            torch.stack([_one_image(x, f"images[{i}]") for i, x in enumerate(images)]), None, device
+            _stack([_one_image(x, f"images[{i}]", size) for i, x in enumerate(images)]), None, device
         )
     raise UserInputError(
         f"images of type {type(images).__name__} are not supported: give a folder, 'bundled', a list of "
@@ -127,15 +143,41 @@ def as_image_cache(
     )
 
 
+def _check_size(size: object) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise UserInputError(
+            f"size = {size!r}: give the side of the square images in pixels (a positive integer, e.g. 224 or "
+            "32), or None to keep the input's size"
+        )
+
+
+def _stack(images: list[torch.Tensor], where: str = "images") -> torch.Tensor:
+    """One batch of images that kept their own size (``size=None``) or share one; else one message."""
+    shapes = sorted({tuple(t.shape) for t in images})
+    if len(shapes) > 1:
+        (_, h0, w0), (_, h1, w1) = shapes[0], shapes[1]
+        raise UserInputError(
+            f"{where} have different sizes ({h0} x {w0} and {h1} x {w1}, height x width) and size=None keeps "
+            "each as it is: give size a side (e.g. 224 or 32) to resize and crop them all"
+        )
+    return torch.stack(images)
+
+
 def _from_path(
-    path: Path, device: str | torch.device, per_class: int | None, seed: int, strict: bool, progress: bool
+    path: Path,
+    device: str | torch.device,
+    per_class: int | None,
+    seed: int,
+    strict: bool,
+    progress: bool,
+    size: int | None,
 ) -> ImageCache:
     if path.is_file():
-        return _cache(_one_image(path, str(path))[None], None, device)
+        return _cache(_one_image(path, str(path), size)[None], None, device)
     layout = folder_layout(path)
     if layout == "classes":
         return image_folder(
-            path, per_class=per_class, seed=seed, strict=strict, device=device, progress=progress
+            path, per_class=per_class, seed=seed, strict=strict, device=device, progress=progress, size=size
         )
     if layout == "empty":
         raise UserInputError(
@@ -143,30 +185,33 @@ def _from_path(
             "images in it (or in class sub-folders of it), or pass images='bundled' for the bundled photos"
         )
     files = sorted(p for p in path.iterdir() if p.is_file() and _is_image(p.name))
-    return _cache(torch.stack([_one_image(f, str(f)) for f in files]), None, device, [f.name for f in files])
+    stacked = _stack([_one_image(f, str(f), size) for f in files], f"the images in {str(path)!r}")
+    return _cache(stacked, None, device, [f.name for f in files])
 
 
-def _one_image(item: Any, where: str) -> torch.Tensor:
-    """One image (path, PIL image, tensor [3, H, W], array [3, H, W] / [H, W, 3]) as uint8 [3, 224, 224]."""
+def _one_image(item: Any, where: str, size: int | None = SIZE) -> torch.Tensor:
+    """One image (path, PIL image, tensor [3, H, W], array [3, H, W] / [H, W, 3]) as uint8 [3, size, size]."""
     if isinstance(item, str | os.PathLike):
         if not Path(item).is_file():
             raise FileNotFoundError(f"{where}: image file {str(item)!r} does not exist")
-        return decode_image(item)
+        return decode_image(item, size)
     if isinstance(item, Image.Image):
-        return decode_pil(item)
+        return decode_pil(item, size)
     if isinstance(item, torch.Tensor | np.ndarray):
         if item.ndim != 3:
             raise UserInputError(
                 f"{where}: one image must have 3 dims [3, H, W], got shape {tuple(item.shape)}"
             )
-        return _batch_tensor(item[None], where=where)[0]
+        return _batch_tensor(item[None], where=where, size=size)[0]
     raise UserInputError(
         f"{where} is a {type(item).__name__}, not an image: give a path, a PIL image or a tensor [3, H, W]"
     )
 
 
-def _batch_tensor(x: torch.Tensor | np.ndarray, where: str = "images") -> torch.Tensor:
-    """Check a batch of images and return it as uint8 [N, 3, 224, 224]."""
+def _batch_tensor(
+    x: torch.Tensor | np.ndarray, where: str = "images", size: int | None = SIZE
+) -> torch.Tensor:
+    """Check a batch of images and return it as uint8 [N, 3, size, size] ([N, 3, H, W] for None)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 4 and x.shape[-1] == 3 and x.shape[1] != 3:
             x = np.moveaxis(x, -1, 1)  # numpy's image layout [N, H, W, 3]
@@ -183,6 +228,8 @@ def _batch_tensor(x: torch.Tensor | np.ndarray, where: str = "images") -> torch.
             fix = "repeat the grey channel with x.expand(-1, 3, -1, -1)"
         else:
             fix = "give RGB images as [N, 3, H, W]"
+        if t.ndim != 4 and where == "images":
+            fix += "; for inputs that are not images ([N, C, T] signals, ...) pass augsens.data.as_samples(x)"
         raise UserInputError(f"{where} must have shape [N, 3, H, W], got {list(shape)}: {fix}")
     if t.shape[0] == 0:
         raise UserInputError(f"{where} holds no image (shape {list(shape)}): give at least one")
@@ -201,16 +248,17 @@ def _batch_tensor(x: torch.Tensor | np.ndarray, where: str = "images") -> torch.
             f"{where} have dtype {t.dtype}: give uint8 images in [0, 255] (x.to(torch.uint8)) or float "
             "images in [0, 1] (x.float() / 255)"
         )
-    if u8.shape[-2:] == (SIZE, SIZE):
+    if size is None or u8.shape[-2:] == (size, size):
         return u8.contiguous()
     TF = require("torchvision.transforms.functional", purpose="decoding images")
 
     # the pre-processing of image files: shorter side to 256 (bilinear, antialiased), centre crop 224
-    resized = TF.resize(u8, RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    return TF.center_crop(resized, SIZE).contiguous()
+    # (for another side, the same proportions: augsens.data.cache.resized_side)
+    resized = TF.resize(u8, resized_side(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(resized, size).contiguous()
 
 
-def _from_dataset(data: Any, device: str | torch.device) -> ImageCache:
+def _from_dataset(data: Any, device: str | torch.device, size: int | None = SIZE) -> ImageCache:
     try:
         n = len(data)
     except TypeError as exc:
@@ -232,12 +280,86 @@ def _from_dataset(data: Any, device: str | torch.device) -> ImageCache:
             labels.append(label.item() if isinstance(label, torch.Tensor) else label)
         else:
             image = item
-        images.append(_one_image(image, f"dataset[{i}]"))
+        images.append(_one_image(image, f"dataset[{i}]", size))
     if labels and len(labels) != n:
         raise UserInputError(
             "some Dataset items carry a label and some do not: return (image, label) for all"
         )
-    return _cache(torch.stack(images), labels or None, device)
+    return _cache(_stack(images, f"the images of {type(data).__name__}"), labels or None, device)
+
+
+def as_samples(
+    samples: torch.Tensor | np.ndarray,
+    labels: Sequence[Any] | torch.Tensor | np.ndarray | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> SampleCache:
+    """Inputs that are not images, as a :class:`~augsens.data.cache.SampleCache` for a study.
+
+    Parameters
+    ----------
+    samples : Tensor or numpy.ndarray [N, C, ...]
+        One float row per input, exactly as the network takes it (``[N, C, T]`` for a ``Conv1d``
+        network): kept as given, in float32 (float64 stays float64).  No resizing, no range rule: the
+        model's ``mean`` / ``std`` (default 0 and 1 for such inputs) are the only normalisation.
+    labels : sequence of int or str, optional
+        One class per sample; the samples are sorted class by class (stable).  Default: one class,
+        ``"images"`` (as unlabelled images).
+    names : sequence of str, optional
+        One name per sample (default: its index).
+    device : str or torch.device, default "cpu"
+        Where the cache keeps the samples.
+
+    Returns
+    -------
+    SampleCache
+
+    Raises
+    ------
+    UserInputError
+        Fewer than 2 dims per sample, no sample, non-finite values, a non-numeric dtype, or labels / names
+        whose count is not N.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cache = as_samples(torch.zeros(4, 2, 100))
+    >>> cache.sample_shape, cache.gather(torch.tensor([0, 3])).shape
+    ((2, 100), torch.Size([2, 2, 100]))
+    """
+    t = torch.from_numpy(np.ascontiguousarray(samples)) if isinstance(samples, np.ndarray) else samples
+    if not isinstance(t, torch.Tensor):
+        raise UserInputError(
+            f"samples of type {type(samples).__name__} are not supported: give a tensor or numpy array "
+            "[N, C, T]"
+        )
+    t = t.detach()
+    if t.ndim < 3:
+        raise UserInputError(
+            f"samples must have shape [N, C, ...] (e.g. [N, C, T] for 1-D signals), got {list(t.shape)}: add "
+            "the channel dim with x.unsqueeze(1) for one-channel signals"
+        )
+    if t.shape[0] == 0:
+        raise UserInputError(f"samples hold no sample (shape {list(t.shape)}): give at least one")
+    if t.dtype == torch.bool or t.is_complex():
+        raise UserInputError(f"samples have dtype {t.dtype}: give real numbers (a float tensor)")
+    t = t if t.dtype == torch.float64 else t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise UserInputError(
+            f"samples hold {int((~torch.isfinite(t)).sum())} NaN or infinite values: give finite inputs"
+        )
+    n = t.shape[0]
+    if names is not None and len(names) != n:
+        raise UserInputError(f"names has {len(names)} entries for {n} samples: give one name per sample")
+    if labels is not None:
+        values = labels.tolist() if isinstance(labels, torch.Tensor | np.ndarray) else list(labels)
+        if len(values) != n:
+            raise UserInputError(
+                f"labels has {len(values)} entries for {n} samples: give one label per sample"
+            )
+        labels = values
+    return _cache(t.contiguous(), labels, device, names, SampleCache)
 
 
 def _cache(
@@ -245,17 +367,18 @@ def _cache(
     labels: Sequence[Any] | None,
     device: str | torch.device,
     names: Sequence[str] | None = None,
-) -> ImageCache:
-    """An ImageCache with images sorted class by class (stable: input order within a class)."""
+    cls: type[SampleCache] = ImageCache,
+) -> Any:
+    """An ImageCache (or ``cls``) with items sorted class by class (stable: input order within a class)."""
     n = images.shape[0]
     names = [str(i) for i in range(n)] if names is None else list(names)
     if labels is None:
-        return ImageCache(images, torch.zeros(n, dtype=torch.int64), [UNLABELLED], names, device=device)
+        return cls(images, torch.zeros(n, dtype=torch.int64), [UNLABELLED], names, device=device)
     classes = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
     index = {c: k for k, c in enumerate(classes)}
     ids = torch.tensor([index[v] for v in labels], dtype=torch.int64)
     order = torch.sort(ids, stable=True).indices
-    return ImageCache(
+    return cls(
         images[order],
         ids[order],
         [str(c) for c in classes],

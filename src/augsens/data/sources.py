@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -50,7 +51,7 @@ def _bundled_dir(package: str) -> Path:
     return Path(datasets.__file__ or "").parent / "images"
 
 
-def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
+def bundled_photos(device: str | torch.device = "cpu", *, size: int | None = SIZE) -> ImageCache:
     """The colour photos shipped with scikit-image and scikit-learn; each photo is its own class.
 
     astronaut, chelsea (a cat), china, coffee, flower, hubble_deep_field, immunohistochemistry, motorcycle,
@@ -61,6 +62,9 @@ def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
     ----------
     device : str or torch.device, default "cpu"
         Where the decoded images are kept.
+    size : int or None, default 224
+        Side of the square images (:func:`augsens.data.decode_image`).  ``None`` (keep each photo's own
+        size) is refused: the photos differ in size.
 
     Returns
     -------
@@ -74,6 +78,11 @@ def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
     >>> photos.classes[:3], tuple(photos.images.shape[1:])
     (['astronaut', 'chelsea', 'china'], (3, 224, 224))
     """
+    if size is None:
+        raise UserInputError(
+            "the bundled photos have different sizes, so they cannot keep their own: give [images] size "
+            "a side (e.g. 224 or 32)"
+        )
     images, names, skipped = [], [], []
     for name, (package, file) in sorted(BUNDLED_PHOTOS.items()):
         path = _bundled_dir(package) / file
@@ -81,7 +90,7 @@ def bundled_photos(device: str | torch.device = "cpu") -> ImageCache:
             skipped.append((f"{package}:{file}", "not shipped with the installed version"))
             continue
         try:
-            images.append(decode_image(path))
+            images.append(decode_image(path, size))
         except DECODE_ERRORS as exc:
             skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
             continue
@@ -134,32 +143,70 @@ def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
 
 
 def _decode_all(
-    paths: list[Path], workers: int, progress: bool, description: str
+    paths: list[Path], workers: int, progress: bool, description: str, size: int | None = SIZE
 ) -> tuple[torch.Tensor, list[BaseException | None]]:
-    """Decode ``paths`` into one preallocated uint8 tensor (row ``i`` is unset where ``errors[i]`` is)."""
-    images = torch.empty(len(paths), 3, SIZE, SIZE, dtype=torch.uint8)
+    """Decode ``paths`` into one uint8 tensor (row ``i`` is unset where ``errors[i]`` is).
+
+    With a ``size`` the tensor is preallocated; with ``None`` (each image keeps its size) the images are
+    stacked afterwards, and images of different sizes are refused."""
+    images = torch.empty(len(paths), 3, size, size, dtype=torch.uint8) if size is not None else None
+    kept: dict[int, torch.Tensor] = {}
 
     def job(i: int) -> BaseException | None:
         try:
-            images[i] = decode_image(paths[i])
+            decoded = decode_image(paths[i], size)
         except DECODE_ERRORS as exc:
             return exc
+        if images is not None:
+            images[i] = decoded
+        else:
+            kept[i] = decoded
         return None
+
+    errors = _run_jobs(job, len(paths), workers, progress, description)
+    if images is not None:
+        return images, errors
+    return _stack_same_size(paths, kept), errors
+
+
+def _stack_same_size(paths: list[Path], kept: dict[int, torch.Tensor]) -> torch.Tensor:
+    """Images decoded at their own size, stacked; one message naming two files that differ in size."""
+    if not kept:
+        return torch.empty(len(paths), 3, 1, 1, dtype=torch.uint8)
+    first = min(kept)
+    shape = kept[first].shape
+    for i in sorted(kept):
+        if kept[i].shape != shape:
+            raise UserInputError(
+                f'[images] size = "keep" needs images of one size, but {str(paths[first])!r} is '
+                f"{shape[2]} x {shape[1]} and {str(paths[i])!r} is {kept[i].shape[2]} x {kept[i].shape[1]} "
+                "(width x height): give [images] size a side (e.g. 32) to resize and crop them all"
+            )
+    out = torch.empty(len(paths), *shape, dtype=torch.uint8)
+    for i, t in kept.items():
+        out[i] = t
+    return out
+
+
+def _run_jobs(
+    job: Callable[[int], BaseException | None], count: int, workers: int, progress: bool, description: str
+) -> list[BaseException | None]:
+    """``job(i)`` for ``i < count`` on a thread pool, with an optional progress bar; the errors in order."""
 
     # PIL releases the GIL while decoding and resizing, so threads decode in parallel.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(job, range(len(paths)))
+        results = pool.map(job, range(count))
         if not progress:
-            return images, list(results)
+            return list(results)
         from rich.progress import Progress
 
         errors = []
         with Progress(transient=True) as bar:
-            task = bar.add_task(description, total=len(paths))
+            task = bar.add_task(description, total=count)
             for r in results:
                 errors.append(r)
                 bar.advance(task)
-        return images, errors
+        return errors
 
 
 def image_folder(
@@ -172,6 +219,7 @@ def image_folder(
     device: str | torch.device = "cpu",
     progress: bool = True,
     workers: int | None = None,
+    size: int | None = SIZE,
 ) -> ImageCache:
     """Decode an image folder, optionally a class-balanced subset of it.
 
@@ -199,6 +247,9 @@ def image_folder(
         Show a progress bar while decoding.
     workers : int, optional
         Decoding threads; default ``min(8, os.cpu_count())``.
+    size : int or None, default 224
+        Side of the square images (:func:`augsens.data.decode_image`); ``None``: every image keeps its
+        own size (they must all have the same).
 
     Returns
     -------
@@ -245,7 +296,7 @@ def image_folder(
     paths = [p for fs in files for p in fs]
     labels = [c for c, fs in enumerate(files) for _ in fs]
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    decoded, errors = _decode_all(paths, n_workers, progress, f"decoding {base.name or str(base)}")
+    decoded, errors = _decode_all(paths, n_workers, progress, f"decoding {base.name or str(base)}", size)
 
     failed = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
 

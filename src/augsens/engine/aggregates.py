@@ -1,5 +1,5 @@
 """Indices aggregated over named groups of a checkpoint's elements: the whole checkpoint, each channel,
-each token.
+each token (of a transformer on images), each time step (of a network on 1-D signals).
 
 An aggregated index is the sum of the elements' index numerators over the sum of their variances
 (Gamboa et al. 2014, arXiv:1311.1797): the share of the group's whole activation variance owed to a factor.
@@ -19,7 +19,7 @@ import xarray as xr
 __all__ = ["named_aggregates", "AGGREGATE_DIMS"]
 
 #: element dims that get per-group aggregates, and the suffix of their variables (``ST_channel``)
-AGGREGATE_DIMS = ("channel", "token")
+AGGREGATE_DIMS = ("channel", "token", "time")
 
 
 def named_aggregates(
@@ -31,7 +31,8 @@ def named_aggregates(
     leave_out: torch.Tensor | None = None,
 ) -> xr.Dataset:
     """``<measure>_checkpoint`` (dims ``factor``) and, where the output has such a dim beside others,
-    ``<measure>_channel`` and ``<measure>_token`` (dims ``factor, channel`` / ``factor, token``).
+    ``<measure>_channel``, ``<measure>_token`` and ``<measure>_time`` (dims ``factor, channel`` /
+    ``factor, token`` / ``factor, time``).
 
     Parameters
     ----------

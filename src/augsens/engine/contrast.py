@@ -48,7 +48,7 @@ from augsens.errors import UserInputError
 from augsens.results import output_dims
 
 if TYPE_CHECKING:
-    from augsens.data import ImageCache
+    from augsens.data import SampleCache
     from augsens.models import LoadedModel
 
 __all__ = ["contrast_study"]
@@ -192,8 +192,15 @@ def _run_contrast(
     return per_ckpt, shapes, counts
 
 
-def _plans(augmentations: Sequence[str | Augmentation] | None, draws: int) -> list[_AugPlan]:
+def _plans(
+    augmentations: Sequence[str | Augmentation] | None,
+    draws: int,
+    image_size: tuple[int, int] | None = (224, 224),
+) -> list[_AugPlan]:
+    """One plan per augmentation, the paper's pixel bounds scaled to ``image_size`` (height, width; None:
+    inputs that are not images)."""
     from augsens.augment import AUGMENTATIONS, available, spec
+    from augsens.augment.scaling import at_size
 
     names = list(AUGMENTATIONS) if augmentations is None else list(augmentations)
     if not names:
@@ -205,7 +212,7 @@ def _plans(augmentations: Sequence[str | Augmentation] | None, draws: int) -> li
             close = difflib.get_close_matches(str(name), list(known), n=3)
             hint = f" Did you mean {close!r}?" if close else ""
             raise UnknownAugmentationError(f"unknown augmentation {name!r}; allowed: {list(known)!r}.{hint}")
-        s = spec(name)
+        s = spec(name) if image_size is None else at_size(spec(name), *image_size)
         # A parameter-free op gives the same image every time: one copy per image, as the authors did.
         plans.append(_AugPlan(s, draws if s.params else 1))
     return plans
@@ -213,7 +220,7 @@ def _plans(augmentations: Sequence[str | Augmentation] | None, draws: int) -> li
 
 def contrast_study(
     model: LoadedModel,
-    images: ImageCache,
+    images: SampleCache,
     *,
     augmentations: Sequence[str | Augmentation] | None = None,
     draws: int = 10,
@@ -233,7 +240,7 @@ def contrast_study(
     ----------
     model : LoadedModel
         From :func:`augsens.models.load`; its ``capture(x, checkpoints=...)`` gives the activations.
-    images : ImageCache
+    images : SampleCache
         Image source; ``gather(idx)`` gives float ``[b, 3, H, W]`` in ``[0, 1]``.
     augmentations : sequence of str, optional
         Names from :data:`augsens.augment.AUGMENTATIONS`. Default: all twelve.
@@ -300,7 +307,7 @@ def contrast_study(
             raise UserInputError(f"{name} must be an integer >= {low}, got {value!r}")
     if block_elements is not None and (int(block_elements) != block_elements or block_elements < 1):
         raise UserInputError(f"block_elements must be a positive integer or None, got {block_elements!r}")
-    available = int(images.images.shape[0])
+    available = len(images)
     n_images = available if n_images is None else n_images
     if int(n_images) != n_images or not 1 <= n_images <= available:
         raise UserInputError(
@@ -308,7 +315,10 @@ def contrast_study(
         )
     # Unknown names are refused by model.capture itself, on the one-image probe before any pass.
     names = list(model.checkpoints if checkpoints is None else checkpoints)
-    plans = _plans(augmentations, draws)
+    shape = images.sample_shape
+    image_size = (int(shape[-2]), int(shape[-1])) if len(shape) == 3 else None
+    model.input_shape = shape  # the network takes inputs of the images' (or samples') own shape
+    plans = _plans(augmentations, draws, image_size)
     device = torch.device(model.device)
 
     def capture(x: torch.Tensor, ckpts: Sequence[str]) -> Mapping[str, torch.Tensor]:
@@ -348,7 +358,12 @@ def contrast_study(
         "swap_effect_names": swap_effect_names,
         "fdr": "benjamini-yekutieli, one family per augmentation over all checkpoints",
     }
-    tree = _contrast_tree(per_ckpt, shapes, plans, counts, config, swap_effect_names)
+    dims_of = None
+    if image_size is None:  # not images: dims from the network itself, e.g. (channel, time) of a Conv1d
+        from augsens.models.layout import checkpoint_layouts
+
+        dims_of = {c: lay.dims for c, lay in checkpoint_layouts(model, list(per_ckpt)).items()}
+    tree = _contrast_tree(per_ckpt, shapes, plans, counts, config, swap_effect_names, dims_of)
     if out is not None:
         from augsens.results import write_results
 
@@ -363,6 +378,7 @@ def _contrast_tree(
     counts: Mapping[str, Any],
     config: Mapping[str, Any],
     swap_effect_names: bool,
+    dims_of: Mapping[str, tuple[str, ...]] | None = None,
 ) -> xr.DataTree:
     from augsens.results import versions
 
@@ -374,7 +390,7 @@ def _contrast_tree(
     start = 0
     for c, values in per_ckpt.items():
         shape = shapes[c]
-        dims = ("augmentation", *output_dims(shape))
+        dims = ("augmentation", *(dims_of[c] if dims_of else output_dims(shape)))
         size = values["p_value"].shape[1]
         data = dict(values)
         data["p_value_by"] = by_all[:, start : start + size]

@@ -33,6 +33,7 @@ from augsens.augment import SET1, SET2, Augmentation
 from augsens.augment import spec as augmentation_spec
 from augsens.augment.corruptions import CORRUPTIONS
 from augsens.augment.ranges import apply_ranges
+from augsens.augment.scaling import at_size
 from augsens.core.factors import (
     Categorical,
     ImageFactor,
@@ -62,10 +63,13 @@ _SETS = {"set1": SET1, "set2": SET2, "1": SET1, "2": SET2, "corruptions": tuple(
 def resolve_specs(
     augmentations: str | Sequence[str | Augmentation],
     ranges: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[Augmentation, ...]:
     """``"set1"``, ``"set2"``, ``"corruptions"`` or a list of names, ``"package.module:name"`` references and
-    :class:`~augsens.augment.Augmentation` objects -> the augmentations, with a study's ranges applied
-    (:func:`augsens.augment.ranges.apply_ranges`)."""
+    :class:`~augsens.augment.Augmentation` objects -> the augmentations, with the paper's pixel bounds
+    scaled to ``image_size`` (height, width; :func:`augsens.augment.scaling.at_size`) and then a study's
+    ranges applied (:func:`augsens.augment.ranges.apply_ranges`)."""
     items: Sequence[str | Augmentation]
     if isinstance(augmentations, str):
         key = augmentations.lower().replace(" ", "").replace("_", "")
@@ -83,6 +87,8 @@ def resolve_specs(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise UserInputError(f"augmentation list {list(names)!r} names an augmentation twice")
+    if image_size is not None:
+        specs = tuple(at_size(s, *image_size) for s in specs)
     return apply_ranges(specs, ranges)
 
 
@@ -141,6 +147,10 @@ class AugmentationFactors:
     ranges : mapping, optional
         Ranges or distributions of parameters, ``{"hue" or "erasing.scale": table}``
         (:func:`augsens.augment.ranges.normalize`); the others keep their declared ranges.
+    image_size : (int, int), optional
+        Height and width of the images.  The paper's bounds in pixels (erasing centres, roll shifts,
+        elliptic-blur axes and shifts) are set for 224 x 224 and scaled to this size
+        (:func:`augsens.augment.scaling.at_size`) before ``ranges`` apply.  Default: 224 x 224.
     """
 
     def __init__(
@@ -154,6 +164,7 @@ class AugmentationFactors:
         integer_params: bool = False,
         order: bool = True,
         ranges: Mapping[str, Mapping[str, Any]] | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> None:
         if switches not in ("all", "nonparametric", "none"):
             raise UserInputError(f"switches={switches!r}: allowed values are 'all', 'nonparametric', 'none'")
@@ -162,7 +173,7 @@ class AugmentationFactors:
         if not partitions or any(len(sizes) == 0 for sizes in partitions):
             raise UserInputError("every image partition needs at least one class with images")
         #: The augmentations as applied (ranges included), in list order.
-        self.specs = resolve_specs(augmentations, ranges)
+        self.specs = resolve_specs(augmentations, ranges, image_size=image_size)
         self.augmentations = tuple(s.name for s in self.specs)
         self.switch_model = switches
         self.mode = mode

@@ -7,6 +7,7 @@ same network and the same decoded images everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -20,7 +21,11 @@ __all__ = ["load_model", "load_images"]
 
 
 def load_model(
-    config: ModelConfig, *, device: torch.device, mode: Literal["clean", "paper"] = "clean"
+    config: ModelConfig,
+    *,
+    device: torch.device,
+    mode: Literal["clean", "paper"] = "clean",
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     """The network of a ``[model]`` section, or its HSV single-channel segments when it names some.
 
@@ -32,6 +37,8 @@ def load_model(
         Where the network runs.
     mode : {"clean", "paper"}
         The study's mode, used by the segments' colour conversion. Default: ``"clean"``.
+    input_shape : sequence of int, optional
+        One input's shape, when known (:func:`augsens.models.load`); default ``(3, 224, 224)``.
 
     Returns
     -------
@@ -52,6 +59,7 @@ def load_model(
         std=config.std or None,
         categories=config.categories or None,
         device=device,
+        input_shape=input_shape,
     )
     if not config.segments:
         return network
@@ -78,7 +86,8 @@ def load_images(config: ImagesConfig, *, device: torch.device) -> ImageCache:
     Parameters
     ----------
     config : ImagesConfig
-        Source, second partition, images per class, subset seed and the strictness about bad files.
+        Source, second partition, images per class, subset seed, the strictness about bad files and the
+        image side (``size``; ``"keep"``: the images' own size).
     device : torch.device
         Where the decoded uint8 images are kept.
 
@@ -96,9 +105,13 @@ def load_images(config: ImagesConfig, *, device: torch.device) -> ImageCache:
     if config.source == "bundled":
         if config.partition2:
             raise UserInputError("[images] partition2 needs a folder source, not 'bundled'")
-        return bundled_photos(device=device)
+        return bundled_photos(device=device, size=config.side)
     kw: dict[str, Any] = dict(
-        per_class=config.per_class or None, seed=config.seed, strict=config.strict, device=device
+        per_class=config.per_class or None,
+        seed=config.seed,
+        strict=config.strict,
+        device=device,
+        size=config.side,
     )
     first = image_folder(config.source, **kw)
     if not config.partition2:

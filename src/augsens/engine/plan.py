@@ -51,8 +51,17 @@ def state_dtype(config: StudyConfig) -> torch.dtype:
     return torch.float64 if config.run.state_dtype == "float64" else torch.float32
 
 
-def plan(config: StudyConfig, partitions: Sequence[Sequence[int]], device: torch.device) -> StudyPlan:
+def plan(
+    config: StudyConfig,
+    partitions: Sequence[Sequence[int]],
+    device: torch.device,
+    *,
+    sample_shape: Sequence[int] | None = None,
+) -> StudyPlan:
     """The factors and method of ``config``; ``partitions`` are the image indices of each partition.
+
+    ``sample_shape`` is one input's shape: for images ``(3, H, W)``, whose size the augmentations' pixel
+    bounds are scaled to (:mod:`augsens.augment.scaling`); default 224 x 224.
 
     A precision target makes the design the budget (``max_n``, default 16 n), run in rounds that double
     the first ``n`` (:mod:`augsens.core.precision`).
@@ -71,6 +80,9 @@ def plan(config: StudyConfig, partitions: Sequence[Sequence[int]], device: torch
         integer_params=sc.mode == "paper" and sc.kind.startswith("shapley"),
         order=sc.order,
         ranges=config.augment,
+        image_size=(int(sample_shape[-2]), int(sample_shape[-1]))
+        if sample_shape is not None and len(sample_shape) == 3
+        else None,
     )
     name = method_name(config)
     if name not in METHODS:

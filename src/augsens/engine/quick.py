@@ -35,7 +35,7 @@ from torch import nn
 
 from augsens.augment.protocol import Augmentation
 from augsens.config import ConfigError, StudyConfig, StudyKind
-from augsens.data import ImageCache
+from augsens.data import ImageCache, SampleCache
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel
 
@@ -106,6 +106,8 @@ def _config(
                 f"({', '.join(plain)}), each also as <section>_<key>"
             )
         section, name = keywords[key]
+        if (section, name) == ("images", "size") and value is None:
+            value = "keep"  # Python's None for TOML's "keep": the images keep their own size
         data.setdefault(section, {})[name] = _plain(value)
     return StudyConfig.from_dict(data, source="study()")
 
@@ -144,13 +146,18 @@ def study(
     ----------
     model : str, torch.nn.Module or LoadedModel
         A registry name (``"efficientnet_lite0"``, ``"resnet18"``, ... see ``augsens info``),
-        ``"package.module:factory"``, or any ``nn.Module`` taking ``[B, 3, 224, 224]`` (its input
-        normalisation via ``mean=`` / ``std=``; default ImageNet's).  A module is put in eval mode in place.
+        ``"package.module:factory"``, or any ``nn.Module`` taking ``[B, 3, 224, 224]`` (or the images'
+        ``size``; its input normalisation via ``mean=`` / ``std=``; default ImageNet's, or 0 and 1 for
+        inputs that are not images).  A module is put in eval mode in place.
     images : default "bundled"
         ``"bundled"`` (the photos shipped with scikit-image / scikit-learn), a folder (class sub-folders,
         or images directly in it), a list of paths or PIL images, a uint8 or float tensor ``[N, 3, H, W]``,
         a numpy array, a torch ``Dataset`` returning images or ``(image, label)``, or an ``ImageCache``
-        (see :func:`augsens.data.inputs.as_image_cache`).
+        (see :func:`augsens.data.inputs.as_image_cache`).  Images become ``size`` x ``size`` (the
+        ``size=`` option, default 224; ``None`` keeps their size).  Inputs that are not images (a tensor
+        ``[N, C, T]`` of 1-D signals, ...): a :class:`~augsens.data.SampleCache` from
+        :func:`augsens.as_samples`, studied under augmentations that take such inputs
+        (:mod:`augsens.augment.signals`; docs/inputs.md).
     augmentations : str or sequence of str or Augmentation, default "set1"
         ``"set1"``, ``"set2"``, ``"corruptions"`` (ImageNet-C's, docs/corruptions.md) or a list of
         augmentation names (``augsens info`` lists them),
@@ -200,7 +207,8 @@ def study(
     -------
     xarray.DataTree
         The same tree :func:`augsens.open_results` reads: one node per checkpoint (``S1``, ``ST``,
-        ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``) and the
+        ``*_conf``, ``mean``, ``var``, aggregates ``*_checkpoint``, ``*_channel``, ``*_token``,
+        ``*_time``) and the
         provenance in the root attributes (``depth``: relative depth of each checkpoint).  A contrast
         study's nodes hold its tests and effect sizes per augmentation (``p_value``, ``p_value_by``,
         ``rank_biserial``, ``point_biserial``...).
@@ -256,6 +264,26 @@ def study(
     from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
+    if cache is not None and not isinstance(cache, SampleCache):
+        from augsens.data.inputs import as_image_cache
+
+        ic = config.images
+        cache = as_image_cache(
+            cache,
+            device=dev,
+            per_class=ic.per_class or None,
+            seed=ic.seed,
+            strict=ic.strict,
+            progress=progress,
+            size=ic.side,
+        )
+    if isinstance(cache, SampleCache) and not isinstance(cache, ImageCache):
+        sized = [k for k in ("size", "images_size") if k in options]
+        if sized:  # resizing and cropping are for images: other inputs are studied as they are given
+            raise UserInputError(
+                f"{sized[0]}= resizes images, but these inputs are not images ({cache!r}): give them at the "
+                "shape the network takes and drop size="
+            )
     if isinstance(model, LoadedModel):
         loaded = model
     elif isinstance(model, nn.Module):
@@ -270,18 +298,7 @@ def study(
             std=mc.std or None,
             categories=mc.categories or None,
             device=dev,
-        )
-    if cache is not None and not isinstance(cache, ImageCache):
-        from augsens.data.inputs import as_image_cache
-
-        ic = config.images
-        cache = as_image_cache(
-            cache,
-            device=dev,
-            per_class=ic.per_class or None,
-            seed=ic.seed,
-            strict=ic.strict,
-            progress=progress,
+            input_shape=cache.sample_shape if cache is not None else None,
         )
     return run_study(
         config, out, model=loaded, images=cache, resume=resume, overwrite=overwrite, progress=progress
@@ -340,7 +357,7 @@ def run_study(
     out: str | os.PathLike | None = None,
     *,
     model: LoadedModel | None = None,
-    images: ImageCache | None = None,
+    images: SampleCache | None = None,
     resume: bool | Literal["auto"] = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -409,7 +426,7 @@ def _run_contrast(
     out: str | os.PathLike | None,
     *,
     model: LoadedModel | None,
-    images: ImageCache | None,
+    images: SampleCache | None,
     resume: bool | Literal["auto"],
     overwrite: bool,
 ) -> xr.DataTree:
@@ -434,7 +451,8 @@ def _run_contrast(
     augmentations = resolve_specs(sc.augmentations, config.augment)
     device = resolve_device(config.run.device)
     if model is None:
-        model = load_model(config.model, device=device, mode=sc.mode)
+        shape = images.sample_shape if images is not None else None  # inputs given may not be images
+        model = load_model(config.model, device=device, mode=sc.mode, input_shape=shape)
     if images is None:
         images = load_images(config.images, device=device)
     # the protocol's checks on the study's own images, before any forward (as a Study does)

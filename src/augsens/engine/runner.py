@@ -71,7 +71,7 @@ def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor
         validate=False,
     )
     x = postprocess(x, study._mean, study._std, minmax=sc.mode == "paper")
-    if study.config.run.channels_last:
+    if study.config.run.channels_last and x.ndim == 4:  # NHWC exists for 4-D batches only
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 

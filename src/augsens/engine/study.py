@@ -25,7 +25,7 @@ import xarray as xr
 from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
-from augsens.data import ImageCache
+from augsens.data import SampleCache
 from augsens.engine import results, runner
 from augsens.engine import state as study_state
 from augsens.engine.inputs import load_images, load_model
@@ -72,30 +72,30 @@ def _first_line(exc: BaseException) -> str:
 class Study:
     """A configured study, ready to run.
 
-        Parameters
-        ----------
-        config : StudyConfig
-            Validated configuration (:func:`augsens.config.load_config`).
-        model : LoadedModel, optional
-            A model already loaded (otherwise loaded from ``config.model``).
-        images : ImageCache, optional
-            Images already decoded (otherwise from ``config.images``).
-        progress : bool
-            Show a progress bar (rows done, forwards/s, ETA).
+    Parameters
+    ----------
+    config : StudyConfig
+        Validated configuration (:func:`augsens.config.load_config`).
+    model : LoadedModel, optional
+        A model already loaded (otherwise loaded from ``config.model``).
+    images : SampleCache, optional
+        Images already decoded (otherwise from ``config.images``), or other inputs
+        (:func:`augsens.data.inputs.as_samples`).
+    progress : bool
+        Show a progress bar (rows done, forwards/s, ETA).
 
-        Examples
-        --------
-        >>> import tempfile
-        >>> from augsens.augment.checks import PROBE_SIZE, check_augmentations
-    from augsens.config import StudyConfig
-        >>> cfg = StudyConfig.from_dict({
-        ...     "model": {"name": "augsens.testing:tiny_cnn", "checkpoints": ["act", "fc"]},
-        ...     "study": {"kind": "sobol", "augmentations": ["hflip", "grayscale"], "n": 8, "replicates": 2},
-        ...     "run": {"device": "cpu"},
-        ... })
-        >>> tree = Study(cfg, progress=False).run(tempfile.mkdtemp())
-        >>> tree["act"].dataset["ST"].dims, tree["act"].dataset["factor"].values.tolist()
-        (('factor', 'channel', 'y', 'x'), ['hflip', 'grayscale', 'order', 'image'])
+    Examples
+    --------
+    >>> import tempfile
+    >>> from augsens.config import StudyConfig
+    >>> cfg = StudyConfig.from_dict({
+    ...     "model": {"name": "augsens.testing:tiny_cnn", "checkpoints": ["act", "fc"]},
+    ...     "study": {"kind": "sobol", "augmentations": ["hflip", "grayscale"], "n": 8, "replicates": 2},
+    ...     "run": {"device": "cpu"},
+    ... })
+    >>> tree = Study(cfg, progress=False).run(tempfile.mkdtemp())
+    >>> tree["act"].dataset["ST"].dims, tree["act"].dataset["factor"].values.tolist()
+    (('factor', 'channel', 'y', 'x'), ['hflip', 'grayscale', 'order', 'image'])
     """
 
     def __init__(
@@ -103,7 +103,7 @@ class Study:
         config: StudyConfig,
         *,
         model: LoadedModel | None = None,
-        images: ImageCache | None = None,
+        images: SampleCache | None = None,
         progress: bool = True,
     ) -> None:
         config.validate()
@@ -113,21 +113,27 @@ class Study:
         self.device = resolve_device(config.run.device)
         mc = config.model
         if model is None:
-            model = load_model(mc, device=self.device, mode=config.study.mode)
+            # inputs given here may be other than images: their shape sets the model's defaults
+            shape = images.sample_shape if images is not None else None
+            model = load_model(mc, device=self.device, mode=config.study.mode, input_shape=shape)
         else:
             model = model.to(self.device)
         if config.run.channels_last:
             # weights in NHWC too, or every convolution converts its input back (in place, like .to())
             model.module.to(memory_format=torch.channels_last)
         self.model = model
+        if images is None:
+            images = load_images(config.images, device=self.device)
+        self.images = images.to(self.device)
+        # the network is probed (output shapes, dims, depth) with inputs of the images' own shape
+        model.input_shape = self.images.sample_shape
         # normalisation constants on the device once per run, not copied from the host every batch
         self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
-        if images is None:
-            images = load_images(config.images, device=self.device)
-        self.images = images.to(self.device)
-        self.plan: StudyPlan = plan(config, self.images.partitions, self.device)
+        self.plan: StudyPlan = plan(
+            config, self.images.partitions, self.device, sample_shape=self.images.sample_shape
+        )
         self.factors = self.plan.factors
         # every augmentation against the protocol's rules, on the study's own inputs, before any forward
         probe = self.images.gather(torch.arange(PROBE_SIZE) % len(self.images))

@@ -34,7 +34,7 @@ from torch import nn
 
 from augsens.errors import UserInputError, UserTypeError
 
-from .capture import LoadedModel, OutputSelectionError, UnknownModuleError
+from .capture import IMAGE_INPUT, LoadedModel, OutputSelectionError, UnknownModuleError, is_image_shape
 from .categories import imagenet_categories, read_categories, resolve_categories
 from .registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelSpec, available_models, seeded_build
 from .weights import (
@@ -70,6 +70,7 @@ def load(
     categories: Sequence[str] | str | os.PathLike | None = None,
     classifier: str | None = None,
     device: str | torch.device = "cpu",
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     """Build a network with its weights and analysis settings.
 
@@ -105,6 +106,9 @@ def load(
         :meth:`LoadedModel.predict` applies softmax to the model output).
     device : str or torch.device, default "cpu"
         Where the network runs.
+    input_shape : sequence of int, optional
+        Shape of one input sample (:attr:`LoadedModel.input_shape`); default ``(3, 224, 224)``.  For a
+        shape that is not an RGB image (``(C, T)`` signals, ...) ``mean`` and ``std`` default to 0 and 1.
 
     Returns
     -------
@@ -132,17 +136,41 @@ def load(
     >>> m.output_shapes(["layer3"])
     {'layer3': (256, 14, 14)}
     """
+    if input_shape is not None and not is_image_shape(input_shape):
+        mean = (0.0,) if mean is None else mean  # no image conventions for other inputs
+        std = (1.0,) if std is None else std
+    shape = tuple(input_shape) if input_shape is not None else IMAGE_INPUT
     if isinstance(model, nn.Module):
         return _wrap_user(
-            type(model).__name__, model, weights, checkpoints, mean, std, categories, classifier, device
+            type(model).__name__,
+            model,
+            weights,
+            checkpoints,
+            mean,
+            std,
+            categories,
+            classifier,
+            device,
+            shape,
         )
     if not isinstance(model, str):
         raise UserTypeError(f"model must be a name, 'package.module:factory' or an nn.Module, got {model!r}")
     if model in MODELS:
-        return _load_named(MODELS[model], weights, checkpoints, mean, std, categories, classifier, device)
+        return _load_named(
+            MODELS[model], weights, checkpoints, mean, std, categories, classifier, device, shape
+        )
     if ":" in model:
         return _wrap_user(
-            model, _from_factory(model), weights, checkpoints, mean, std, categories, classifier, device
+            model,
+            _from_factory(model),
+            weights,
+            checkpoints,
+            mean,
+            std,
+            categories,
+            classifier,
+            device,
+            shape,
         )
     close = difflib.get_close_matches(model, available_models(), n=3, cutoff=0.5)
     hint = f" Did you mean {close!r}?" if close else ""
@@ -207,6 +235,7 @@ def _load_named(
     categories: Sequence[str] | str | os.PathLike | None,
     classifier: str | None,
     device: str | torch.device,
+    input_shape: Sequence[int],
 ) -> LoadedModel:
     allowed = ["default", *spec.weights, "random"]
     w = spec.default_weights if weights == "default" else weights
@@ -246,6 +275,7 @@ def _load_named(
         classifier=spec.classifier if classifier is None else classifier,
         device=device,
         num_classes=spec.num_classes,
+        input_shape=input_shape,
     )
 
 
@@ -278,6 +308,7 @@ def _wrap_user(
     categories: Sequence[str] | str | os.PathLike | None,
     classifier: str | None,
     device: str | torch.device,
+    input_shape: Sequence[int],
 ) -> LoadedModel:
     if weights is not None and weights not in ("default", "random"):
         if not _looks_like_path(weights):
@@ -300,4 +331,5 @@ def _wrap_user(
         categories=resolve_categories(categories, None),
         classifier=classifier,
         device=device,
+        input_shape=input_shape,
     )

@@ -32,6 +32,8 @@ __all__ = [
     "split_checkpoint",
     "select_output",
     "eval_mode",
+    "is_image_shape",
+    "IMAGE_INPUT",
 ]
 
 
@@ -185,14 +187,27 @@ def _unknown_module(name: object, known: Sequence[str]) -> UnknownModuleError:
     )
 
 
-def _check_rgb(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+#: per-sample input shape a network is probed with unless told otherwise: the paper's RGB 224 x 224
+IMAGE_INPUT = (3, 224, 224)
+
+
+def _check_norm(
+    mean: Sequence[float], std: Sequence[float], channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Normalisation constants: one value per input channel (or one for all)."""
     mean_t = tuple(float(v) for v in mean)
     std_t = tuple(float(v) for v in std)
-    if len(mean_t) != 3 or len(std_t) != 3:
-        raise UserInputError(f"mean and std need 3 values (R, G, B), got mean={mean!r}, std={std!r}")
+    if len(mean_t) != len(std_t) or len(mean_t) not in (1, channels):
+        what = "3 values (R, G, B)" if channels == 3 else f"{channels} values (one per input channel)"
+        raise UserInputError(f"mean and std need {what}, got mean={mean!r}, std={std!r}")
     if min(std_t) <= 0:
         raise UserInputError(f"std values must be positive, got std={std!r}")
     return mean_t, std_t
+
+
+def is_image_shape(shape: Sequence[int]) -> bool:
+    """Whether a per-sample input shape is an RGB image ``(3, H, W)``."""
+    return len(shape) == 3 and shape[0] == 3
 
 
 class LoadedModel:
@@ -210,7 +225,12 @@ class LoadedModel:
     module_names : list of str
         Every named module (``named_modules()`` order, the root excluded): the valid checkpoint names.
     mean, std : tuple of float
-        Per-channel input normalisation: the network sees ``(x - mean) / std`` for ``x`` in [0, 1].
+        Per-channel input normalisation: the network sees ``(x - mean) / std`` for ``x`` in [0, 1] (one
+        value per input channel, or one for all).
+    input_shape : tuple of int
+        Shape of one input sample: ``(3, 224, 224)`` unless set (``(3, 32, 32)`` for a CIFAR-size
+        network, ``(C, T)`` for a 1-D signal network).  Output shapes and checkpoint layouts are probed
+        with a zero input of this shape; setting it forgets the shapes found before.
     categories : list of str or None
         Class names, in label order.
     classifier : str or None
@@ -234,13 +254,15 @@ class LoadedModel:
         classifier: str | None = None,
         device: str | torch.device = "cpu",
         num_classes: int | None = None,
+        input_shape: Sequence[int] = IMAGE_INPUT,
     ) -> None:
         self.name = name
         self.module = module
         self._modules = dict(module.named_modules())
         self.module_names = [n for n in self._modules if n]
         self._index = {n: i for i, n in enumerate(self.module_names)}
-        self.mean, self.std = _check_rgb(mean, std)
+        self._input_shape = self._check_shape(input_shape)
+        self.mean, self.std = _check_norm(mean, std, self._input_shape[0])
         if classifier is not None and classifier not in self._index:
             raise _unknown_module(classifier, self.module_names)
         self.classifier = classifier
@@ -287,46 +309,84 @@ class LoadedModel:
         return self._num_classes
 
     # ------------------------------------------------------------------ input
+    @staticmethod
+    def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+        out = tuple(int(s) for s in shape)
+        if len(out) < 2 or min(out) < 1:
+            raise UserInputError(
+                f"input_shape {shape!r} must be one sample's shape with a channel dim first and positive "
+                "sizes: (3, H, W) for images, (C, T) for 1-D signals"
+            )
+        return out
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample (see the class docstring)."""
+        return self._input_shape
+
+    @input_shape.setter
+    def input_shape(self, shape: Sequence[int]) -> None:
+        new = self._check_shape(shape)
+        _check_norm(self.mean, self.std, new[0])  # the constants must fit the new channel count
+        if new != self._input_shape:
+            self._shapes.clear()
+        self._input_shape = new
+
+    @property
+    def _layout(self) -> str:
+        """The expected input, for messages: ``[B, 3, H, W]`` for images, else ``[B, C, T]``-like."""
+        if is_image_shape(self._input_shape):
+            return "[B, 3, H, W]"
+        names = ["T"] if len(self._input_shape) == 2 else [f"D{i}" for i in range(1, len(self._input_shape))]
+        return f"[B, {self._input_shape[0]}, {', '.join(names)}]"
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the network's normalisation.
 
         Parameters
         ----------
-        x : Tensor [B, 3, H, W], float in [0, 1]
-            Images on :attr:`device`, any float dtype and memory format.
+        x : Tensor [B, 3, H, W], float in [0, 1] (or [B, C, ...] for another :attr:`input_shape`)
+            Inputs on :attr:`device`, any float dtype and memory format.
 
         Returns
         -------
-        Tensor [B, 3, H, W]
-            ``(x - mean) / std`` in ``x``'s dtype.
+        Tensor, same shape
+            ``(x - mean) / std`` in ``x``'s dtype, per channel (dim 1).
         """
         self._check_input(x)
         key = (x.device, x.dtype)
         if key not in self._norm_cache:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1).to(x.device, x.dtype)
-            std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1).to(x.device, x.dtype)
+            view = (1, len(self.mean)) + (1,) * (len(self._input_shape) - 1)
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(view).to(x.device, x.dtype)
+            std = torch.tensor(self.std, dtype=torch.float32).view(view).to(x.device, x.dtype)
             self._norm_cache[key] = (mean, std)
         mean, std = self._norm_cache[key]
         return (x - mean) / std
 
     def _check_input(self, x: Any) -> None:
+        image = is_image_shape(self._input_shape)
+        what = "images" if image else "inputs"
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor [B, 3, H, W], got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"images must have shape [B, 3, H, W], got {tuple(x.shape)}")
+            raise TypeError(f"{what} must be a torch.Tensor {self._layout}, got {type(x).__name__}")
+        if x.ndim != len(self._input_shape) + 1 or x.shape[1] != self._input_shape[0]:
+            raise ValueError(f"{what} must have shape {self._layout}, got {tuple(x.shape)}")
         if not x.is_floating_point():
+            fix = "convert uint8 images with x.float() / 255" if image else "convert them with x.float()"
             raise TypeError(
-                f"images must be a float tensor in [0, 1], got dtype {x.dtype}: "
-                "convert uint8 images with x.float() / 255"
+                f"{what} must be a float tensor{' in [0, 1]' * image}, got dtype {x.dtype}: {fix}"
             )
         if x.device != self.device and not (x.device.type == self.device.type and self.device.index is None):
             raise ValueError(
-                f"images are on {x.device} but the model is on {self.device}: move them with x.to(m.device) "
+                f"{what} are on {x.device} but the model is on {self.device}: move them with x.to(m.device) "
                 "or the model with m.to(device)"
             )
 
+    def example_input(self) -> torch.Tensor:
+        """A zero batch of one sample of :attr:`input_shape` on :attr:`device`, as shapes are probed."""
+        return torch.zeros(1, *self._input_shape, device=self.device)
+
     def _dummy(self) -> torch.Tensor:
-        return torch.zeros(1, 3, 224, 224, device=self.device)
+        return self.example_input()
 
     # ------------------------------------------------------------------ capture
     def capture(
@@ -341,7 +401,7 @@ class LoadedModel:
 
         Parameters
         ----------
-        x : Tensor [B, 3, H, W]
+        x : Tensor [B, 3, H, W] (or [B, C, ...] for another :attr:`input_shape`)
             Images on :attr:`device`: float in [0, 1], or already normalised when ``normalized=True``.
             Any float dtype and memory format (channels_last works); ``torch.autocast`` applies.
         checkpoints : sequence of str or str, optional
@@ -453,7 +513,7 @@ class LoadedModel:
             return torch.softmax(self.module(xin).float(), dim=-1)
 
     def output_shapes(self, checkpoints: Sequence[str] | str | None = None) -> dict[str, tuple[int, ...]]:
-        """Per-sample output shapes ``{name: (C, H, W) or (F,)}`` for a 224 x 224 input.
+        """Per-sample output shapes ``{name: (C, H, W) or (F,)}`` for an input of :attr:`input_shape`.
 
         Found with one dummy forward (batch 1) the first time a name is asked for; cached afterwards.
         """
@@ -466,11 +526,17 @@ class LoadedModel:
             except UserInputError:
                 raise
             except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # raised by the model's forward
+                shape = self._input_shape
+                if is_image_shape(shape):
+                    side = f"{shape[1]} x {shape[2]}"
+                    what, takes = f"RGB, {side}", f"3-channel {side} images"
+                else:
+                    what, takes = f"{shape[0]} channels", f"inputs of shape {list(shape)}"
                 raise UserInputError(
                     f"model {self.name!r} rejects the input augsens gives it: a batch of shape "
-                    f"{tuple(x.shape)} (RGB, 224 x 224, float32, normalised) made its forward raise "
-                    f"{type(exc).__name__}: {exc}. Wrap the network so that it takes 3-channel 224 x 224 "
-                    "images (run with --debug for the traceback)"
+                    f"{tuple(x.shape)} ({what}, float32, normalised) made its forward raise "
+                    f"{type(exc).__name__}: {exc}. Wrap the network so that it takes {takes}, or give "
+                    "inputs of the size it takes ([images] size; run with --debug for the traceback)"
                 ) from exc
             self._shapes.update({n: tuple(t.shape[1:]) for n, t in acts.items()})
         return {n: self._shapes[n] for n in names}
@@ -484,6 +550,7 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         return (
-            f"LoadedModel({self.name!r}, device={str(self.device)!r}, checkpoints={self.checkpoints!r}, "
+            f"LoadedModel({self.name!r}, device={str(self.device)!r}, input_shape={self._input_shape!r}, "
+            f"checkpoints={self.checkpoints!r}, "
             f"classifier={self.classifier!r}, num_classes={self._num_classes!r})"
         )

@@ -50,7 +50,7 @@ class CheckpointLayout:
     Attributes
     ----------
     shape : tuple of int
-        Per-sample shape for a 224 x 224 input.
+        Per-sample shape for an input of the model's ``input_shape``.
     dims : tuple of str
         Dimension names (:func:`augsens.results.output_dims`).
     depth : float
@@ -94,7 +94,11 @@ def _channel_axis(
 
 
 def checkpoint_layouts(model: LoadedModel, checkpoints: Sequence[str]) -> dict[str, CheckpointLayout]:
-    """Shape, dims and relative depth of each checkpoint, from one full dummy forward (batch 1, 224 x 224).
+    """Shape, dims and relative depth of each checkpoint, from one full dummy forward (batch 1, an input of
+    the model's ``input_shape``: 224 x 224 images unless set).
+
+    The positions of a 2-D channels-first or channels-last output are ``token`` in a network on images
+    (a transformer's patch tokens) and ``time`` in one on 1-D signals (``input_shape`` ``(C, T)``).
 
     Parameters
     ----------
@@ -143,7 +147,7 @@ def checkpoint_layouts(model: LoadedModel, checkpoints: Sequence[str]) -> dict[s
         handles += [modules[m].register_forward_hook(make_capture(t)) for m, t in by_module.items()]
         model.module.eval()
         with torch.no_grad():
-            model.module(torch.zeros(1, 3, 224, 224, device=model.device))
+            model.module(model.example_input())
     finally:
         for h in handles:
             h.remove()
@@ -156,8 +160,10 @@ def checkpoint_layouts(model: LoadedModel, checkpoints: Sequence[str]) -> dict[s
             "capture: choose modules that the model's forward calls (see m.checkpoints)"
         )
     total = max(done, 1)
+    sequence: Literal["token", "time"] = "time" if len(model.input_shape) == 2 else "token"
     out = {}
     for n in names:
         shape, features, at = seen[n]
-        out[n] = CheckpointLayout(shape, output_dims(shape, _channel_axis(shape, features)), at / total)
+        dims = output_dims(shape, _channel_axis(shape, features), sequence=sequence)
+        out[n] = CheckpointLayout(shape, dims, at / total)
     return out

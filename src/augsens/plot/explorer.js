@@ -158,6 +158,7 @@
 
   function layout(cp) {
     if (cp.kind === "channel") return { h: cp.shape[1], w: cp.shape[2] };
+    if (cp.kind === "sequence") return { h: cp.shape[0], w: cp.shape[1] };  // channels x time
     const w = Math.ceil(Math.sqrt(cp.shape[0]));
     return { h: Math.ceil(cp.shape[0] / w), w };
   }
@@ -167,14 +168,16 @@
     const values = decode(enc);
     const { h, w } = layout(cp);
     const scale = Math.max(1, Math.floor(420 / Math.max(h, w)));
+    // a channel x time map is wide and flat: its rows are stretched to a readable height
+    const yscale = cp.kind === "sequence" ? Math.max(scale, Math.floor(240 / h)) : scale;
     const canvas = $("map");
-    canvas.width = w * scale; canvas.height = h * scale;
+    canvas.width = w * scale; canvas.height = h * yscale;
     const off = document.createElement("canvas");
     off.width = w; off.height = h;
     const octx = off.getContext("2d");
     const img = octx.createImageData(w, h);
     const base = cp.kind === "channel" ? state.channel * h * w : 0;
-    const count = cp.kind === "channel" ? h * w : cp.shape[0];
+    const count = cp.kind === "unit" ? cp.shape[0] : h * w;  // unit grids end in blank cells
     const span = enc.vmax > enc.vmin ? enc.vmax - enc.vmin : 1;
     for (let k = 0; k < h * w; k++) {
       const rgb = k < count ? colour((values[base + k] - enc.vmin) / span) : [255, 255, 255];
@@ -183,7 +186,7 @@
     octx.putImageData(img, 0, 0);
     const ctx = canvas.getContext("2d");
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(off, 0, 0, w * scale, h * scale);
+    ctx.drawImage(off, 0, 0, w * scale, h * yscale);
     canvas.dataset.key = [study.name, state.checkpoint, state.measure, state.factor, state.channel].join("|");
     $("map-range").innerHTML = `<span>${fmt(enc.vmax)}</span><span>${fmt(enc.vmin)}</span>`;
     $("map-scale").textContent = `Colour scale ${fmt(enc.vmin)} – ${fmt(enc.vmax)} (values beyond it clipped); ` +
@@ -191,11 +194,13 @@
     $("map-note").textContent = cp.note ? `${state.checkpoint}: ${cp.note}.` : "";
     canvas.onmousemove = (ev) => {
       const x = Math.floor((ev.offsetX * canvas.width) / canvas.clientWidth / scale);
-      const y = Math.floor((ev.offsetY * canvas.height) / canvas.clientHeight / scale);
+      const y = Math.floor((ev.offsetY * canvas.height) / canvas.clientHeight / yscale);
       const k = y * w + x;
       const where = cp.kind === "channel"
         ? `ch ${cp.channels[state.channel]}, y ${y}, x ${x}` + (cp.pool > 1 ? ` (block of ${cp.pool}×${cp.pool})` : "")
-        : `unit ${k}`;
+        : cp.kind === "sequence"
+          ? `ch ${cp.channels[y]}, t ${x * cp.pool}` + (cp.pool > 1 ? `–${x * cp.pool + cp.pool - 1}` : "")
+          : `unit ${k}`;
       $("map-readout").textContent = k < count
         ? `${state.checkpoint} · ${state.measure} · ${state.factor || "-"} · ${where}: ${fmt(values[base + k], 4)}`
         : "";
@@ -235,7 +240,7 @@
       if (vb === null) return -1;
       return sortState.descending ? vb - va : va - vb;
     });
-    const unit = cp.kind === "channel" ? "channel" : "unit";
+    const unit = cp.kind === "unit" ? "unit" : "channel";
     const head = [`<th data-col="#">${unit}</th>`].concat(cols.map((f) =>
       `<th data-col="${f}" class="${f === column ? "sorted" : ""}">${f}${f === column ? (sortState.descending ? " ▼" : " ▲") : ""}</th>`));
     const body = rows.map((i) => {

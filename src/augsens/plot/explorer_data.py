@@ -9,6 +9,9 @@ reduction is described in words for the page:
   channel or a checkpoint); mean, variance and CoV as plain block means.
 * checkpoints with more than ``max_channels`` channels keep the maps of the channels with the largest
   activation variance; the channel tables always list every channel.
+* a ``(channel, time)`` checkpoint of a network on 1-D signals is one channel x time heat map per factor
+  (``kind = "sequence"``); time series longer than ``max_side ** 2`` steps are pooled in blocks of ``k``
+  steps, as spatial maps are.
 
 Map values are stored as ``uint16`` codes over the array's range (NaN as 65535), base64-encoded: about
 2.7 bytes per value with a resolution of 1/65534 of the range.
@@ -122,16 +125,85 @@ def _labelled_maps(ds: xr.Dataset, measure: str) -> dict[str, np.ndarray]:
     return {str(f): da.sel({fdim: f}).values for f in da[fdim].values}
 
 
+def _positions(da: xr.DataArray) -> tuple[str, ...]:
+    """The dims of ``da`` that are positions within a channel (``y, x``; ``time``; ``token``)."""
+    return tuple(str(d) for d in da.dims if d not in ("factor", "factor2", "augmentation", "channel"))
+
+
+def _is_sequence(ds: xr.Dataset) -> bool:
+    """A ``(channel, time)`` checkpoint (a network on 1-D signals)."""
+    return "channel" in ds.dims and "time" in ds.dims
+
+
 def _channel_order(ds: xr.Dataset) -> np.ndarray:
     """Channels by decreasing total activation variance (the order in which maps are kept)."""
     if "var" in ds and "channel" in ds["var"].dims:
-        total = np.nan_to_num(ds["var"].sum(("y", "x")).values, nan=-1.0)
+        total = np.nan_to_num(ds["var"].sum(_positions(ds["var"])).values, nan=-1.0)
         return np.argsort(-total, kind="stable")
     return np.arange(ds.sizes["channel"])
 
 
+def _sequence_maps(ds: xr.Dataset, max_side: int, max_channels: int) -> dict[str, Any]:
+    """One channel x time heat map per measure and factor: time pooled in blocks to fit ``max_side ** 2``
+    steps, the ``max_channels`` channels of largest activation variance kept (in channel order)."""
+    c, t = ds.sizes["channel"], ds.sizes["time"]
+    keep = np.sort(_channel_order(ds)[:max_channels])
+    k = max(1, math.ceil(t / max_side**2))
+    tk = math.ceil(t / k)
+    out: dict[str, Any] = {
+        "measures": {},
+        "kind": "sequence",
+        "channels": keep.tolist(),
+        "shape": [len(keep), tk],
+        "full": [c, t],
+        "pool": k,
+    }
+    notes = []
+    if k > 1:
+        notes.append(f"{t} time steps shown as {tk} ({k} steps pooled)")
+    if len(keep) < c:
+        notes.append(f"{len(keep)} of {c} channels (largest activation variance)")
+    out["note"] = "; ".join(notes)
+    weights = ds["var"].transpose("channel", "time").values[keep] if "var" in ds else None
+    for m in _map_measures(ds):
+        per_label = {}
+        for label, values in _labelled_maps(ds, m).items():
+            w_ = weights if (m in INDEX_MEASURES or m in PAIR_MEASURES) else None
+            # pool time only: a [C, 1, T] stack pooled in 1 x k blocks is the [C, T] map pooled along time
+            values = _pool_time(values[keep], k, w_)
+            enc = _encode(values)
+            enc["vmin"], enc["vmax"] = _display_range(values, m)
+            per_label[label] = enc
+        out["measures"][m] = per_label
+    return out
+
+
+def _pool_time(values: np.ndarray, k: int, weights: np.ndarray | None) -> np.ndarray:
+    """``[C, T]`` values pooled in blocks of ``k`` time steps, as :func:`_pool` pools ``k x k`` blocks."""
+    if k == 1:
+        return values
+    c, t = values.shape
+    tp = math.ceil(t / k) * k
+    v = np.full((c, tp), np.nan)
+    v[:, :t] = values
+    v = v.reshape(c, tp // k, k)
+    if weights is None:
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(v, axis=-1) if np.isfinite(v).any() else v.mean(axis=-1)
+    wt = np.full((c, tp), np.nan)
+    wt[:, :t] = weights
+    wt = wt.reshape(c, tp // k, k)
+    ok = np.isfinite(v) & np.isfinite(wt)
+    num = np.where(ok, v * wt, 0.0).sum(axis=-1)
+    den = np.where(ok, wt, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def _checkpoint_maps(ds: xr.Dataset, max_side: int, max_channels: int) -> dict[str, Any]:
     """Reduced maps of one checkpoint and the words saying how they were reduced."""
+    if _is_sequence(ds):
+        return _sequence_maps(ds, max_side, max_channels)
     measures = _map_measures(ds)
     spatial = "channel" in ds.dims and "y" in ds.dims
     out: dict[str, Any] = {"measures": {}}
@@ -175,7 +247,10 @@ def _stored_values(ds: xr.Dataset, max_side: int, max_channels: int) -> int:
             maps += n * (n - 1) // 2
         else:
             maps += da.sizes[fdim] if fdim else 1
-    if "channel" in ds.dims and "y" in ds.dims:
+    if _is_sequence(ds):
+        t = ds.sizes["time"]
+        per_map = min(ds.sizes["channel"], max_channels) * math.ceil(t / max(1, math.ceil(t / max_side**2)))
+    elif "channel" in ds.dims and "y" in ds.dims:
         h, w = ds.sizes["y"], ds.sizes["x"]
         k = max(1, math.ceil(max(h, w) / max_side))
         per_map = min(ds.sizes["channel"], max_channels) * math.ceil(h / k) * math.ceil(w / k)
@@ -195,8 +270,10 @@ def _channel_tables(ds: xr.Dataset) -> dict[str, Any]:
             da, conf = ds[f"{m}_channel"], ds.get(f"{m}_conf_channel")
         elif "unit" in ds[m].dims:
             da, conf = ds[m], ds.get(f"{m}_conf")
-        else:  # contrast maps: the mean over a channel's positions
-            da, conf = ds[m].mean(("y", "x")), None
+        elif "channel" in ds[m].dims:  # contrast maps, or one position per channel: the mean over them
+            da, conf = ds[m].mean(_positions(ds[m])), None
+        else:
+            continue
         fdim = _factor_dim(da)
         if fdim is None:
             continue

@@ -80,7 +80,9 @@ def top_unit_maps(
     aggregated per-channel index).
 
     Each factor (row) has its own colour scale, from 0 to the 99th percentile of its maps shown (at least
-    0.01), written under its name: factors whose indices are small stay visible beside dominant ones."""
+    0.01), written under its name: factors whose indices are small stay visible beside dominant ones.  A
+    ``(channel, time)`` checkpoint (a network on 1-D signals) shows each channel's index over time as a
+    curve on that scale."""
     ds = tree[checkpoint].dataset
     if measure not in ds:
         raise KeyError(f"checkpoint {checkpoint!r} has no {measure!r}; it has {sorted(ds.data_vars)!r}")
@@ -92,16 +94,22 @@ def top_unit_maps(
     fig, axes = plt.subplots(
         len(names), units, figsize=(1.7 * units + 0.6, 1.7 * len(names)), squeeze=False, layout="constrained"
     )
+    positions = [str(d) for d in da.dims if d not in ("factor", "channel")]
     for i, f in enumerate(names):
-        score = agg.sel(factor=f).values if agg is not None else da.sel(factor=f).mean(("y", "x")).values
+        score = agg.sel(factor=f).values if agg is not None else da.sel(factor=f).mean(positions).values
         order = np.argsort(np.nan_to_num(score, nan=-np.inf))[::-1][:units]
         # channels-last maps (y, x, channel) are drawn like conv maps: one image per channel
-        chosen = da.sel(factor=f).isel(channel=[int(c) for c in order]).transpose("channel", "y", "x")
+        chosen = da.sel(factor=f).isel(channel=[int(c) for c in order]).transpose("channel", *positions)
         maps = np.clip(chosen.values, 0, None)
         vmax = max(0.01, float(np.nanpercentile(maps, 99)))
         for j, ch in enumerate(order):
             ax = axes[i, j]
-            ax.imshow(maps[j], cmap="Reds", vmin=0, vmax=vmax)
+            if maps.ndim == 2:  # (channel, time): the index along time
+                ax.plot(np.arange(maps.shape[1]), maps[j], color="tab:red", lw=0.9)
+                ax.set_ylim(0, vmax * 1.05)
+                ax.set_xlabel(positions[0], fontsize=6)
+            else:
+                ax.imshow(maps[j], cmap="Reds", vmin=0, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"ch {int(ch)}: {score[ch]:.2f}", fontsize=7)
