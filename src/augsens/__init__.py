@@ -28,8 +28,8 @@ if TYPE_CHECKING:
         Switch,
         Uniform,
     )
-    from augsens.display import show, summary
     from augsens.data.inputs import as_samples
+    from augsens.display import show, summary
     from augsens.engine.quick import study
     from augsens.results import open_results
     from augsens.tables import to_dataframe
