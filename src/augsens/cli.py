@@ -431,7 +431,7 @@ def info(
     at = "" if size == 224 else f"; pixel bounds at {size} x {size}"
     table = Table(title=f"augmentations (and 'package.module:name' for one of yours{at})")
     for col in ("name", "set", "parameter", "low", "high", "identity", "from"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name")
     for name, declared in available().items():
         spec = at_size(declared, size, size)
         group = "" if spec.set is None else str(spec.set)

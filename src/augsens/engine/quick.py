@@ -393,7 +393,7 @@ def _run_study(
     out: Path | None,
     *,
     model: LoadedModel | None,
-    images: ImageCache | None,
+    images: SampleCache | None,
     resume: bool | Literal["auto"],
     overwrite: bool,
     progress: bool,
