@@ -15,7 +15,15 @@ from pathlib import Path
 from augsens.config import StudyConfig
 from augsens.errors import MissingFileError, UserInputError
 
-__all__ = ["prepare_out", "check_paths", "OutFolderInUseError", "STATE_DIR", "STATE_NAME", "RESULTS_NAME"]
+__all__ = [
+    "prepare_out",
+    "check_paths",
+    "check_out_outside_images",
+    "OutFolderInUseError",
+    "STATE_DIR",
+    "STATE_NAME",
+    "RESULTS_NAME",
+]
 
 STATE_DIR = "state"
 STATE_NAME = "state.pt"
@@ -152,3 +160,36 @@ def check_paths(config: StudyConfig) -> None:
             f"[model] segments = {model.segments!r}: no such file. Pass a segment JSON file, or 'alexnet' / "
             "'resnet18' for the shipped examples"
         )
+
+
+def check_out_outside_images(out: str | os.PathLike, config: StudyConfig, flag: str = "--out") -> None:
+    """Refuse a results folder inside an image folder of ``config``.
+
+    The folder would be read as a class of images by the next run (or, created empty before the images
+    are read, by this one).
+
+    Parameters
+    ----------
+    out : path
+        The results folder.
+    config : StudyConfig
+        The study, whose ``[images]`` source and ``partition2`` are checked.
+    flag : str
+        How the caller names the results folder in the message (``"--out"`` or ``"out="``).
+
+    Raises
+    ------
+    UserInputError
+        ``out`` is, or lies inside, one of the image folders.
+    """
+    where = Path(out).resolve()
+    for key in ("source", "partition2"):
+        folder = getattr(config.images, key)
+        if not folder or folder == "bundled":
+            continue
+        root = Path(folder).resolve()
+        if where == root or root in where.parents:
+            raise UserInputError(
+                f"{flag} {str(out)!r} lies inside the image folder [images] {key} = {folder!r}: its files "
+                f"would be read as a class of images; choose {flag} outside {folder!r}"
+            )

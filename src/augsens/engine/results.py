@@ -69,7 +69,8 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
             "forwards_per_s": round(forwards / max(state.elapsed, 1e-9), 2),
             "device": str(study.device),
             "images": len(study.images),
-            "skipped_images": len(getattr(study.images, "skipped", [])),
+            # skipped folders (links into loops, results folders) end in "/" and are no images
+            "skipped_images": sum(not s[0].endswith("/") for s in getattr(study.images, "skipped", [])),
             "skipped_files": json.dumps([s[0] for s in getattr(study.images, "skipped", [])]),
             "nonfinite": json.dumps(nonfinite),
             # the precision reached (NaN without replicate intervals), its rule and why the run stopped
