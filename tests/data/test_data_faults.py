@@ -214,3 +214,12 @@ def test_a_float_image_with_nan_is_told_about_the_nan(tmp_path: Path) -> None:
     assert "255" not in str(info.value)
     with pytest.raises(UserInputError, match=r"\[0, 1\].*x.float\(\) / 255"):
         as_image_cache(torch.full((1, 3, 8, 8), 200.0))  # a 0..255 float image still gets that advice
+
+
+def test_the_study_call_refuses_out_inside_its_image_folder_in_its_own_words(tmp_path: Path) -> None:
+    import augsens as ag
+
+    root = _two_classes(tmp_path / "imgs")
+    with pytest.raises(UserInputError, match=r"^out= .* inside the image folder"):
+        ag.study("augsens.testing:tiny_cnn", images=root, out=root / "results", n=8, device="cpu")
+    assert not (root / "results").exists()

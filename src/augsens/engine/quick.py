@@ -204,6 +204,10 @@ def study(
         )
     cache, source = _images(images)
     config = _config(model_name, source, given)
+    if out is not None:
+        from augsens.preflight import check_out_outside_images
+
+        check_out_outside_images(out, config, flag="out=")
     from augsens.engine.study import resolve_device
 
     dev = resolve_device(config.run.device)
