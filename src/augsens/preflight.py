@@ -2,7 +2,8 @@
 
 They need neither torch nor the images, so a wrong ``--out``, a missing folder or a finished run answers
 at once — not after the model is built or, worse, after every forward pass was spent.  The model itself
-is checked by one dry forward when it is loaded (:meth:`augsens.models.LoadedModel.output_shapes`).
+is checked by a dry forward on real batches when it is loaded
+(:meth:`augsens.models.LoadedModel.output_shapes`).
 """
 
 from __future__ import annotations
