@@ -28,6 +28,7 @@ __all__ = [
     "is_results_folder",
     "keep_readable",
     "decode_files",
+    "count_images",
 ]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS: the files ImageFolder would list.
@@ -365,6 +366,29 @@ def keep_readable(
             stacklevel=3,
         )
     return keep, skipped
+
+
+def count_images(
+    root: str | os.PathLike,
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+    layout: Literal["imagefolder", "nested"] = "imagefolder",
+) -> list[int]:
+    """Images per class that :func:`image_folder` would decode, found without decoding any (a scan of
+    the folder names only), so that the memory of the decoded images is known before they are.
+
+    Returns
+    -------
+    list of int
+        Files per class after the ``per_class`` subset, classes in :func:`image_folder`'s order (empty
+        when ``root`` is not a folder; unreadable files are found only when decoded).
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    _, files, _ = _scan(base, layout)
+    return [len(fs) if per_class is None else min(len(fs), per_class) for fs in files]
 
 
 class TrainVal(NamedTuple):

@@ -25,9 +25,9 @@ import xarray as xr
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import ImageCache
-from augsens.engine import results, runner
+from augsens.engine import memory, results, runner
 from augsens.engine import state as study_state
-from augsens.engine.inputs import load_images, load_model
+from augsens.engine.inputs import image_counts, load_images, load_model
 from augsens.engine.plan import StudyPlan, plan, state_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
@@ -115,11 +115,30 @@ class Study:
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.shapes = model.output_shapes(self.checkpoints)
         self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
+        # the memory the run needs is known before the images are decoded: a run that cannot fit is
+        # refused now, not killed later (the image cache alone may be what does not fit)
+        self.memory: memory.MemoryEstimate | None = None
+        counts = image_counts(config.images) if images is None else None
+        if counts and all(part and all(part) for part in counts):
+            self.memory = self._check_memory(counts, decoded=False)
         if images is None:
             images = load_images(config.images, device=self.device)
         self.images = images.to(self.device)
         self.plan: StudyPlan = plan(config, self.images.partitions, self.device)
         self.factors = self.plan.factors
+        if self.memory is None:
+            self.memory = self._check_memory(self.images.partitions, decoded=True)
+
+    def _check_memory(self, partitions: list[list[int]], *, decoded: bool) -> memory.MemoryEstimate:
+        """Estimate the run's peak memory (:mod:`augsens.engine.memory`), print it, refuse what does not
+        fit."""
+        est = memory.for_study(self.config, self.model, self.shapes, partitions, self.device, decoded=decoded)
+        if self.progress:
+            from rich.console import Console
+
+            Console(stderr=True).print(est.summary(), highlight=False, markup=False)
+        memory.check(est)
+        return est
 
     # ------------------------------------------------------------------ state
     def new_state(self) -> StudyState:
