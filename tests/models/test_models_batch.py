@@ -40,10 +40,11 @@ class Net(nn.Module):
         (lambda y: y / y.norm(dim=0), "output of image 0 changed"),  # normalised across the batch
         (lambda y: y.mean(0, keepdim=True), r"shape \(1, 5\) for a batch of 1 image and \(1, 5\)"),
         (lambda y: y.sum(), r"shape \(\) for a batch of 1"),  # a scalar
-        (lambda y: y.reshape(-1), r"\(5,\) for a batch of 1 image and \(10,\)"),  # the batch folded in
-        (lambda y: y.reshape(1, -1), r"\(1, 5\) for a batch of 1 image and \(1, 10\)"),
+        (lambda y: y.reshape(-1), r"\(5,\) for a batch of 1 image and \(15,\)"),  # the batch folded in
+        (lambda y: y.reshape(1, -1), r"\(1, 5\) for a batch of 1 image and \(1, 15\)"),
+        (lambda y: y.roll(1, dims=0).roll(1, dims=0), "output of image 0 changed"),  # not the identity
     ],
-    ids=["centred", "batch-norm", "batch-mean", "scalar", "flattened", "one-row"],
+    ids=["centred", "batch-norm", "batch-mean", "scalar", "flattened", "one-row", "rolled-twice"],
 )
 def test_a_checkpoint_that_depends_on_the_batch_is_refused_by_name(head, words: str) -> None:
     m = load(Net(head), device="cpu")

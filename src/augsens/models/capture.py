@@ -485,28 +485,30 @@ class LoadedModel:
             ) from exc
 
     def _probe(self, names: list[str]) -> dict[str, tuple[int, ...]]:
-        """Per-sample shapes of ``names``, from three dry forwards: ``[x0]``, ``[x0, x1]``, ``[x0, x2]``.
+        """Per-sample shapes of ``names``, from three dry forwards: ``[x0]``, ``[x0, x1, x2]`` and
+        ``[x0, x3, x4]``.
 
         The estimators reduce each checkpoint's output row by row, so every output must have the batch
         as its first dim, the same per-sample shape at any batch size, and rows that depend on their own
         image only.  A batch of one cannot show any of this (a mean over the batch keeps its shape), so
-        two batches of two share their first image and differ in the second: the first rows must agree.
+        two batches of three share their first image and differ in the others: the first rows must agree
+        (three, not two: a permutation of two rows applied twice would be the identity).
         """
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(3, 3, 224, 224, generator=gen).to(self.device)  # normalised-looking images
+        x = torch.randn(5, 3, 224, 224, generator=gen).to(self.device)  # normalised-looking images
         one = self._dry_capture(x[:1], names)
-        pair = self._dry_capture(x[:2], names)
-        other = self._dry_capture(x[0::2], names)
+        pair = self._dry_capture(x[:3], names)
+        other = self._dry_capture(x[[0, 3, 4]], names)
         fix = (
             "Wrap the network so that each image of a batch gives its own output, or choose another "
             "checkpoint (see m.checkpoints)"
         )
         for name in names:
             a, b, c = one[name], pair[name], other[name]
-            if a.ndim == 0 or b.ndim == 0 or a.shape[0] != 1 or b.shape[0] != 2 or a.shape[1:] != b.shape[1:]:
+            if a.ndim == 0 or b.ndim == 0 or a.shape[0] != 1 or b.shape[0] != 3 or a.shape[1:] != b.shape[1:]:
                 raise UserInputError(
                     f"model {self.name!r}, checkpoint {name!r}: its output has shape {tuple(a.shape)} for a "
-                    f"batch of 1 image and {tuple(b.shape)} for a batch of 2; augsens needs the batch as "
+                    f"batch of 1 image and {tuple(b.shape)} for a batch of 3; augsens needs the batch as "
                     "the first dim and the same shape per image at any batch size (no scalar, no mean or "
                     f"reshape over the batch). {fix}"
                 )
@@ -520,7 +522,8 @@ class LoadedModel:
                 change = float((first - again).abs().max())
                 raise UserInputError(
                     f"model {self.name!r}, checkpoint {name!r}: the output of image 0 changed (by up to "
-                    f"{change:.3g}, of values up to {scale:.3g}) when only image 1 of the batch changed. "
+                    f"{change:.3g}, of values up to {scale:.3g}) when only the other images of the batch "
+                    "changed. "
                     "The model mixes the images of a batch (a mean or sum over dim 0, batch statistics "
                     "used at evaluation) or is not deterministic; augsens needs each image's output to "
                     f"depend on that image only. {fix}"
