@@ -98,9 +98,7 @@ def decode_pil(img: Image.Image) -> torch.Tensor:
     ``CenterCrop(224)``."""
     import torchvision.transforms.functional as TF
 
-    resized = TF.resize(
-        pil_to_rgb8(img), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True
-    )
+    resized = TF.resize(pil_to_rgb8(img), RESIZE, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     return TF.pil_to_tensor(TF.center_crop(resized, SIZE))
 
 
