@@ -25,6 +25,7 @@ group is one more pass over the design: its forwards again).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -406,6 +407,9 @@ def available(device: torch.device | str) -> tuple[int | None, int | None]:
     return None, host
 
 
+_MEASURED: dict[tuple[str, str, tuple[str, ...]], PerElement] = {}
+
+
 def for_study(
     config: StudyConfig,
     model: LoadedModel,
@@ -435,16 +439,24 @@ def for_study(
     planned = plan(config, partitions, device)
     method = planned.method
     act_bytes = 2 if config.run.dtype == "bfloat16" else 4
+    factors = planned.factors.factor_names
+    dtype = state_dtype(config)
+    pooled_pass = not (method.sensitivity and method.pooled_moments)
+    # the bytes per element depend on the method, its options, factors and dtype only: measured once
+    key = (json.dumps(dataclasses.asdict(config.study), sort_keys=True), str(dtype), tuple(factors))
+    if key not in _MEASURED:
+        _MEASURED[key] = per_element(method, factors, dtype, pooled_pass)
     est = estimate(
         method,
         shapes,
-        factors=planned.factors.factor_names,
+        factors=factors,
         device=device,
-        state_dtype=state_dtype(config),
+        state_dtype=dtype,
         batch_size=config.run.batch_size,
         autocast=config.run.dtype == "bfloat16",
-        pooled_pass=not (method.sensitivity and method.pooled_moments),
+        pooled_pass=pooled_pass,
         network=network_bytes(model, config.run.batch_size, act_bytes),
+        per=_MEASURED[key],
     )
     est.forwards = method.n * method.rows_per_sample
     if not decoded:
