@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import cli_battery  # noqa: E402
+import cli_battery_inputs  # noqa: E402
 
 
 def main() -> None:
@@ -29,7 +30,8 @@ def main() -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
     args = parser.parse_args()
-    cases = cli_battery.CASES + (cli_battery.SIGNAL_CASES if args.signals else [])
+    cases = cli_battery.CASES + cli_battery_inputs.INPUT_CASES
+    cases += cli_battery.SIGNAL_CASES if args.signals else []
     cases = [c for c in cases if args.only in c.name]
     counts: collections.Counter[str] = collections.Counter()
     t0 = time.monotonic()

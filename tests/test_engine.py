@@ -210,8 +210,10 @@ def test_bad_inputs_fail_with_one_clear_message(tiny, photos):
 @pytest.mark.parametrize("kind", ["sobol", "shapley-song"])
 def test_paper_mode_runs_every_quirk(tiny, photos, tmp_path, kind):
     """Paper mode: per-row image redraw, min-max rescale, Sobol-family switches, song-type Shapley."""
-    study = {"song_permutations": 2, "song_outer": 2, "song_inner": 2} if kind == "shapley-song" else {}
-    cfg = config(kind=kind, augmentations="set2", n=8, replicates=2, mode="paper", **study)
+    # the Song-type design has its own size keys: it reads no n and no replicates
+    song = {"song_permutations": 2, "song_outer": 2, "song_inner": 2}
+    study = song if kind == "shapley-song" else {"n": 8, "replicates": 2}
+    cfg = config(kind=kind, augmentations="set2", mode="paper", **study)
     s = Study(cfg, model=tiny, images=photos, progress=False)
     if kind == "sobol":
         # the authors' Sobol family: switches only on augmentations without parameters

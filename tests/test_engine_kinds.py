@@ -69,10 +69,12 @@ def cache(images: torch.Tensor, labels: list[int] | None = None) -> ImageCache:
 
 
 def config(**study) -> StudyConfig:
+    size = {} if study.get("kind") == "shapley-song" else {"n": 256}
     return StudyConfig.from_dict(
         {
             "model": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
-            "study": {"augmentations": ["brightness", "hflip"], "n": 256, "seed": 0, **study},
+            # the Song-type design has its own size keys: it reads no n
+            "study": {"augmentations": ["brightness", "hflip"], "seed": 0, **size, **study},
             "run": {"batch_size": 1024, "device": "cpu"},
         },
         source="test",

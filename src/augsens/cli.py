@@ -161,11 +161,12 @@ def run(
 ) -> None:
     """Run a study: CONFIG -> sensitivity maps in OUT/results.zarr (+ OUT/report.html)."""
     from augsens.config import load_config
-    from augsens.preflight import check_paths
+    from augsens.preflight import check_out_outside_images, check_paths
 
     # everything that can be checked without torch is checked first, so a mistake answers in a second
     cfg = load_config(config, overrides=_overrides(set_ or []))
     check_paths(cfg)
+    check_out_outside_images(out, cfg)
     if ray is not None and resume:
         raise UserInputError(
             "--resume cannot be combined with --ray (failed shards are retried automatically)"

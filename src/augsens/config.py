@@ -44,11 +44,15 @@ Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fai
 naming the key, the expected type or allowed values, and close matches.  The contrast study and the
 sensitivity studies (sobol, shapley, shapley-song, moments, morris) each have keys the other does not use
 (:data:`CONTRAST_ONLY`, :data:`SENSITIVITY_ONLY`); such a key set to anything but its default is refused,
-so a setting never goes silently unused.
+so a setting never goes silently unused; so are the keys ``kind = "shapley-song"`` does not read
+(:data:`SONG_UNREAD`, its design has its own size keys) and its own keys under any other kind
+(:data:`SONG_ONLY`).  The file is UTF-8 as TOML requires, with or without a byte-order mark (UTF-16 and
+UTF-32 with one are read too); another encoding is refused, naming the first byte that does not decode.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import json
@@ -72,6 +76,8 @@ __all__ = [
     "StudyKind",
     "CONTRAST_ONLY",
     "SENSITIVITY_ONLY",
+    "SONG_UNREAD",
+    "SONG_ONLY",
 ]
 
 #: The study kinds: ``[study] kind``, ``ag.study(kind=...)``.  Each but contrast names a method of
@@ -105,6 +111,14 @@ SENSITIVITY_ONLY = {
     "images": ("partition2",),
     "run": ("dtype", "state_dtype", "channels_last", "checkpoint_every"),
 }
+
+#: Keys (by section) that ``kind = "shapley-song"`` does not read: its design is ``song_permutations x D``
+#: blocks of ``song_outer x song_inner`` i.i.d. rows, in one replicate, with no other estimator option.
+SONG_UNREAD: dict[str, tuple[str, ...]] = {
+    "study": ("n", "replicates", "design", "second_order", "sobol_method", "shapley_method"),
+}
+#: Keys (by section) only ``kind = "shapley-song"`` reads.
+SONG_ONLY: dict[str, tuple[str, ...]] = {"study": ("song_permutations", "song_outer", "song_inner")}
 
 
 class ConfigError(UserInputError):
@@ -241,9 +255,10 @@ class StudyConfig:
                 f"{source}: [study] n = {s.n} is not a power of 2, which the Sobol' design needs to keep "
                 f'its balance properties; use n = {lo} or {2 * lo}, or design = "iid"'
             )
-        if s.replicates < 1 or s.n % s.replicates:
+        if s.kind != "shapley-song" and (s.replicates < 1 or s.n % s.replicates):
             raise ConfigError(
                 f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
+                + _replicates_hint(s.n, s.replicates, s.design)
             )
         if s.precision:
             self._check_precision(source)
@@ -291,28 +306,44 @@ class StudyConfig:
 
     def _check_kind_keys(self, source: str) -> None:
         """Refuse keys the study kind does not read, set to anything but their default."""
-        contrast = self.study.kind == "contrast"
-        unused = SENSITIVITY_ONLY if contrast else CONTRAST_ONLY
-        found = []
-        for section, keys in unused.items():
-            values, defaults = getattr(self, section), type(getattr(self, section))()
-            found += [
-                f"[{section}] {key} = {getattr(values, key)!r}"
-                for key in keys
-                if getattr(values, key) != getattr(defaults, key)
+        kind = self.study.kind
+        groups: list[tuple[Mapping[str, tuple[str, ...]], str]]
+        if kind == "contrast":
+            groups = [
+                (
+                    SENSITIVITY_ONLY,
+                    "the contrast study compares each augmentation alone with the original image: it has "
+                    "no design, estimator, precision target, partition factor or resumable state",
+                )
             ]
-        if found:
-            why = (
-                "the contrast study compares each augmentation alone with the original image: it has no "
-                "design, estimator, precision target, partition factor or resumable state"
-                if contrast
-                else "it is read only by kind = 'contrast'"
-            )
-            verb, it = ("does", "it") if len(found) == 1 else ("do", "them")
-            raise ConfigError(
-                f"{source}: {', '.join(found)} {verb} not apply to kind = {self.study.kind!r} ({why}); "
-                f"remove {it}, or choose another kind"
-            )
+        else:
+            groups = [(CONTRAST_ONLY, "it is read only by kind = 'contrast'")]
+            if kind == "shapley-song":
+                groups.append(
+                    (
+                        SONG_UNREAD,
+                        "its design is song_permutations x factors blocks of song_outer x song_inner "
+                        "i.i.d. rows in one replicate: set its size with song_permutations, song_outer "
+                        "and song_inner",
+                    )
+                )
+            else:
+                groups.append((SONG_ONLY, "it is read only by kind = 'shapley-song'"))
+        for unused, why in groups:
+            found = []
+            for section, keys in unused.items():
+                values, defaults = getattr(self, section), type(getattr(self, section))()
+                found += [
+                    f"[{section}] {key} = {getattr(values, key)!r}"
+                    for key in keys
+                    if getattr(values, key) != getattr(defaults, key)
+                ]
+            if found:
+                verb, it = ("does", "it") if len(found) == 1 else ("do", "them")
+                raise ConfigError(
+                    f"{source}: {', '.join(found)} {verb} not apply to kind = {kind!r} ({why}); "
+                    f"remove {it}, or choose another kind"
+                )
 
     def _check_precision(self, source: str) -> None:
         s = self.study
@@ -341,6 +372,32 @@ class StudyConfig:
             raise ConfigError(f"{source}: [study] time_limit must be >= 0 seconds (0 = none)")
 
 
+def _replicates_hint(n: int, replicates: int, design: str) -> str:
+    """Valid values near the refused ``(n, replicates)``.  ``design = "sobol"`` needs ``n`` and
+    ``n / replicates`` powers of 2 (so only the replicates can change), ``"sobol-lms"`` only
+    ``n / replicates``, ``"iid"`` only a divisor."""
+    if replicates < 1:
+        return ": e.g. replicates = 4"
+    if design == "iid":
+        divisors = [r for r in range(1, min(n, 64) + 1) if n % r == 0]
+        near = sorted(divisors, key=lambda r: (abs(r - replicates), r))[:2]
+        low = n - n % replicates
+        sizes = [m for m in (low, low + replicates) if m > 0]
+        rule = "replicates must divide n"
+    else:
+        powers = [1 << k for k in range(n.bit_length()) if n % (1 << k) == 0]
+        near = sorted(powers, key=lambda r: (abs(r - replicates), r))[:2]
+        per = max(n // replicates, 1)
+        low = 1 << (per.bit_length() - 1)
+        sizes = [] if design == "sobol" else [replicates * low, replicates * 2 * low]
+        rule = "the Sobol' design needs n / replicates to be a power of 2" + (
+            ", and n too" if design == "sobol" else ""
+        )
+    options = " or ".join(f"replicates = {r}" for r in sorted(near))
+    more = " or ".join(f"n = {m}" for m in sizes)
+    return f" ({rule}): use {options}" + (f", or {more} with replicates = {replicates}" if more else "")
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
     """Read and validate a TOML study config.
 
@@ -352,7 +409,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     if not p.is_file():
         raise MissingFileError(f"config file {str(p)!r} does not exist")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(_read_text(p))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
     for key, value in (overrides or {}).items():
@@ -372,6 +429,34 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+# byte-order marks an editor may put in front of a TOML file (TOML itself is UTF-8)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _read_text(p: Path) -> str:
+    """The text of a config file: UTF-8, with or without a byte-order mark (UTF-16 and UTF-32 with
+    one too, as some editors save); anything else is refused with the place of the first bad byte."""
+    raw = p.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        if encoding == "utf-8":
+            guess, tool = "Latin-1 / Windows-1252", f" (e.g. iconv -f latin1 -t utf-8 {p.name} > fixed.toml)"
+        else:
+            guess, tool = f"damaged {encoding.upper()}", ""
+        raise ConfigError(
+            f"{p}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at line {line}, column {column}; "
+            f"it looks like {guess}): TOML configs must be UTF-8. Re-save it as UTF-8{tool}"
+        ) from exc
 
 
 def _unknown(data: Mapping[str, Any], known: Mapping[str, Any], source: str, what: str) -> None:

@@ -2,7 +2,8 @@
 
 They need neither torch nor the images, so a wrong ``--out``, a missing folder or a finished run answers
 at once — not after the model is built or, worse, after every forward pass was spent.  The model itself
-is checked by one dry forward when it is loaded (:meth:`augsens.models.LoadedModel.output_shapes`).
+is checked by a dry forward on real batches when it is loaded
+(:meth:`augsens.models.LoadedModel.output_shapes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from augsens.wording import option
 __all__ = [
     "prepare_out",
     "check_out_path",
+    "check_out_outside_images",
     "check_paths",
     "OutFolderInUseError",
     "STATE_DIR",
@@ -180,3 +182,36 @@ def check_paths(config: StudyConfig) -> None:
             f"[model] segments = {model.segments!r}: no such file. Pass a segment JSON file, or 'alexnet' / "
             "'resnet18' for the shipped examples"
         )
+
+
+def check_out_outside_images(out: str | os.PathLike, config: StudyConfig, flag: str = "--out") -> None:
+    """Refuse a results folder inside an image folder of ``config``.
+
+    The folder would be read as a class of images by the next run (or, created empty before the images
+    are read, by this one).
+
+    Parameters
+    ----------
+    out : path
+        The results folder.
+    config : StudyConfig
+        The study, whose ``[images]`` source and ``partition2`` are checked.
+    flag : str
+        How the caller names the results folder in the message (``"--out"`` or ``"out="``).
+
+    Raises
+    ------
+    UserInputError
+        ``out`` is, or lies inside, one of the image folders.
+    """
+    where = Path(out).resolve()
+    for key in ("source", "partition2"):
+        folder = getattr(config.images, key)
+        if not folder or folder == "bundled":
+            continue
+        root = Path(folder).resolve()
+        if where == root or root in where.parents:
+            raise UserInputError(
+                f"{flag} {str(out)!r} lies inside the image folder [images] {key} = {folder!r}: its files "
+                f"would be read as a class of images; choose {flag} outside {folder!r}"
+            )

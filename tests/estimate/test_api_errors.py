@@ -63,7 +63,7 @@ def test_zero_variance_output_is_nan():
         (lambda: sobol(_field, PROBLEM, n=1000), ValueError, "use n=512 or n=1024"),
         (lambda: sobol(_field, PROBLEM, n=2**10, replicates=3), ValueError, "not divisible by replicates=3"),
         (lambda: sobol(_field, PROBLEM, n=2**10, method="sobol"), ValueError, "method='sobol' is not valid"),
-        (lambda: sobol(_field, PROBLEM, n=2**10, design="lhs"), ValueError, "method='lhs' is not a design"),
+        (lambda: sobol(_field, PROBLEM, n=2**10, design="lhs"), ValueError, "design='lhs' is not a design"),
         (lambda: sobol("f", PROBLEM, n=64), TypeError, "f must be a callable"),
         (lambda: sobol(_field, [Uniform("x", 0, 1)], n=64), TypeError, "problem must be an augsens Problem"),
         (lambda: sobol(_field, PROBLEM, n=64, batch_size=0), ValueError, "batch_size must be a positive"),

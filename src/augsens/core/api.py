@@ -9,6 +9,7 @@ stored.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import xarray as xr
 
 import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.core import loop
+from augsens.core.design import DESIGN_METHODS
 from augsens.core.factors import Problem
 from augsens.core.methods import METHODS, Batch
 from augsens.core.precision import PRECISION_RULE, default_max_n
@@ -106,6 +108,9 @@ def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | No
         y = torch.from_numpy(np.ascontiguousarray(y)).to(x.device)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"f must return a torch.Tensor or numpy array [B, *out], got {type(y).__name__}")
+    # the estimators reduce the outputs in place; an autograd graph (f built with parameters that require
+    # grad) has no use here, so the values are taken without it
+    y = y.detach()
     if y.dim() == 0 or y.shape[0] != rows:
         raise ValueError(
             f"f returned shape {tuple(y.shape)} for {rows} input rows: the first dim must be the batch "
@@ -131,6 +136,14 @@ def _estimate(
     """Method ``name`` (:data:`~augsens.core.methods.METHODS`) on ``f`` within the validated budget:
     the shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
     size, first, target, time_limit = _budget(n, replicates, precision, max_n, time_limit)
+    design = keywords.get("design")
+    if design not in DESIGN_METHODS:  # the design's own check speaks of its `method`, not of `design=`
+        close = difflib.get_close_matches(str(design), DESIGN_METHODS, n=1)
+        hint = f" Did you mean design={close[0]!r}?" if close else ""
+        raise ValueError(
+            f"design={design!r} is not a design.{hint} Use 'sobol' (Owen-scrambled QMC), 'sobol-lms' "
+            "(scipy's linear matrix scramble) or 'iid'"
+        )
     method = METHODS[name](problem, size, replicates=replicates, first=first, device=device, **keywords)
 
     def evaluate(batch: Batch) -> torch.Tensor:

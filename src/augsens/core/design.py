@@ -235,10 +235,20 @@ class _Design(_Walk):
                 f"first={first} must divide n={n} by a power of 2 (each round doubles the base samples)"
             )
         if first % replicates:
+            if method == "iid":
+                low = first - first % replicates
+                sizes = [m for m in (low, low + replicates) if m > 0]
+            else:  # n // replicates must be a power of 2 as well: n = replicates x 2^k
+                k = max(first // replicates, 1).bit_length() - 1
+                sizes = [replicates << k, replicates << (k + 1)]
+            divisors = [r for r in range(1, min(first, 64) + 1) if first % r == 0]
+            if method != "iid":
+                divisors = [r for r in divisors if not (first // r) & (first // r - 1)]
+            near = sorted(sorted(divisors, key=lambda r: (abs(r - replicates), r))[:2])
             raise ValueError(
                 f"n={first} is not divisible by replicates={replicates}: each replicate needs the same "
-                f"number of base samples; use n={first - first % replicates or replicates} or "
-                f"n={first - first % replicates + replicates}"
+                f"number of base samples; use n={sizes[0]} or n={sizes[-1]}, or replicates="
+                + " or replicates=".join(str(r) for r in near)
             )
         per = first // replicates
         if method != "iid" and per & (per - 1):

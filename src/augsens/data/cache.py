@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from typing import Self
 
+import numpy as np
 import torch
 
 from augsens.extras import missing_extra, require
@@ -35,6 +36,7 @@ __all__ = [
     "ImageCache",
     "decode_image",
     "decode_pil",
+    "pil_to_rgb8",
     "redraw_within_class",
     "resized_side",
     "SIZE",
@@ -76,11 +78,58 @@ def decode_image(path: str | os.PathLike, size: int | None = SIZE) -> torch.Tens
         return decode_pil(img, size)
 
 
+# PIL modes whose samples are wider than 8 bits.  ``convert("RGB")`` clips them at 255 instead of
+# rescaling (a 16-bit photo becomes white), so they are rescaled by their own range first.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def pil_to_rgb8(img: Image.Image) -> Image.Image:
+    """A PIL image as 8-bit RGB, keeping the dynamic range of every mode PIL decodes.
+
+    8-bit modes (``L``, ``P``, ``RGBA``, ``CMYK``, ``YCbCr``, ``LAB``, ``1``...) are converted by PIL.
+    16-bit greyscale (``I;16*``, and ``I`` whose values lie in ``[0, 65535]``, as PIL holds 16-bit
+    PNG, TIFF and PGM files) maps ``[0, 65535]`` onto ``[0, 255]`` (``round(v / 257)``); floating-point
+    ``F`` images in ``[0, 1]`` map onto ``[0, 255]``.
+
+    Raises
+    ------
+    ValueError
+        An ``I`` image with values outside ``[0, 65535]``, an ``F`` image outside ``[0, 1]`` or with
+        NaN (no range to map from), or a mode PIL cannot convert to RGB.
+    """
+    mode = img.mode
+    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+        arr = np.asarray(img)
+        if mode == "F":
+            finite = arr[np.isfinite(arr)]
+            if finite.size < arr.size:
+                raise ValueError(
+                    f"floating-point image (PIL mode 'F') with {arr.size - finite.size} NaN or infinite "
+                    "values: save it as 8- or 16-bit"
+                )
+            if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+                raise ValueError(
+                    f"floating-point image (PIL mode 'F') with values in [{arr.min():.4g}, "
+                    f"{arr.max():.4g}]: only [0, 1] has a known range; save it as 8- or 16-bit"
+                )
+            scaled = np.rint(arr.astype(np.float64) * 255.0)
+        else:
+            if mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
+                raise ValueError(
+                    f"32-bit integer image (PIL mode 'I') with values in [{arr.min()}, {arr.max()}], "
+                    "outside the 16-bit range [0, 65535]: save it as 8- or 16-bit"
+                )
+            scaled = np.rint(arr.astype(np.float64) / 257.0)
+        img = Image.fromarray(scaled.astype(np.uint8))  # 2-D uint8: mode "L"
+    return img.convert("RGB")
+
+
 def decode_pil(img: Image.Image, size: int | None = SIZE) -> torch.Tensor:
-    """A PIL image as uint8 ``[3, size, size]`` (see :func:`decode_image`; ``None``: its own size)."""
+    """A PIL image as uint8 ``[3, size, size]`` (see :func:`decode_image`; ``None``: its own size), its
+    colours by :func:`pil_to_rgb8`."""
     TF = require("torchvision.transforms.functional", purpose="decoding images")
 
-    rgb = img.convert("RGB")
+    rgb = pil_to_rgb8(img)
     if size is None:
         return TF.pil_to_tensor(rgb)
     resized = TF.resize(rgb, resized_side(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)

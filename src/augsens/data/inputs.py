@@ -44,8 +44,8 @@ except ImportError as exc:  # pillow comes with augsens[vision]
 
 from augsens.errors import UserInputError
 
-from .cache import SIZE, ImageCache, SampleCache, decode_image, decode_pil, resized_side
-from .sources import IMG_EXTENSIONS, bundled_photos, image_folder
+from .cache import DECODE_ERRORS, SIZE, ImageCache, SampleCache, decode_image, decode_pil, resized_side
+from .sources import IMG_EXTENSIONS, _Walker, bundled_photos, decode_files, image_folder, keep_readable
 
 __all__ = ["as_image_cache", "as_samples", "folder_layout", "UNLABELLED"]
 
@@ -67,8 +67,9 @@ def folder_layout(path: str | os.PathLike) -> str:
             f"image folder {str(root)!r} does not exist or is not a folder: give an existing folder, a list "
             "of image files, a tensor, or 'bundled'"
         )
+    walker = _Walker(root)  # no link loop, no results folder
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if any(_is_image(f) for _, _, files in os.walk(sub, followlinks=True) for f in files):
+        if walker.enter(sub) and any(_is_image(f) for _, files in walker.walk(sub) for f in files):
             return "classes"
     return "flat" if any(_is_image(p.name) for p in root.iterdir() if p.is_file()) else "empty"
 
@@ -100,7 +101,10 @@ def as_image_cache(
     device : str or torch.device, default "cpu"
         Where the cache keeps the images.
     per_class, seed, strict, progress
-        For folders with class sub-folders: see :func:`augsens.data.image_folder`.
+        For folders with class sub-folders: see :func:`augsens.data.image_folder`.  ``strict`` applies
+        to every source of files: an unreadable file in a folder (flat or not) or in a list of paths is
+        skipped, listed in ``ImageCache.skipped`` and named in a warning, or with ``strict=True``
+        refused; a single path that does not decode is always refused, naming it.
     size : int or None, default 224
         Side of the square images (shorter side resized to ``round(size * 256 / 224)``, centre crop; an
         input already ``size`` x ``size`` is kept as it is); ``None``: keep the input's size.  A cache given
@@ -134,9 +138,7 @@ def as_image_cache(
     if isinstance(images, Sequence):
         if not images:
             raise UserInputError("images is an empty list: give at least one image path or PIL image")
-        return _cache(
-            _stack([_one_image(x, f"images[{i}]", size) for i, x in enumerate(images)]), None, device
-        )
+        return _from_list(list(images), device, strict, size)
     raise UserInputError(
         f"images of type {type(images).__name__} are not supported: give a folder, 'bundled', a list of "
         "paths or PIL images, a tensor [N, 3, H, W], a numpy array or a torch Dataset"
@@ -185,8 +187,45 @@ def _from_path(
             "images in it (or in class sub-folders of it), or pass images='bundled' for the bundled photos"
         )
     files = sorted(p for p in path.iterdir() if p.is_file() and _is_image(p.name))
-    stacked = _stack([_one_image(f, str(f), size) for f in files], f"the images in {str(path)!r}")
-    return _cache(stacked, None, device, [f.name for f in files])
+    decoded, errors = decode_files(
+        files, min(8, os.cpu_count() or 1), progress, f"decoding {path.name}", size
+    )
+    keep, skipped = keep_readable([f.name for f in files], errors, strict=strict, where=f"in {str(path)!r}")
+    _need_one(keep, skipped, f"in {str(path)!r}")
+    images = decoded[keep] if skipped else decoded
+    return _cache(images, None, device, [files[i].name for i in keep], skipped=skipped)
+
+
+def _from_list(items: list[Any], device: str | torch.device, strict: bool, size: int | None) -> ImageCache:
+    """A list of paths, PIL images and tensors: unreadable files are skipped and listed (or refused with
+    ``strict``) as in a folder."""
+    decoded: list[torch.Tensor | None] = []
+    errors: list[BaseException | None] = []
+    names = []
+    for i, item in enumerate(items):
+        names.append(os.fspath(item) if isinstance(item, str | os.PathLike) else f"images[{i}]")
+        if isinstance(item, str | os.PathLike) and Path(item).is_file():
+            try:
+                decoded.append(decode_image(item, size))
+                errors.append(None)
+            except DECODE_ERRORS as exc:
+                decoded.append(None)
+                errors.append(exc)
+            continue
+        decoded.append(_one_image(item, f"images[{i}]", size))
+        errors.append(None)
+    keep, skipped = keep_readable(names, errors, strict=strict, where="in the list of images")
+    _need_one(keep, skipped, "in the list of images")
+    kept = _stack([t for t in decoded if t is not None])
+    return _cache(kept, None, device, [names[i] for i in keep], skipped=skipped)
+
+
+def _need_one(keep: list[int], skipped: list[tuple[str, str]], where: str) -> None:
+    if not keep:
+        raise UserInputError(
+            f"every image file {where} is unreadable ({len(skipped)} files), e.g. {skipped[:3]!r}: fix "
+            "the files or give other images"
+        )
 
 
 def _one_image(item: Any, where: str, size: int | None = SIZE) -> torch.Tensor:
@@ -194,7 +233,13 @@ def _one_image(item: Any, where: str, size: int | None = SIZE) -> torch.Tensor:
     if isinstance(item, str | os.PathLike):
         if not Path(item).is_file():
             raise FileNotFoundError(f"{where}: image file {str(item)!r} does not exist")
-        return decode_image(item, size)
+        try:
+            return decode_image(item, size)
+        except DECODE_ERRORS as exc:
+            raise UserInputError(
+                f"{where}: image file {str(item)!r} is unreadable ({type(exc).__name__}: {exc}): fix or "
+                "re-save it, or leave it out"
+            ) from exc
     if isinstance(item, Image.Image):
         return decode_pil(item, size)
     if isinstance(item, torch.Tensor | np.ndarray):
@@ -236,8 +281,14 @@ def _batch_tensor(
     if t.dtype == torch.uint8:
         u8 = t
     elif t.is_floating_point():
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise UserInputError(
+                f"float {where} hold {bad} NaN or infinite values (of {t.numel()}): give finite values in "
+                "[0, 1] (e.g. x.nan_to_num(0.0), or find where the NaN came from)"
+            )
         lo, hi = float(t.min()), float(t.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+        if lo < 0.0 or hi > 1.0:
             raise UserInputError(
                 f"float {where} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]: give un-normalised "
                 "images (augsens applies the model's mean and std itself), e.g. x.float() / 255 for 0..255"
@@ -368,12 +419,13 @@ def _cache(
     device: str | torch.device,
     names: Sequence[str] | None = None,
     cls: type[SampleCache] = ImageCache,
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> Any:
     """An ImageCache (or ``cls``) with items sorted class by class (stable: input order within a class)."""
     n = images.shape[0]
     names = [str(i) for i in range(n)] if names is None else list(names)
     if labels is None:
-        return cls(images, torch.zeros(n, dtype=torch.int64), [UNLABELLED], names, device=device)
+        return cls(images, torch.zeros(n, dtype=torch.int64), [UNLABELLED], names, skipped, device=device)
     classes = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
     index = {c: k for k, c in enumerate(classes)}
     ids = torch.tensor([index[v] for v in labels], dtype=torch.int64)
@@ -383,5 +435,6 @@ def _cache(
         ids[order],
         [str(c) for c in classes],
         [names[i] for i in order.tolist()],
+        skipped,
         device=device,
     )

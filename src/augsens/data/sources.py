@@ -19,7 +19,18 @@ from augsens.errors import MissingFileError, UserInputError
 
 from .cache import DECODE_ERRORS, SIZE, ImageCache, decode_image
 
-__all__ = ["IMG_EXTENSIONS", "BUNDLED_PHOTOS", "bundled_photos", "image_folder", "train_val", "TrainVal"]
+__all__ = [
+    "IMG_EXTENSIONS",
+    "BUNDLED_PHOTOS",
+    "bundled_photos",
+    "image_folder",
+    "train_val",
+    "TrainVal",
+    "is_results_folder",
+    "keep_readable",
+    "decode_files",
+    "count_images",
+]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS: the files ImageFolder would list.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -109,29 +120,95 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
-def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]]]:
-    """Class names and their image files (sorted as torchvision's ImageFolder sorts them)."""
+#: what an augsens run writes into its results folder; a folder holding one is never a class of images
+RESULTS_MARKERS = ("results.zarr", "state")
+
+
+def is_results_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or was made as) the results folder of an augsens run: it holds
+    ``results.zarr`` or a ``state`` folder."""
+    return any((Path(path) / m).is_dir() for m in RESULTS_MARKERS)
+
+
+class _Walker:
+    """``os.walk`` that follows folder links but never into a loop, never twice into one folder and
+    never into an augsens results folder; it lists what it left out and why.
+
+    A link is followed when it leads to a folder not yet scanned that is not the root or one of its
+    ancestors (``a/up -> ..`` would make every image of the tree, other classes' included, a file of
+    ``a`` again and again).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self.seen: set[tuple[int, int]] = {self._key(root)}
+        self.skipped: list[tuple[str, str]] = []
+
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def enter(self, path: Path) -> bool:
+        """Whether to scan the folder ``path`` (a folder under the root); records why not."""
+        try:
+            key = self._key(path)
+        except OSError as exc:  # a dangling link or a folder that cannot be read
+            self.skipped.append((self._rel(path) + "/", f"folder not readable: {exc.strerror or exc}"))
+            return False
+        real = path.resolve()
+        if key in self.seen or real == self.real_root or real in self.real_root.parents:
+            self.skipped.append(
+                (self._rel(path) + "/", f"link to {str(real)!r}, a folder already scanned (a loop)")
+            )
+            return False
+        if is_results_folder(path):
+            self.skipped.append((self._rel(path) + "/", "an augsens results folder, not images"))
+            return False
+        self.seen.add(key)
+        return True
+
+    def walk(self, top: Path) -> list[tuple[str, list[str]]]:
+        """``(folder, sorted file names)`` of ``top`` and every folder under it that is entered."""
+        found = []
+        for d, dirs, fs in os.walk(top, followlinks=True):
+            dirs[:] = sorted(x for x in dirs if not x.startswith(".") and self.enter(Path(d) / x))
+            found.append((d, sorted(fs)))
+        return sorted(found)
+
+
+def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]], list[tuple[str, str]]]:
+    """Class names, their image files (sorted as torchvision's ImageFolder sorts them) and the folders
+    left out (links into loops, results folders) with the reason."""
+    walker = _Walker(root)
     if layout == "imagefolder":
-        classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-        files = []
-        for c in classes:
-            found = [
-                Path(d) / f
-                for d, _, fs in sorted(os.walk(root / c, followlinks=True))
-                for f in sorted(fs)
-                if _is_image(f)
-            ]
-            files.append(found)
-        return classes, files
+        subs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+        classes = [c for c in subs if walker.enter(root / c)]
+        files = [
+            [Path(d) / f for d, fs in walker.walk(root / c) for f in fs if _is_image(f)] for c in classes
+        ]
+        return classes, files, walker.skipped
     groups: dict[str, list[Path]] = {}
-    for d, dirs, fs in sorted(os.walk(root, followlinks=True)):
-        dirs[:] = [x for x in dirs if not x.startswith(".")]
-        images = [Path(d) / f for f in sorted(fs) if _is_image(f)]
+    for d, fs in walker.walk(root):
+        images = [Path(d) / f for f in fs if _is_image(f)]
         rel = Path(d).relative_to(root).as_posix()
         if images and rel != ".":
             groups[rel] = images
     classes = sorted(groups)
-    return classes, [groups[c] for c in classes]
+    return classes, [groups[c] for c in classes], walker.skipped
+
+
+def _warn_skipped_folders(skipped: list[tuple[str, str]], base: Path) -> None:
+    if skipped:
+        warnings.warn(
+            f"left out {len(skipped)} folders of {str(base)!r}: {skipped[:3]!r}"
+            f"{' ...' if len(skipped) > 3 else ''} (all listed in .skipped)",
+            stacklevel=3,
+        )
 
 
 def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
@@ -142,7 +219,7 @@ def _class_balanced(files: list[Path], per_class: int, seed: int) -> list[Path]:
     return [files[i] for i in keep]
 
 
-def _decode_all(
+def decode_files(
     paths: list[Path], workers: int, progress: bool, description: str, size: int | None = SIZE
 ) -> tuple[torch.Tensor, list[BaseException | None]]:
     """Decode ``paths`` into one uint8 tensor (row ``i`` is unset where ``errors[i]`` is).
@@ -271,7 +348,8 @@ def image_folder(
         raise UserInputError(f"layout must be 'imagefolder' or 'nested', got {layout!r}")
     if per_class is not None and (int(per_class) != per_class or per_class < 1):
         raise UserInputError(f"per_class must be a positive integer or None, got {per_class!r}")
-    classes, files = _scan(base, layout)
+    classes, files, left_out = _scan(base, layout)
+    _warn_skipped_folders(left_out, base)
     if not classes:
         raise UserInputError(
             f"no class folders with images in {str(base)!r}: expected {str(base)}/<class>/<image> with "
@@ -296,26 +374,9 @@ def image_folder(
     paths = [p for fs in files for p in fs]
     labels = [c for c, fs in enumerate(files) for _ in fs]
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    decoded, errors = _decode_all(paths, n_workers, progress, f"decoding {base.name or str(base)}", size)
-
-    failed = [(p, e) for p, e in zip(paths, errors, strict=True) if e is not None]
-
-    def rel(p: Path) -> str:
-        return p.relative_to(base).as_posix()
-
-    skipped = [(rel(p), f"{type(e).__name__}: {e}") for p, e in failed]
-    if failed and strict:
-        raise UserInputError(
-            f"{len(failed)} unreadable image files in {str(base)!r}, e.g. {skipped[:3]!r}. Fix or remove "
-            "them, or pass strict=False to skip them"
-        )
-    if failed:
-        warnings.warn(
-            f"skipped {len(failed)} unreadable image files in {str(base)!r}: {skipped[:3]!r}"
-            f"{' ...' if len(failed) > 3 else ''} (all listed in .skipped)",
-            stacklevel=2,
-        )
-    keep = [i for i, e in enumerate(errors) if e is None]
+    decoded, errors = decode_files(paths, n_workers, progress, f"decoding {base.name or str(base)}", size)
+    names = [p.relative_to(base).as_posix() for p in paths]
+    keep, skipped = keep_readable(names, errors, strict=strict, where=f"in {str(base)!r}")
     kept_labels = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     lost = sorted(set(range(len(classes))) - set(kept_labels.tolist()))
     if lost:
@@ -323,8 +384,62 @@ def image_folder(
             f"every image of classes {[classes[c] for c in lost][:5]!r} in {str(base)!r} is unreadable: "
             f"fix the files (see the skipped list: {skipped[:3]!r})"
         )
-    images = decoded[keep] if failed else decoded  # copy only when rows must be dropped
-    return ImageCache(images, kept_labels, classes, [rel(paths[i]) for i in keep], skipped, device=device)
+    images = decoded[keep] if len(keep) < len(paths) else decoded  # copy only when rows must be dropped
+    return ImageCache(
+        images, kept_labels, classes, [names[i] for i in keep], left_out + skipped, device=device
+    )
+
+
+def keep_readable(
+    names: list[str], errors: list[BaseException | None], *, strict: bool, where: str
+) -> tuple[list[int], list[tuple[str, str]]]:
+    """The indices of the files that decoded, and ``(name, reason)`` for each that did not.
+
+    Every source of image files (class folders, a flat folder, a list of paths) skips and lists an
+    unreadable file the same way: a warning names the first ones, :attr:`ImageCache.skipped` lists all.
+
+    Raises
+    ------
+    UserInputError
+        ``strict`` and a file did not decode (the message names some).
+    """
+    skipped = [(n, f"{type(e).__name__}: {e}") for n, e in zip(names, errors, strict=True) if e is not None]
+    keep = [i for i, e in enumerate(errors) if e is None]
+    if skipped and strict:
+        raise UserInputError(
+            f"{len(skipped)} unreadable image files {where}, e.g. {skipped[:3]!r}. Fix or remove "
+            "them, or pass strict=False ([images] strict = false) to skip them"
+        )
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable image files {where}: {skipped[:3]!r}"
+            f"{' ...' if len(skipped) > 3 else ''} (all listed in .skipped)",
+            stacklevel=3,
+        )
+    return keep, skipped
+
+
+def count_images(
+    root: str | os.PathLike,
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+    layout: Literal["imagefolder", "nested"] = "imagefolder",
+) -> list[int]:
+    """Images per class that :func:`image_folder` would decode, found without decoding any (a scan of
+    the folder names only), so that the memory of the decoded images is known before they are.
+
+    Returns
+    -------
+    list of int
+        Files per class after the ``per_class`` subset, classes in :func:`image_folder`'s order (empty
+        when ``root`` is not a folder; unreadable files are found only when decoded).
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    _, files, _ = _scan(base, layout)
+    return [len(fs) if per_class is None else min(len(fs), per_class) for fs in files]
 
 
 class TrainVal(NamedTuple):

@@ -17,7 +17,7 @@ from augsens.data import ImageCache, bundled_photos, image_folder
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel, load
 
-__all__ = ["load_model", "load_images"]
+__all__ = ["load_model", "load_images", "image_counts"]
 
 
 def load_model(
@@ -117,3 +117,15 @@ def load_images(config: ImagesConfig, *, device: torch.device) -> ImageCache:
     if not config.partition2:
         return first
     return ImageCache.concatenate([first, image_folder(config.partition2, **kw)])
+
+
+def image_counts(config: ImagesConfig) -> list[list[int]] | None:
+    """Images per class of each partition that :func:`load_images` would decode, from the folder names
+    alone; ``None`` for the bundled photos (a few, always small)."""
+    from augsens.data.sources import count_images
+
+    if config.source == "bundled":
+        return None
+    kw: dict[str, Any] = dict(per_class=config.per_class or None, seed=config.seed)
+    folders = [config.source] + ([config.partition2] if config.partition2 else [])
+    return [count_images(folder, **kw) for folder in folders]

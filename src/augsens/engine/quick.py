@@ -248,6 +248,10 @@ def study(
         )
     cache, source = _images(images)
     config = _config(model_name, source, given, ranges)
+    if out is not None:
+        from augsens.preflight import check_out_outside_images
+
+        check_out_outside_images(out, config, flag="out=")
     if ray is not None:
         return _on_ray(
             config,

@@ -109,7 +109,8 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
                 state.history or [run_segment(0, study.config.to_dict()["run"], str(study.device))]
             ),
             "images": len(study.images),
-            "skipped_images": len(getattr(study.images, "skipped", [])),
+            # skipped folders (links into loops, results folders) end in "/" and are no images
+            "skipped_images": sum(not s[0].endswith("/") for s in getattr(study.images, "skipped", [])),
             "skipped_files": json.dumps([s[0] for s in getattr(study.images, "skipped", [])]),
             "nonfinite": json.dumps(nonfinite),
             "no_data_checkpoints": json.dumps(no_data),

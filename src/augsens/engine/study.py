@@ -26,9 +26,9 @@ from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import SampleCache
-from augsens.engine import results, runner
+from augsens.engine import memory, results, runner
 from augsens.engine import state as study_state
-from augsens.engine.inputs import load_images, load_model
+from augsens.engine.inputs import image_counts, load_images, load_model
 from augsens.engine.plan import StudyPlan, plan, state_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
@@ -122,6 +122,16 @@ class Study:
             # weights in NHWC too, or every convolution converts its input back (in place, like .to())
             model.module.to(memory_format=torch.channels_last)
         self.model = model
+        self.checkpoints = list(mc.checkpoints or model.checkpoints)
+        # the memory the run needs is known before the images are decoded: a run that cannot fit is
+        # refused now, not killed later (the image cache alone may be what does not fit)
+        self.memory: memory.MemoryEstimate | None = None
+        side = config.images.side
+        counts = image_counts(config.images) if images is None and side is not None else None
+        if side is not None and counts and all(part and all(part) for part in counts):
+            model.input_shape = (3, side, side)
+            self.shapes = model.output_shapes(self.checkpoints)
+            self.memory = self._check_memory(counts, decoded=False)
         if images is None:
             images = load_images(config.images, device=self.device)
         self.images = images.to(self.device)
@@ -130,7 +140,6 @@ class Study:
         # normalisation constants on the device once per run, not copied from the host every batch
         self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
-        self.checkpoints = list(mc.checkpoints or model.checkpoints)
         self.plan: StudyPlan = plan(
             config, self.images.partitions, self.device, sample_shape=self.images.sample_shape
         )
@@ -140,6 +149,19 @@ class Study:
         check_augmentations(self.factors.specs, probe, mode=config.study.mode)
         self.shapes = model.output_shapes(self.checkpoints)
         self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
+        if self.memory is None:
+            self.memory = self._check_memory(self.images.partitions, decoded=True)
+
+    def _check_memory(self, partitions: list[list[int]], *, decoded: bool) -> memory.MemoryEstimate:
+        """Estimate the run's peak memory (:mod:`augsens.engine.memory`), print it, refuse what does not
+        fit."""
+        est = memory.for_study(self.config, self.model, self.shapes, partitions, self.device, decoded=decoded)
+        if self.progress:
+            from rich.console import Console
+
+            Console(stderr=True).print(est.summary(), highlight=False, markup=False)
+        memory.check(est)
+        return est
 
     # ------------------------------------------------------------------ state
     def new_state(self) -> StudyState:

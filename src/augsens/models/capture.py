@@ -515,31 +515,86 @@ class LoadedModel:
     def output_shapes(self, checkpoints: Sequence[str] | str | None = None) -> dict[str, tuple[int, ...]]:
         """Per-sample output shapes ``{name: (C, H, W) or (F,)}`` for an input of :attr:`input_shape`.
 
-        Found with one dummy forward (batch 1) the first time a name is asked for; cached afterwards.
+        Found the first time a name is asked for, by a dry forward on real batches that also checks
+        that every checkpoint gives one output per image, depending on that image only
+        (:meth:`_probe`); cached afterwards.
+
+        Raises
+        ------
+        UserInputError
+            The model rejects 224 x 224 RGB batches, or a checkpoint's output mixes the images of a
+            batch or does not follow the batch size (the message names the checkpoint).
         """
         names = self._resolve(checkpoints)
         todo = [n for n in names if n not in self._shapes]
         if todo:
-            x = self._dummy()
-            try:
-                acts = self.capture(x, todo, normalized=True, softmax=False)
-            except UserInputError:
-                raise
-            except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # raised by the model's forward
-                shape = self._input_shape
-                if is_image_shape(shape):
-                    side = f"{shape[1]} x {shape[2]}"
-                    what, takes = f"RGB, {side}", f"3-channel {side} images"
-                else:
-                    what, takes = f"{shape[0]} channels", f"inputs of shape {list(shape)}"
-                raise UserInputError(
-                    f"model {self.name!r} rejects the input augsens gives it: a batch of shape "
-                    f"{tuple(x.shape)} ({what}, float32, normalised) made its forward raise "
-                    f"{type(exc).__name__}: {exc}. Wrap the network so that it takes {takes}, or give "
-                    "inputs of the size it takes ([images] size; run with --debug for the traceback)"
-                ) from exc
-            self._shapes.update({n: tuple(t.shape[1:]) for n, t in acts.items()})
+            self._shapes.update(self._probe(todo))
         return {n: self._shapes[n] for n in names}
+
+    def _dry_capture(self, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+        try:
+            return self.capture(x, names, normalized=True, softmax=False)
+        except UserInputError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # raised by the model's forward
+            shape = self._input_shape
+            if is_image_shape(shape):
+                side = f"{shape[1]} x {shape[2]}"
+                what, takes = f"RGB, {side}", f"3-channel {side} images"
+            else:
+                what, takes = f"{shape[0]} channels", f"inputs of shape {list(shape)}"
+            raise UserInputError(
+                f"model {self.name!r} rejects the input augsens gives it: a batch of shape "
+                f"{tuple(x.shape)} ({what}, float32, normalised) made its forward raise "
+                f"{type(exc).__name__}: {exc}. Wrap the network so that it takes {takes}, or give "
+                "inputs of the size it takes ([images] size; run with --debug for the traceback)"
+            ) from exc
+
+    def _probe(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        """Per-sample shapes of ``names``, from three dry forwards: ``[x0]``, ``[x0, x1, x2]`` and
+        ``[x0, x3, x4]``.
+
+        The estimators reduce each checkpoint's output row by row, so every output must have the batch
+        as its first dim, the same per-sample shape at any batch size, and rows that depend on their own
+        image only.  A batch of one cannot show any of this (a mean over the batch keeps its shape), so
+        two batches of three share their first image and differ in the others: the first rows must agree
+        (three, not two: a permutation of two rows applied twice would be the identity).
+        """
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(5, *self._input_shape, generator=gen).to(self.device)  # normalised-looking inputs
+        one = self._dry_capture(x[:1], names)
+        pair = self._dry_capture(x[:3], names)
+        other = self._dry_capture(x[[0, 3, 4]], names)
+        fix = (
+            "Wrap the network so that each image of a batch gives its own output, or choose another "
+            "checkpoint (see m.checkpoints)"
+        )
+        for name in names:
+            a, b, c = one[name], pair[name], other[name]
+            if a.ndim == 0 or b.ndim == 0 or a.shape[0] != 1 or b.shape[0] != 3 or a.shape[1:] != b.shape[1:]:
+                raise UserInputError(
+                    f"model {self.name!r}, checkpoint {name!r}: its output has shape {tuple(a.shape)} for a "
+                    f"batch of 1 image and {tuple(b.shape)} for a batch of 3; augsens needs the batch as "
+                    "the first dim and the same shape per image at any batch size (no scalar, no mean or "
+                    f"reshape over the batch). {fix}"
+                )
+            first, again = b[0].double(), c[0].double()
+            if not torch.isfinite(first).all():
+                continue  # non-finite outputs are counted per checkpoint by the study; no test possible
+            scale = float(first.abs().max()) if first.numel() else 0.0
+            # row 0 sees the same image and the same batch size in both batches, so only a model that
+            # mixes images (or draws random numbers) changes it beyond rounding
+            if not torch.allclose(first, again, rtol=1e-3, atol=1e-4 * scale + 1e-12):
+                change = float((first - again).abs().max())
+                raise UserInputError(
+                    f"model {self.name!r}, checkpoint {name!r}: the output of image 0 changed (by up to "
+                    f"{change:.3g}, of values up to {scale:.3g}) when only the other images of the batch "
+                    "changed. "
+                    "The model mixes the images of a batch (a mean or sum over dim 0, batch statistics "
+                    "used at evaluation) or is not deterministic; augsens needs each image's output to "
+                    f"depend on that image only. {fix}"
+                )
+        return {name: tuple(pair[name].shape[1:]) for name in names}
 
     def to(self, device: str | torch.device) -> LoadedModel:
         """Move the network to ``device`` (in place) and return ``self``."""

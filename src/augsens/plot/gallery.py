@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..augment import AUGMENTATIONS, SET1, SET2, Augmentation, apply, compose
-from ..data.cache import DECODE_ERRORS
+from ..data.cache import DECODE_ERRORS, pil_to_rgb8
 from ..errors import MissingFileError, UserInputError
 from .figures import save_figure
 
@@ -44,7 +44,7 @@ def _load(image: str | Path | np.ndarray) -> torch.Tensor:
             raise MissingFileError(f"image file not found: {str(path)!r} (no such file)")
         try:
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
+                arr = np.asarray(pil_to_rgb8(im))
         except DECODE_ERRORS as exc:
             raise UserInputError(
                 f"{str(path)!r} is not an image PIL can read ({type(exc).__name__}: {exc}): pass a JPEG, PNG "
@@ -55,7 +55,11 @@ def _load(image: str | Path | np.ndarray) -> torch.Tensor:
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         raise ValueError(f"image array must be [H, W], [H, W, 3] or [H, W, 4], got shape {arr.shape}")
     if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise UserInputError("the image array holds NaN or inf: give finite values in [0, 1]")
         arr = np.clip(arr * 255.0, 0, 255).round()
+    elif arr.dtype == np.uint16:  # 16-bit samples: [0, 65535] onto [0, 255]
+        arr = np.rint(arr / 257.0)
     t = torch.from_numpy(np.ascontiguousarray(arr[..., :3]).astype(np.uint8)).permute(2, 0, 1)
     t = F.center_crop(F.resize(t, 256), 224)
     return (t.float() / 255.0).unsqueeze(0)
