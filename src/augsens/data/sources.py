@@ -257,7 +257,9 @@ def _stack_same_size(paths: list[Path], kept: dict[int, torch.Tensor]) -> torch.
             raise UserInputError(
                 f'[images] size = "keep" needs images of one size, but {str(paths[first])!r} is '
                 f"{shape[2]} x {shape[1]} and {str(paths[i])!r} is {kept[i].shape[2]} x {kept[i].shape[1]} "
-                "(width x height): give [images] size a side (e.g. 32) to resize and crop them all"
+                f"(width x height; different sizes ({shape[1]} x {shape[2]} and {kept[i].shape[1]} x "
+                f"{kept[i].shape[2]}, height x width) with size=None in Python): give [images] size (or "
+                "size=) a side (e.g. 32) to resize and crop them all"
             )
     out = torch.empty(len(paths), *shape, dtype=torch.uint8)
     for i, t in kept.items():
