@@ -286,26 +286,21 @@ def info(
     out.print("[bold]models:[/bold] " + ", ".join(available_models()) + ", or 'package.module:factory'")
     out.print("[bold]study kinds:[/bold] " + ", ".join(STUDY_KINDS))
     table = Table(title="augmentations (and 'package.module:name' for one of yours)")
-    for col in ("name", "set", "parameter", "low", "high", "identity", "from"):
+    for col in ("name", "set", "parameter", "low", "high", "identity"):
         table.add_column(col)
+    sources: dict[str, list[str]] = {}
     for name, spec in available().items():
+        sources.setdefault(spec.source, []).append(name)
         group = "" if spec.set is None else str(spec.set)
         if not spec.params:
-            table.add_row(name, group, "(switch only)", "", "", "", spec.source)
+            table.add_row(name, group, "(switch only)", "", "", "")
         for i, p in enumerate(spec.params):
             lo, hi = p.bounds()
             ident = "" if p.identity is None else f"{p.identity:g}"
-            first = i == 0
-            table.add_row(
-                name if first else "",
-                group,
-                p.name,
-                f"{lo:g}",
-                f"{hi:g}",
-                ident,
-                spec.source if first else "",
-            )
+            table.add_row(name if i == 0 else "", group, p.name, f"{lo:g}", f"{hi:g}", ident)
     out.print(table)
+    for source, names in sources.items():  # where each augmentation comes from
+        out.print(f"[bold]from {escape(source)}:[/bold] " + ", ".join(names))
     if model:
         from augsens.models import load
 
