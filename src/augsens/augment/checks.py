@@ -25,10 +25,11 @@ kind                    what is wrong
 An augmentation that leaves every probe input unchanged at its probe values (pixel ranges meant for
 larger inputs, a no-op rule) cannot show whether it uses its parameters: a ``UserWarning`` says so and
 the check passes.  The command line prints a refusal's message and exits with code 2, as for every user
-error; nothing has been computed yet, and a saved state or results are left as they were.  Tolerances: ``rtol = atol = 1e-4``
-(:data:`TOLERANCE`; far below a uint8 grey level, 1/255, and above the rounding of float32 ops), except
-the ignored-parameter check, which needs outputs bit for bit equal.  A result is kept per augmentation,
-code, probe shape, dtype, device and mode, so an augmentation is checked once per process.
+error; nothing has been computed yet, and a saved state or results are left as they were.
+Tolerances: ``rtol = atol = 1e-4`` (:data:`TOLERANCE`; far below a uint8 grey level, 1/255, and above
+the rounding of float32 ops), except the ignored-parameter check, which needs outputs bit for bit equal.
+A result is kept per augmentation, code, probe shape, dtype, device and mode, so an augmentation is
+checked once per process.
 """
 
 from __future__ import annotations
