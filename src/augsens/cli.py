@@ -431,27 +431,22 @@ def info(
     )
     at = "" if size == 224 else f"; pixel bounds at {size} x {size}"
     table = Table(title=f"augmentations (and 'package.module:name' for one of yours{at})")
-    for col in ("name", "set", "parameter", "low", "high", "identity", "from"):
+    for col in ("name", "set", "parameter", "low", "high", "identity"):
         table.add_column(col, no_wrap=col == "name")
+    sources: dict[str, list[str]] = {}
     for name, declared in available().items():
         spec = at_size(declared, size, size)
+        sources.setdefault(spec.source, []).append(name)
         group = "" if spec.set is None else str(spec.set)
         if not spec.params:
-            table.add_row(name, group, "(switch only)", "", "", "", spec.source)
+            table.add_row(name, group, "(switch only)", "", "", "")
         for i, p in enumerate(spec.params):
             lo, hi = p.bounds()
             ident = "" if p.identity is None else f"{p.identity:g}"
-            first = i == 0
-            table.add_row(
-                name if first else "",
-                group,
-                p.name,
-                f"{lo:g}",
-                f"{hi:g}",
-                ident,
-                spec.source if first else "",
-            )
+            table.add_row(name if i == 0 else "", group, p.name, f"{lo:g}", f"{hi:g}", ident)
     out.print(table)
+    for source, names in sources.items():  # where each augmentation comes from
+        out.print(f"[bold]from {escape(source)}:[/bold] " + ", ".join(names))
     if model:
         from augsens.models import load
 

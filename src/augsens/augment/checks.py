@@ -22,15 +22,19 @@ kind                    what is wrong
 ``ignored_parameter``   a declared parameter has no effect, on the probe nor on random inputs
 ======================  ===================================================================
 
-The command line prints the message and exits with code 2, as for every user error; nothing has been
-computed yet, and a saved state or results are left as they were.  Tolerances: ``rtol = atol = 1e-4``
-(:data:`TOLERANCE`; far below a uint8 grey level, 1/255, and above the rounding of float32 ops), except
-the ignored-parameter check, which needs outputs bit for bit equal.  A result is kept per augmentation,
-code, probe shape, dtype, device and mode, so an augmentation is checked once per process.
+An augmentation that leaves every probe input unchanged at its probe values (pixel ranges meant for
+larger inputs, a no-op rule) cannot show whether it uses its parameters: a ``UserWarning`` says so and
+the check passes.  The command line prints a refusal's message and exits with code 2, as for every user
+error; nothing has been computed yet, and a saved state or results are left as they were.
+Tolerances: ``rtol = atol = 1e-4`` (:data:`TOLERANCE`; far below a uint8 grey level, 1/255, and above
+the rounding of float32 ops), except the ignored-parameter check, which needs outputs bit for bit equal.
+A result is kept per augmentation, code, probe shape, dtype, device and mode, so an augmentation is
+checked once per process.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -248,6 +252,17 @@ def check_augmentation(aug: Augmentation, probe: torch.Tensor, *, mode: str = "c
         # a parameter counts as ignored only if random inputs of the same shape do not show one either
         noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         noise = noise.to(device=x.device, dtype=x.dtype)
+        if torch.equal(y, x) and torch.equal(_call(aug, noise, params, mode), noise):
+            # nothing changes at all (pixel ranges meant for larger images, a no-op rule): no parameter can
+            # show an effect, so there is nothing to refuse, only something to say
+            warnings.warn(
+                f"augmentation {aug.name!r} leaves the probe inputs {list(x.shape)} unchanged at its ranges "
+                f"({mode} mode): are its ranges meant for inputs of another size?",
+                UserWarning,
+                stacklevel=3,
+            )
+            _CHECKED.add(key)
+            return
         for p in aug.params:
             low = probe_parameters(aug, b, x, only=p.name, at=0.1)
             high = probe_parameters(aug, b, x, only=p.name, at=0.9)
