@@ -163,7 +163,8 @@ class RunConfig:
     batch_size: int = 64
     device: str = "auto"
     dtype: Literal["float32", "bfloat16"] = "float32"
-    state_dtype: Literal["float64", "float32"] = "float64"
+    # mixed: float64 totals, float32 per-batch blocks for float32/bf16 activations (core.estimate._base)
+    state_dtype: Literal["mixed", "float64", "float32"] = "mixed"
     channels_last: bool = False
     checkpoint_every: float = 120.0
 

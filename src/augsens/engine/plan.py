@@ -14,7 +14,7 @@ from augsens.core.methods import METHODS, Method
 from augsens.core.precision import default_max_n
 from augsens.engine.factors import AugmentationFactors
 
-__all__ = ["StudyPlan", "plan", "method_name", "state_dtype"]
+__all__ = ["StudyPlan", "plan", "method_name", "state_dtype", "work_dtype"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,13 @@ def method_name(config: StudyConfig) -> str:
 
 
 def state_dtype(config: StudyConfig) -> torch.dtype:
-    """Accumulator state dtype (``[run] state_dtype``)."""
-    return torch.float64 if config.run.state_dtype == "float64" else torch.float32
+    """Accumulator state dtype (``[run] state_dtype``: float64 for ``"float64"`` and ``"mixed"``)."""
+    return torch.float32 if config.run.state_dtype == "float32" else torch.float64
+
+
+def work_dtype(config: StudyConfig) -> torch.dtype:
+    """Per-batch arithmetic dtype of the accumulators: float32 blocks for ``"mixed"``, else the state's."""
+    return torch.float32 if config.run.state_dtype == "mixed" else state_dtype(config)
 
 
 def plan(config: StudyConfig, partitions: Sequence[Sequence[int]], device: torch.device) -> StudyPlan:

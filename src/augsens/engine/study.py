@@ -28,7 +28,7 @@ from augsens.data import ImageCache
 from augsens.engine import results, runner
 from augsens.engine import state as study_state
 from augsens.engine.inputs import load_images, load_model
-from augsens.engine.plan import StudyPlan, plan, state_dtype
+from augsens.engine.plan import StudyPlan, plan, state_dtype, work_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
@@ -125,7 +125,11 @@ class Study:
     def new_state(self) -> StudyState:
         """Empty accumulators for every checkpoint, at design position 0."""
         return study_state.new_state(
-            self.plan.method, self.checkpoints, state_dtype(self.config), self.device
+            self.plan.method,
+            self.checkpoints,
+            state_dtype(self.config),
+            self.device,
+            work_dtype=work_dtype(self.config),
         )
 
     def export_state(self, state: StudyState) -> dict[str, Any]:

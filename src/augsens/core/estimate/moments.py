@@ -37,6 +37,7 @@ class MomentsAccumulator(_Accumulator):
         *,
         rows_per_sample: int | None = None,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if rows_per_sample is not None and (not isinstance(rows_per_sample, int) or rows_per_sample < 1):
@@ -44,7 +45,7 @@ class MomentsAccumulator(_Accumulator):
         self.rows_per_sample = rows_per_sample
         self._rows = rows_per_sample
         self._rows_flattened = rows_per_sample
-        super().__init__(1, [(0, 0)], replicates=1, dtype=dtype, device=device)
+        super().__init__(1, [(0, 0)], replicates=1, dtype=dtype, work_dtype=work_dtype, device=device)
 
     def _config(self) -> dict[str, Any]:
         return {"rows_per_sample": self.rows_per_sample}

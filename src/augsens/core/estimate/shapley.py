@@ -180,6 +180,7 @@ class ShapleyAccumulator(_Accumulator):
         *,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         _check_groups(D, MAX_EXACT_SHAPLEY_GROUPS)
@@ -191,6 +192,7 @@ class ShapleyAccumulator(_Accumulator):
             [(full, u) for u in range(self._rows)],
             replicates=replicates,
             dtype=dtype,
+            work_dtype=work_dtype,
             device=device,
         )
 
@@ -262,13 +264,16 @@ class PermutationShapleyAccumulator(_Accumulator):
         *,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         _check_groups(D)
         self.D = D
         self._rows = D + 1
         pairs = [(0, 0)] + [(0, 1 + j) for j in range(D)]
-        super().__init__(D + 1, pairs, replicates=replicates, dtype=dtype, device=device)
+        super().__init__(
+            D + 1, pairs, replicates=replicates, dtype=dtype, work_dtype=work_dtype, device=device
+        )
 
     def _config(self) -> dict[str, Any]:
         return {"D": self.D, "replicates": self.replicates}

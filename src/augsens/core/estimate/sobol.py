@@ -151,6 +151,7 @@ class SobolAccumulator(_Accumulator):
         replicates: int = 1,
         method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if isinstance(D, bool) or not isinstance(D, int) or D < 1:
@@ -171,7 +172,9 @@ class SobolAccumulator(_Accumulator):
             pairs += [(2 + D + j, 2 + k) for j in range(D) for k in range(j + 1, D)]
         self._rows = 2 * D + 2 if self.second_order else D + 2
         self._conf_names = ("S1", "ST", "S2") if self.second_order else ("S1", "ST")
-        super().__init__(self._rows, pairs, replicates=replicates, dtype=dtype, device=device)
+        super().__init__(
+            self._rows, pairs, replicates=replicates, dtype=dtype, work_dtype=work_dtype, device=device
+        )
 
     def _config(self) -> dict[str, Any]:
         return {
