@@ -24,6 +24,10 @@ class MomentsAccumulator(_Accumulator):
         ``[b, R, *out]`` and treats each row as a sample (every design row has the output's marginal law).
     dtype, device
         State dtype (float64 default) and device (default: that of the first batch).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----

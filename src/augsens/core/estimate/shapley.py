@@ -148,6 +148,10 @@ class ShapleyAccumulator(_Accumulator):
         Replicate slots; ``> 1`` gives ``*_conf`` (Student-t over replicates).
     dtype, device
         State dtype (float64 default) and device (default: that of the first batch).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----
@@ -241,6 +245,10 @@ class PermutationShapleyAccumulator(_Accumulator):
         Number of groups (any).
     replicates, dtype, device
         As :class:`ShapleyAccumulator`.
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----

@@ -132,6 +132,10 @@ class SobolAccumulator(_Accumulator):
         First-order estimator.  Totals are always Jansen (1999).
     dtype : torch.dtype, default torch.float64
         State dtype (``torch.float32`` halves memory).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
     device : torch.device or str, optional
         Where the state lives (default: the device of the first batch).
 
