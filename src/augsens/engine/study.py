@@ -28,7 +28,7 @@ from augsens.data import ImageCache
 from augsens.engine import results, runner
 from augsens.engine import state as study_state
 from augsens.engine.inputs import load_images, load_model
-from augsens.engine.plan import StudyPlan, plan, state_dtype, work_dtype
+from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, work_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
@@ -100,6 +100,7 @@ class Study:
         self.progress = progress
         self._updating = False  # True while accumulators are changed in place (see _step)
         self.device = resolve_device(config.run.device)
+        config = self.config = resolve_dtype(config, self.device)
         mc = config.model
         if model is None:
             model = load_model(mc, device=self.device, mode=config.study.mode)
