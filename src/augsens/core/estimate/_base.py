@@ -587,18 +587,16 @@ class _Accumulator:
     def _zero_spread(self) -> float:
         """Relative spread ``sd / |mean|`` at or below which an output counts as constant.
 
-        Three sources of rounding: the outputs' own dtype (a constant computed in float32 or bfloat16 comes
-        out within about one unit in the last place of its value, so ``2 eps_in`` of margin), the
-        state arithmetic (centred sums in ``self.dtype``, ``64 eps_state``) and the per-batch arithmetic
-        (a block in :attr:`work_dtype`: its batch means of a constant round to a few units in the last
-        place, ``8 eps_work``).  The largest one decides; a spread above it is real variation, however
-        small the output.
+        Two sources of rounding: the outputs' own dtype (a constant computed in float32 or bfloat16 comes
+        out within about one unit in the last place of its value, so ``2 eps_in`` of margin) and the
+        state arithmetic (centred sums in ``self.dtype``, ``64 eps_state``).  The larger one decides; a
+        spread above it is real variation, however small the output.  A float32 block adds no third
+        term: its values are shifted by one of its samples, so a constant is exactly 0 there.
         """
         state = 64 * torch.finfo(self.dtype).eps
         if self.input_dtype is None:
             return state
-        work = 8 * torch.finfo(self._work_for(self.input_dtype)).eps
-        return max(state, work, 2 * torch.finfo(self.input_dtype).eps)
+        return max(state, 2 * torch.finfo(self.input_dtype).eps)
 
     def _derived(
         self, values: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]]
