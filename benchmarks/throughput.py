@@ -350,9 +350,14 @@ def measure(
     act_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     roof = (
         roofline(
-            outputs, study.factors.problem.D, batch, act_dtype, study.device,
-            bandwidth=bandwidth, rounds=roofline_rounds,
-        )  # fmt: skip
+            outputs,
+            study.factors.problem.D,
+            batch,
+            act_dtype,
+            study.device,
+            bandwidth=bandwidth,
+            rounds=roofline_rounds,
+        )
         if roofline_rounds
         else []
     )
