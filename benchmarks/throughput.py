@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +40,13 @@ import torch
 
 import augsens.engine.runner as runner
 from augsens.config import StudyConfig
+from augsens.core.estimate import (
+    MomentsAccumulator,
+    PermutationShapleyAccumulator,
+    ShapleyAccumulator,
+    SobolAccumulator,
+)
+from augsens.core.estimate._base import BLOCK_SAMPLES
 from augsens.engine.state import StudyState
 from augsens.engine.study import Study
 from augsens.models import available_models
@@ -52,7 +61,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _config(model: str, batch: int, dtype: str, device: str, channels_last: bool) -> StudyConfig:
+def _config(
+    model: str, batch: int, dtype: str, device: str, channels_last: bool, state_dtype: str = "mixed"
+) -> StudyConfig:
     # a design much longer than what is timed: every timed batch is full and never crosses a replicate
     weights = "random" if model in available_models() else "default"
     return StudyConfig.from_dict(
@@ -64,7 +75,7 @@ def _config(model: str, batch: int, dtype: str, device: str, channels_last: bool
                 "device": device,
                 "dtype": dtype,
                 "channels_last": channels_last,
-                "state_dtype": "float64",
+                "state_dtype": state_dtype,
             },
         }
     )
@@ -157,6 +168,123 @@ def _timed_stages(study: Study, state: StudyState) -> Iterator[dict[str, float]]
             fn()
 
 
+# -- roofline of the accumulate stage -------------------------------------------------------------------
+
+#: the accumulator kinds of the roofline: (label, class, keywords, rows per base sample for D)
+_KINDS: dict[str, tuple[Any, dict[str, Any], Callable[[int], int | None]]] = {
+    "sobol": (SobolAccumulator, {}, lambda d: d + 2),
+    "sobol, second order": (SobolAccumulator, {"second_order": True}, lambda d: 2 * d + 2),
+    "shapley, exact": (ShapleyAccumulator, {}, lambda d: 1 << d),
+    "shapley, permutation": (PermutationShapleyAccumulator, {}, lambda d: d + 1),
+    "moments": (MomentsAccumulator, {}, lambda d: None),
+}
+
+
+def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 5) -> float:
+    """Memory bandwidth in GB/s (bytes read + bytes written per second) of the best of ``repeats`` copies
+    of a ``megabytes`` buffer: the roofline's ceiling, measured in the same process."""
+    src = torch.ones(megabytes << 18, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.numel() * src.element_size() / best / 1e9
+
+
+def _state_bytes(acc: Any) -> int:
+    """Bytes of one replicate slot's state: count (int64), means and co-moments (state dtype)."""
+    count, mean, comoment = acc._state()
+    return count[0].numel() * 8 + (mean[0].numel() + comoment[0].numel()) * mean.element_size()
+
+
+def roofline(
+    outputs: int,
+    factors: int,
+    batch: int,
+    act_dtype: torch.dtype,
+    device: torch.device,
+    *,
+    bandwidth: float,
+    max_state_mb: float = 512.0,
+    rounds: int = 5,
+) -> list[dict[str, Any]]:
+    """Time one accumulate step per kind against the bytes it must move, float64 path and float32 blocks.
+
+    Per kind the update sees ``b`` base samples per batch (``batch // R``, at least 1; moments: ``batch``
+    rows) of ``O`` outputs in the activations' dtype.  Its floor moves the activations in once and one
+    replicate's float64 state in and out once: ``b R O s_act + 2 (8 + 8 (m + P)) O`` bytes, ``m`` means and
+    ``P`` co-moments per element.  The achieved rate is those bytes over the measured time; the
+    fraction of the floor is ``floor time / measured time`` (above 1 is possible for the block path,
+    which touches a float32 block per batch and the float64 state once per block).  ``O`` is the
+    study's output count, cut down for kinds whose state would exceed ``max_state_mb``.
+    Both paths run in alternating rounds; the median of ``rounds`` is kept, plus, for the block path,
+    its share of one merge of the block into the float64 state.
+    """
+    out = []
+    for label, (cls, keywords, rows_of) in _KINDS.items():
+        rows = rows_of(factors)
+        kw = dict(keywords)
+        if cls is not MomentsAccumulator:
+            kw["D"] = factors
+        probe = cls(**kw)
+        per_element = 8 + 8 * (probe._n_vars + len(probe._left))
+        size = int(min(outputs, max_state_mb * 2**20 // per_element))
+        b = batch if rows is None else max(1, batch // rows)
+        shape = (b, size) if rows is None else (b, rows, size)
+        gen = torch.Generator(device=device).manual_seed(0)
+        y = (1 + torch.randn(shape, generator=gen, device=device)).to(act_dtype)
+        extra = ()
+        if cls is PermutationShapleyAccumulator:
+            extra = (torch.argsort(torch.rand(b, factors), dim=1),)
+        paths = {"float64": cls(**kw), "float32 blocks": cls(**kw, work_dtype=torch.float32)}
+        times: dict[str, list[float]] = {k: [] for k in paths}
+        for acc in paths.values():  # allocation and first touch, untimed
+            acc.update(y, *extra)
+            acc._state()
+        for _ in range(rounds):
+            for name, acc in paths.items():
+                _sync(device)
+                t = time.perf_counter()
+                acc.update(y, *extra)
+                _sync(device)
+                times[name].append(time.perf_counter() - t)
+        # the block path merges into the float64 state once per BLOCK_SAMPLES base samples: time one
+        # merge (of the rounds' pending block) and charge each update its share
+        merge_s = {}
+        for name, acc in paths.items():
+            _sync(device)
+            t = time.perf_counter()
+            acc._state()
+            _sync(device)
+            merge_s[name] = (time.perf_counter() - t) * min(1.0, b / BLOCK_SAMPLES)
+        state = _state_bytes(paths["float64"])
+        floor_bytes = y.numel() * y.element_size() + 2 * state
+        floor_s = floor_bytes / (bandwidth * 1e9)
+        row: dict[str, Any] = {
+            "kind": label,
+            "outputs": size,
+            "base_samples_per_batch": b,
+            "state_mb_per_replicate": state / 2**20,
+            "floor_mb_per_batch": floor_bytes / 2**20,
+            "floor_ms": 1e3 * floor_s,
+        }
+        for name, ts in times.items():
+            ts = [t + merge_s[name] for t in ts]
+            med = statistics.median(ts)
+            row[name] = {
+                "ms": 1e3 * med,
+                "ms_spread": [1e3 * min(ts), 1e3 * max(ts)],
+                "gb_per_s": floor_bytes / med / 1e9,
+                "fraction_of_floor": floor_s / med,
+            }
+        out.append(row)
+    return out
+
+
 def measure(
     model: str,
     *,
@@ -166,6 +294,8 @@ def measure(
     channels_last: bool = False,
     seconds: float = 20.0,
     rounds: int = 3,
+    state_dtype: str = "mixed",
+    roofline_rounds: int = 5,
 ) -> dict[str, Any]:
     """Measure raw and engine forwards/s and the engine's time per stage.
 
@@ -179,6 +309,10 @@ def measure(
         Rough total time of the timed rounds (raw + engine); the stage breakdown adds about a quarter.
     rounds : int, default 3
         Alternating raw / engine rounds.
+    state_dtype : {"mixed", "float64", "float32"}, default "mixed"
+        The engine's ``[run] state_dtype``.
+    roofline_rounds : int, default 5
+        Rounds of the accumulate roofline per kind (0: none).
 
     Returns
     -------
@@ -186,7 +320,7 @@ def measure(
         ``raw_fps``, ``engine_fps``, ``ratio``, ``stages`` (seconds per stage over the breakdown pass,
         ``other`` and ``total`` included), the settings and versions.
     """
-    study = Study(_config(model, batch, dtype, device, channels_last), progress=False)
+    study = Study(_config(model, batch, dtype, device, channels_last, state_dtype), progress=False)
     eng, raw = _Engine(study), _Raw(study, batch)
     # warm-up: allocator, kernels, lazy caches, first-use costs of the design generator
     raw.steps(2)
@@ -211,6 +345,22 @@ def measure(
     stages["total"] = total
     # what the same rows would cost in the bare network: the rest of forward+capture is hooks + softmax
     stages["raw forward (same rows)"] = k_bd * eng.rows / raw_fps
+    outputs = sum(int(torch.Size(s).numel()) for s in study.shapes.values())
+    bandwidth = copy_bandwidth(study.device)
+    act_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    roof = (
+        roofline(
+            outputs,
+            study.factors.problem.D,
+            batch,
+            act_dtype,
+            study.device,
+            bandwidth=bandwidth,
+            rounds=roofline_rounds,
+        )
+        if roofline_rounds
+        else []
+    )
     return {
         "model": model,
         "device": _device_name(study.device),
@@ -219,14 +369,17 @@ def measure(
         "rows_per_sample": study.plan.rows,
         "factors": study.factors.problem.D,
         "checkpoints": len(study.checkpoints),
-        "outputs": sum(int(torch.Size(s).numel()) for s in study.shapes.values()),
+        "outputs": outputs,
         "dtype": dtype,
+        "state_dtype": state_dtype,
         "channels_last": channels_last,
         "threads": torch.get_num_threads(),
         "raw_fps": raw_fps,
         "engine_fps": eng_fps,
         "ratio": eng_fps / raw_fps,
         "stages": stages,
+        "copy_gb_per_s": bandwidth,
+        "roofline": roof,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
     }
 
@@ -254,6 +407,23 @@ def _report(r: dict[str, Any]) -> str:
         if name != "total":
             lines.append(f"  {name:24s} {t:8.3f} s  {100 * t / total:5.1f} %")
     lines.append(f"  {'total':24s} {total:8.3f} s")
+    lines.append(
+        f"accumulate roofline (copy bandwidth {r['copy_gb_per_s']:.1f} GB/s read + write; floor = "
+        "activations in + one float64 replicate state in and out per batch; GB/s = floor bytes / time):"
+    )
+    lines.append(
+        f"  {'kind':22s} {'outputs':>9s} {'b':>3s} {'floor MB':>9s} {'floor ms':>9s} "
+        f"{'float64 ms':>11s} {'GB/s':>6s} {'of floor':>8s} "
+        f"{'f32 blocks ms':>14s} {'GB/s':>6s} {'of floor':>8s}"
+    )
+    for k in r["roofline"]:
+        a, b = k["float64"], k["float32 blocks"]
+        lines.append(
+            f"  {k['kind']:22s} {k['outputs']:9,d} {k['base_samples_per_batch']:3d} "
+            f"{k['floor_mb_per_batch']:9.1f} {k['floor_ms']:9.1f} "
+            f"{a['ms']:11.1f} {a['gb_per_s']:6.2f} {a['fraction_of_floor']:8.3f} "
+            f"{b['ms']:14.1f} {b['gb_per_s']:6.2f} {b['fraction_of_floor']:8.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -270,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="CPU threads of torch (default: torch's choice); 1 gives stable figures on a shared machine",
     )
+    p.add_argument(
+        "--state-dtype", choices=("mixed", "float64", "float32"), default="mixed", help="[run] state_dtype"
+    )
+    p.add_argument("--roofline-rounds", type=int, default=5, help="rounds per kind of the roofline (0: none)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     a = p.parse_args(argv)
     if a.threads:
@@ -281,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         device=a.device,
         channels_last=a.channels_last,
         seconds=a.seconds,
+        state_dtype=a.state_dtype,
+        roofline_rounds=a.roofline_rounds,
     )
     print(_report(r))
     if a.json:

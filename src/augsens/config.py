@@ -38,7 +38,8 @@
     [run]
     batch_size = 64
     device = "auto"                  # auto | cpu | cuda | cuda:1 ...
-    dtype = "float32"                # float32 | bfloat16 (autocast)
+    dtype = "float32"                # float32 | bfloat16 (autocast) | auto (bf16 + channels_last on a CPU
+                                     #   with native bf16 -- AMX or AVX512-BF16 --, else float32)
 
 Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
 naming the key, the expected type or allowed values, and close matches.  The contrast study and the
@@ -196,8 +197,9 @@ class StudySection:
 class RunConfig:
     batch_size: int = 64
     device: str = "auto"
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    state_dtype: Literal["float64", "float32"] = "float64"
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+    # mixed: float64 totals, float32 per-batch blocks for float32/bf16 activations (core.estimate._base)
+    state_dtype: Literal["mixed", "float64", "float32"] = "mixed"
     channels_last: bool = False
     checkpoint_every: float = 120.0
 

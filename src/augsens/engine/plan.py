@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,15 @@ from augsens.core.methods import METHODS, Method
 from augsens.core.precision import default_max_n
 from augsens.engine.factors import AugmentationFactors
 
-__all__ = ["StudyPlan", "plan", "method_name", "state_dtype"]
+__all__ = [
+    "StudyPlan",
+    "plan",
+    "method_name",
+    "state_dtype",
+    "work_dtype",
+    "native_bf16",
+    "resolve_dtype",
+]
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,37 @@ def method_name(config: StudyConfig) -> str:
 
 
 def state_dtype(config: StudyConfig) -> torch.dtype:
-    """Accumulator state dtype (``[run] state_dtype``)."""
-    return torch.float64 if config.run.state_dtype == "float64" else torch.float32
+    """Accumulator state dtype (``[run] state_dtype``: float64 for ``"float64"`` and ``"mixed"``)."""
+    return torch.float32 if config.run.state_dtype == "float32" else torch.float64
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU that computes in bfloat16 natively (Intel AMX tiles or AVX512-BF16),
+    where bf16 autocast + channels_last runs convolutions about 2.5x faster than float32."""
+    if device.type != "cpu":
+        return False
+    names = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch's own CPUID probes
+    probes = [getattr(torch.cpu, name, None) for name in names]
+    return any(bool(probe()) for probe in probes if probe is not None)
+
+
+def resolve_dtype(config: StudyConfig, device: torch.device) -> StudyConfig:
+    """``config`` with ``[run] dtype = "auto"`` made concrete for ``device`` (a copy; others unchanged):
+    bfloat16 autocast + channels_last where :func:`native_bf16`, else float32.  The results record the
+    dtype that ran (``docs/performance.md`` gives the agreement of bf16 indices with float32 ones)."""
+    if config.run.dtype != "auto":
+        return config
+    out = copy.deepcopy(config)
+    if native_bf16(device):
+        out.run.dtype, out.run.channels_last = "bfloat16", True
+    else:
+        out.run.dtype = "float32"
+    return out
+
+
+def work_dtype(config: StudyConfig) -> torch.dtype:
+    """Per-batch arithmetic dtype of the accumulators: float32 blocks for ``"mixed"``, else the state's."""
+    return torch.float32 if config.run.state_dtype == "mixed" else state_dtype(config)
 
 
 def plan(

@@ -83,15 +83,27 @@ def run_segment(position: int, run: dict[str, Any], device: str) -> dict[str, An
     return seg
 
 
-def new_state(method: Method, checkpoints: list[str], dtype: torch.dtype, device: torch.device) -> StudyState:
-    """Empty accumulators for every checkpoint, at design position 0."""
+def new_state(
+    method: Method,
+    checkpoints: list[str],
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    work_dtype: torch.dtype | None = None,
+) -> StudyState:
+    """Empty accumulators for every checkpoint, at design position 0; ``work_dtype`` (default: the state
+    dtype) is the accumulators' per-batch arithmetic dtype (``[run] state_dtype = "mixed"``)."""
     acc = {c: method.accumulator() for c in checkpoints} if method.sensitivity else {}
+    if work_dtype is not None:
+        for a in acc.values():
+            if hasattr(a, "work_dtype"):  # the co-moment accumulators; Song-type Shapley keeps sums
+                a.work_dtype = work_dtype
     # mean/var/cov come free from the Sobol and Shapley states (pooled_moments); a separate pass over
     # every row is kept only where the method's accumulator gives none (moments, Song-type Shapley)
     moments = (
         {}
         if method.sensitivity and method.pooled_moments
-        else {c: MomentsAccumulator(dtype=dtype, device=device) for c in checkpoints}
+        else {c: MomentsAccumulator(dtype=dtype, work_dtype=work_dtype, device=device) for c in checkpoints}
     )
     return StudyState(acc, moments)
 

@@ -29,7 +29,7 @@ from augsens.data import SampleCache
 from augsens.engine import memory, results, runner
 from augsens.engine import state as study_state
 from augsens.engine.inputs import image_counts, load_images, load_model
-from augsens.engine.plan import StudyPlan, plan, state_dtype
+from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, work_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
@@ -111,6 +111,7 @@ class Study:
         self.progress = progress
         self._updating = False  # True while accumulators are changed in place (see _step)
         self.device = resolve_device(config.run.device)
+        config = self.config = resolve_dtype(config, self.device)
         mc = config.model
         if model is None:
             # inputs given here may be other than images: their shape sets the model's defaults
@@ -167,7 +168,11 @@ class Study:
     def new_state(self) -> StudyState:
         """Empty accumulators for every checkpoint, at design position 0."""
         return study_state.new_state(
-            self.plan.method, self.checkpoints, state_dtype(self.config), self.device
+            self.plan.method,
+            self.checkpoints,
+            state_dtype(self.config),
+            self.device,
+            work_dtype=work_dtype(self.config),
         )
 
     def export_state(self, state: StudyState) -> dict[str, Any]:

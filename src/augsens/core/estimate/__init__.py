@@ -41,6 +41,12 @@ One protocol for all of them:
 * ``aggregate(group_ids, n_groups) -> xarray.Dataset`` – indices of groups of elements (channels,
   checkpoints): numerators and variances summed before dividing.
 
+Working precision: ``work_dtype=torch.float32`` beside the float64 state (``[run] state_dtype = "mixed"``,
+the study default) merges batches of float32 or bfloat16 outputs into one float32 block per accumulator
+(one replicate slot at a time, about half a slot's state) that goes into the float64 state every
+``BLOCK_SAMPLES`` base samples and whenever the state is read; the state per replicate is unchanged
+(:mod:`augsens.core.estimate._base`).
+
 Conventions (all accumulators)
 ------------------------------
 * **Non-finite outputs.** A base sample with NaN or ±inf in any of its rows at an element is left out

@@ -16,6 +16,19 @@ A batch is reduced to the same three statistics (one vectorised pass over the ba
 
 so a batch update, a merge of shards and a resumed run are one formula.  Raw power sums (Σy²) are never
 formed: centred sums keep full precision for activations with large means.
+
+**Working precision.**  With ``work_dtype=torch.float32`` beside a float64 state, batches of float32 or
+narrower outputs (bfloat16 under autocast) are merged into a float32 *block* of the same three statistics
+for one replicate slot, and the block is merged into the float64 state by the same formula every
+:data:`BLOCK_SAMPLES` base samples (and whenever the state is read).  Per batch only the block, half the
+bytes of the state, is touched; the float64 totals see one merge per block.  The block's centred sums
+over at most :data:`BLOCK_SAMPLES` samples carry float32 rounding of a few ``eps_32`` relative to the
+block's own spread, far below the statistical error of any index (``docs/performance.md`` gives the
+measured agreement with the float64 path).  Outputs in float64 always work in float64.
+
+**Memory traffic.**  On the CPU the update walks the outputs in chunks of about :data:`CHUNK_BYTES` of
+working data, so that the ``b + 1`` in-place products of a batch of ``b`` base samples stay in cache and
+the state (or block) is read and written once per batch.
 """
 
 from __future__ import annotations
@@ -33,6 +46,13 @@ __all__: list[str] = []
 FORMAT_VERSION = 1
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+#: base samples merged into a float32 block before it is merged into the float64 state
+BLOCK_SAMPLES = 64
+#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update
+CHUNK_BYTES = 1 << 20
+#: up to this many (pseudo-)samples per batch the co-moments are updated by in-place products
+_LOOP_SAMPLES = 8
 
 
 class _Ratio(NamedTuple):
@@ -68,6 +88,37 @@ def _merge(
     return n, mean, com
 
 
+class _Block:
+    """Count, means and co-moments of the batches of one replicate slot not yet merged into the state.
+
+    The block's values are shifted by ``shift`` ``[m, O]``, one base sample of its first batch: float32
+    then carries the outputs' spread, not their mean (a float32 mean of 1e3 ± 1 would round at 6e-5 of
+    the spread); the subtraction is exact for values within a factor 2 of the shift (Sterbenz).
+    """
+
+    def __init__(self, replicate: int, n_vars: int, n_pairs: int, size: int, dtype: torch.dtype, device: Any):
+        self.replicate = replicate
+        self.samples = 0  # base samples offered since the last merge
+        self.count = torch.zeros(size, dtype=torch.int64, device=device)
+        self.mean = torch.zeros(n_vars, size, dtype=dtype, device=device)
+        self.comoment = torch.zeros(n_pairs, size, dtype=dtype, device=device)
+        self.shift = torch.zeros(n_vars, size, dtype=dtype, device=device)
+
+    def clear(self) -> None:
+        self.samples = 0
+        self.count.zero_()
+        self.mean.zero_()
+        self.comoment.zero_()
+
+
+def _chunk(device: torch.device, bytes_per_element: int, size: int) -> int:
+    """Output elements per chunk of an update: cache-sized on the CPU, everything at once elsewhere
+    (an accelerator streams from its own memory; more kernel launches would only cost)."""
+    if device.type != "cpu":
+        return max(size, 1)
+    return max(256, CHUNK_BYTES // max(bytes_per_element, 1))
+
+
 class _Accumulator:
     """Protocol and state handling shared by all accumulators (see :mod:`augsens.core.estimate`)."""
 
@@ -86,14 +137,24 @@ class _Accumulator:
         *,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
             raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
         if dtype not in (torch.float64, torch.float32):
             raise TypeError(f"state dtype must be torch.float64 or torch.float32, got {dtype!r}")
+        work = dtype if work_dtype is None else work_dtype
+        if work not in (torch.float64, torch.float32) or torch.finfo(work).eps < torch.finfo(dtype).eps:
+            raise TypeError(
+                f"work_dtype must be torch.float32 or torch.float64 and not finer than the state dtype "
+                f"{dtype}, got {work_dtype!r}"
+            )
         self.replicates = replicates
         self.dtype = dtype
+        #: dtype of the per-batch arithmetic for outputs of float32 or narrower dtypes (float64 outputs
+        #: always work in float64); coarser than ``dtype``: batches go through a block (module docstring)
+        self.work_dtype = work
         self.device = torch.device(device) if device is not None else None
         self._n_vars = n_vars
         self._left = torch.tensor([p[0] for p in pairs], dtype=torch.int64)
@@ -113,9 +174,10 @@ class _Accumulator:
         self._blocks = [(a, _selector(vs), _selector(ps)) for a, vs, ps in blocks]
         self._index_cache: dict[str, torch.Tensor] | None = None
         self.out_shape: tuple[int, ...] | None = None
-        self.count: torch.Tensor | None = None  # [Rep, O] int64
-        self.mean: torch.Tensor | None = None  # [Rep, m, O]
-        self.comoment: torch.Tensor | None = None  # [Rep, P, O]
+        self._count: torch.Tensor | None = None  # [Rep, O] int64
+        self._mean: torch.Tensor | None = None  # [Rep, m, O]
+        self._comoment: torch.Tensor | None = None  # [Rep, P, O]
+        self._block: _Block | None = None  # batches in a coarser work dtype, not yet in the state
         self.seen = [0] * replicates  # samples (in count units) offered per replicate, finite or not
         #: the coarsest float dtype the outputs arrived in (``None`` before the first update): its
         #: rounding, not the state's, sets the level below which a variance counts as zero
@@ -142,9 +204,34 @@ class _Accumulator:
     #: quantities that get a ``<name>_conf`` half-width
     _conf_names: tuple[str, ...] = ()
 
+    # The state as read from outside: any pending block is merged first, so every reader (results,
+    # merges, pooled moments, tests) sees all samples.  The merge changes no value, only the rounding
+    # of later additions.
+    @property
+    def count(self) -> torch.Tensor | None:
+        """``[Rep, O]`` int64: base samples accepted per replicate slot and element."""
+        self._flush()
+        return self._count
+
+    @property
+    def mean(self) -> torch.Tensor | None:
+        """``[Rep, m, O]``: running means of the variables."""
+        self._flush()
+        return self._mean
+
+    @property
+    def comoment(self) -> torch.Tensor | None:
+        """``[Rep, P, O]``: centred co-moments of the tracked pairs."""
+        self._flush()
+        return self._comoment
+
     def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(count, mean, comoment)`` of an allocated accumulator (callers know :attr:`out_shape` is set)."""
-        count, mean, comoment = self.count, self.mean, self.comoment
+        self._flush()
+        return self._raw_state()
+
+    def _raw_state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        count, mean, comoment = self._count, self._mean, self._comoment
         assert count is not None and mean is not None and comoment is not None, "state is not allocated"
         return count, mean, comoment
 
@@ -182,8 +269,13 @@ class _Accumulator:
                 "was started with"
             )
         self._note_input_dtype(y.dtype)
-        y = y.to(device=self.device, dtype=self.dtype)
+        y = y.to(device=self.device, dtype=self._work_for(y.dtype))
         return y.reshape(y.shape[0], self._rows or 1, math.prod(out))  # [b, R, O], also for b = 0
+
+    def _work_for(self, dtype: torch.dtype) -> torch.dtype:
+        """The per-batch arithmetic dtype for outputs of ``dtype``: :attr:`work_dtype`, or float64 for
+        float64 outputs (never coarser than the outputs themselves)."""
+        return self.dtype if dtype == torch.float64 else self.work_dtype
 
     def _note_input_dtype(self, dtype: torch.dtype | None) -> None:
         """Keep the coarsest input dtype seen (a host-side comparison, no device work)."""
@@ -198,40 +290,127 @@ class _Accumulator:
         size = math.prod(out)
         self.out_shape = out
         dev = self.device
-        self.count = torch.zeros(self.replicates, size, dtype=torch.int64, device=dev)
-        self.mean = torch.zeros(self.replicates, self._n_vars, size, dtype=self.dtype, device=dev)
-        self.comoment = torch.zeros(self.replicates, len(self._left), size, dtype=self.dtype, device=dev)
+        self._count = torch.zeros(self.replicates, size, dtype=torch.int64, device=dev)
+        self._mean = torch.zeros(self.replicates, self._n_vars, size, dtype=self.dtype, device=dev)
+        self._comoment = torch.zeros(self.replicates, len(self._left), size, dtype=self.dtype, device=dev)
+        self._block = None
 
     def _accumulate(self, v: torch.Tensor, finite: torch.Tensor, replicate: int) -> None:
-        """Merge the batch statistics of variables ``v`` ``[b, m, O]`` (``finite`` ``[b, O]``).
-
-        Chan's merge done in place, with one pass over the state per pair block: the correction term
-        ``δ_i δ_j n_a n_b / n`` is added as one extra pseudo-sample ``sqrt(n_a n_b / n) δ`` appended to
-        the centred batch, so each block's batch co-moment and correction land in a single ``+=``.
-        """
-        b = v.shape[0]
-        r = replicate
-        count, mean, comoment = self._state()
-        n_b = finite.sum(0)  # [O]
-        d = torch.empty((b + 1, *v.shape[1:]), dtype=self.dtype, device=v.device)
-        d[:b].copy_(v).masked_fill_(~finite[:, None, :], 0.0)
-        mean_b = d[:b].sum(0) / n_b.clamp_min(1).to(self.dtype)
-        d[:b].sub_(mean_b).mul_(finite[:, None, :])
-        n_a = count[r]
-        n = n_a + n_b
-        frac = torch.where(n > 0, n_b.to(self.dtype) / n.clamp_min(1).to(self.dtype), 0.0)
-        delta = mean_b.sub_(mean[r])  # [m, O]: batch mean minus running mean
-        mean[r].addcmul_(delta, frac)
-        torch.mul(delta, (n_a.to(self.dtype) * frac).sqrt_(), out=d[b])
-        com = comoment[r]
-        for anchor, partners, pair_ids in self._blocks:
-            part = d[:, partners]
-            if anchor is None:
-                com[pair_ids] += torch.einsum("bpo,bpo->po", part, part)
-            else:
-                com[pair_ids] += torch.einsum("bo,bpo->po", d[:, anchor], part)
-        count[r] = n
+        """Merge the batch statistics of variables ``v`` ``[b, m, O]`` (``finite`` ``[b, O]``) into the
+        state of slot ``replicate``, or into the block when ``v`` is coarser than the state."""
+        b, r = v.shape[0], replicate
+        if v.dtype == self.dtype:
+            count, mean, comoment = self._state()  # a pending block of a coarser dtype goes first
+            self._chan_update(count[r], mean[r], comoment[r], v, finite)
+        else:
+            block = self._block_for(r, v.dtype)
+            if block.samples == 0 and b > 0:
+                torch.nan_to_num(v[0], nan=0.0, posinf=0.0, neginf=0.0, out=block.shift)
+            self._chan_update(block.count, block.mean, block.comoment, v, finite, block.shift)
+            block.samples += b
+            if block.samples >= BLOCK_SAMPLES:
+                self._flush()
         self.seen[r] += b
+
+    def _block_for(self, replicate: int, dtype: torch.dtype) -> _Block:
+        """The block of ``replicate`` in ``dtype`` (another slot's pending block is merged first)."""
+        block = self._block
+        if block is not None and (block.replicate != replicate or block.mean.dtype != dtype):
+            self._flush()
+            if block.mean.dtype != dtype:
+                block = None
+        count = self._raw_state()[0]
+        if block is None:
+            block = _Block(replicate, self._n_vars, len(self._left), count.shape[-1], dtype, count.device)
+        block.replicate = replicate
+        self._block = block
+        return block
+
+    def _flush(self) -> None:
+        """Merge the pending block into the state (Chan's formula, chunk by chunk) and clear it."""
+        block = self._block
+        if block is None or block.samples == 0:
+            return
+        count, mean, comoment = self._raw_state()
+        r = block.replicate
+        dev = count.device
+        left, right = self._indices(dev)["left"], self._indices(dev)["right"]
+        size = count.shape[-1]
+        step = _chunk(dev, 3 * (self._n_vars + len(left)) * mean.element_size(), size)
+        for lo in range(0, size, step):
+            c = slice(lo, lo + step)
+            n, m, com = _merge(
+                count[r, c], mean[r, :, c], comoment[r, :, c],
+                block.count[c], block.mean[:, c].to(self.dtype) + block.shift[:, c],
+                block.comoment[:, c].to(self.dtype),
+                left, right,
+            )  # fmt: skip
+            count[r, c] = n
+            mean[r, :, c] = m
+            comoment[r, :, c] = com
+        block.clear()
+
+    def _chan_update(
+        self,
+        count: torch.Tensor,
+        mean: torch.Tensor,
+        comoment: torch.Tensor,
+        v: torch.Tensor,
+        finite: torch.Tensor,
+        shift: torch.Tensor | None = None,
+    ) -> None:
+        """Chan's merge of the batch ``v`` ``[b, m, O]`` (minus ``shift`` ``[m, O]``, if given) into
+        ``(count [O], mean [m, O], comoment [P, O])`` in place, chunk by chunk along the outputs.
+
+        The correction term ``δ_i δ_j n_a n_b / n`` is added as one extra pseudo-sample
+        ``sqrt(n_a n_b / n) δ`` appended to the centred batch, so each block of co-moments receives the
+        batch's products and the correction in place, with no ``[P, O]`` temporary.
+        """
+        b, m, size = v.shape
+        per_element = v.element_size() * ((b + 1) * m + m + len(self._left))
+        step = _chunk(v.device, per_element, size)
+        for lo in range(0, size, step):
+            c = slice(lo, lo + step)
+            self._chan_chunk(
+                count[c], mean[:, c], comoment[:, c], v[..., c], finite[:, c],
+                None if shift is None else shift[:, c],
+            )  # fmt: skip
+
+    def _chan_chunk(
+        self,
+        count: torch.Tensor,
+        mean: torch.Tensor,
+        com: torch.Tensor,
+        v: torch.Tensor,
+        finite: torch.Tensor,
+        shift: torch.Tensor | None,
+    ) -> None:
+        b = v.shape[0]
+        dtype = v.dtype
+        n_b = finite.sum(0)  # [c]
+        d = torch.empty((b + 1, *v.shape[1:]), dtype=dtype, device=v.device)
+        keep = finite[:, None, :]
+        torch.where(keep, v if shift is None else v - shift, v.new_zeros(()), out=d[:b])
+        mean_b = d[:b].sum(0) / n_b.clamp_min(1).to(dtype)
+        d[:b].sub_(mean_b).mul_(keep)
+        n_a = count
+        n = n_a + n_b
+        frac = torch.where(n > 0, n_b.to(dtype) / n.clamp_min(1).to(dtype), 0.0)
+        delta = mean_b.sub_(mean)  # [m, c]: batch mean minus running mean
+        mean.addcmul_(delta, frac)
+        torch.mul(delta, (n_a.to(dtype) * frac).sqrt_(), out=d[b])
+        for anchor, partners, pair_ids in self._blocks:
+            target = com[pair_ids]  # a view: subclasses order pairs in contiguous blocks
+            if b + 1 <= _LOOP_SAMPLES:  # a few in-place products on cache-resident data
+                for i in range(b + 1):
+                    part = d[i, partners]
+                    target.addcmul_(part if anchor is None else d[i, anchor], part)
+            else:  # many samples (moments of a whole batch): one product, one sum
+                part = d[:, partners]
+                target.add_((part * (part if anchor is None else d[:, anchor, None])).sum(0))
+            if isinstance(pair_ids, list):  # not a view: write back
+                com[pair_ids] = target
+        count.copy_(n)
 
     def pooled_moments(self) -> Any:
         """Mean and variance of the outputs over every row whose ``M2`` this accumulator tracks, all
@@ -288,7 +467,7 @@ class _Accumulator:
             raise ValueError(f"cannot merge output shape {other.out_shape} into {self.out_shape}")
         dev = self.device
         left, right = self._left.to(dev), self._right.to(dev)
-        self.count, self.mean, self.comoment = _merge(
+        self._count, self._mean, self._comoment = _merge(
             *self._state(),
             o_count.to(dev), o_mean.to(dev, self.dtype), o_comoment.to(dev, self.dtype),
             left, right,
@@ -298,21 +477,32 @@ class _Accumulator:
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain, versioned state: tensors, ints and strings only (``torch.load(weights_only=True)`` safe)."""
+        """Plain, versioned state: tensors, ints and strings only (``torch.load(weights_only=True)`` safe).
+
+        A pending block is saved as it is (``block_*`` entries), not merged: a run saved and resumed
+        merges its blocks at the same samples as one that never stopped, so both agree bit for bit.
+        """
         state: dict[str, Any] = {
             "class": type(self).__name__,
             "format_version": FORMAT_VERSION,
             "config": self._config(),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "work_dtype": str(self.work_dtype).removeprefix("torch."),
             "seen": torch.tensor(self.seen, dtype=torch.int64),
         }
         if self.input_dtype is not None:
             state["input_dtype"] = str(self.input_dtype).removeprefix("torch.")
         if self.out_shape is not None:
             state["out_shape"] = torch.tensor(self.out_shape, dtype=torch.int64)
-            state["count"] = self.count
-            state["mean"] = self.mean
-            state["comoment"] = self.comoment
+            state["count"], state["mean"], state["comoment"] = self._raw_state()
+            block = self._block
+            if block is not None and block.samples > 0:
+                state["block_replicate"] = block.replicate
+                state["block_samples"] = block.samples
+                state["block_count"] = block.count
+                state["block_mean"] = block.mean
+                state["block_comoment"] = block.comoment
+                state["block_shift"] = block.shift
         return state
 
     @classmethod
@@ -330,24 +520,37 @@ class _Accumulator:
                 f"(this augsens writes and reads version {FORMAT_VERSION})"
             )
         dtype = _DTYPES[state["dtype"]]
-        obj = target(**dict(state["config"]), dtype=dtype, device=device)
+        work = _DTYPES[state.get("work_dtype", state["dtype"])]
+        obj = target(**dict(state["config"]), dtype=dtype, work_dtype=work, device=device)
         obj.seen = [int(s) for s in state["seen"]]
         if "input_dtype" in state:
             obj.input_dtype = getattr(torch, str(state["input_dtype"]))
         if "out_shape" in state:
             dev = device if device is not None else state["mean"].device
             obj._allocate(tuple(int(s) for s in state["out_shape"]), torch.device(dev))
-            count, mean, comoment = obj._state()
+            count, mean, comoment = obj._raw_state()
             count.copy_(state["count"])
             mean.copy_(state["mean"])
             comoment.copy_(state["comoment"])
+            if "block_mean" in state:
+                block = obj._block_for(int(state["block_replicate"]), state["block_mean"].dtype)
+                block.samples = int(state["block_samples"])
+                block.count.copy_(state["block_count"])
+                block.mean.copy_(state["block_mean"])
+                block.comoment.copy_(state["block_comoment"])
+                block.shift.copy_(state["block_shift"])
         return obj
 
     def to(self, device: torch.device | str) -> _Accumulator:
         """Move the state to ``device`` (in place); returns ``self``."""
         self.device = torch.device(device)
         if self.out_shape is not None:
-            self.count, self.mean, self.comoment = (t.to(self.device) for t in self._state())
+            self._count, self._mean, self._comoment = (t.to(self.device) for t in self._raw_state())
+            block = self._block
+            if block is not None:  # moved as it is, not merged (see state_dict)
+                block.count, block.mean, block.comoment, block.shift = (
+                    t.to(self.device) for t in (block.count, block.mean, block.comoment, block.shift)
+                )
         return self
 
     # -- results ---------------------------------------------------------------------------------
@@ -387,7 +590,8 @@ class _Accumulator:
         Two sources of rounding: the outputs' own dtype (a constant computed in float32 or bfloat16 comes
         out within about one unit in the last place of its value, so ``2 eps_in`` of margin) and the
         state arithmetic (centred sums in ``self.dtype``, ``64 eps_state``).  The larger one decides; a
-        spread above it is real variation, however small the output.
+        spread above it is real variation, however small the output.  A float32 block adds no third
+        term: its values are shifted by one of its samples, so a constant is exactly 0 there.
         """
         state = 64 * torch.finfo(self.dtype).eps
         if self.input_dtype is None:
@@ -541,7 +745,13 @@ class _Accumulator:
         return xr.Dataset(variables, coords=coords)
 
     def _common_attrs(self) -> dict[str, Any]:
-        return {"n": self.n, "replicates": self.replicates, "state_dtype": str(self.dtype), **self._attrs()}
+        return {
+            "n": self.n,
+            "replicates": self.replicates,
+            "state_dtype": str(self.dtype),
+            "work_dtype": str(self.work_dtype),
+            **self._attrs(),
+        }
 
     def __repr__(self) -> str:
         shape = "unallocated" if self.out_shape is None else f"out={self.out_shape}"

@@ -24,6 +24,10 @@ class MomentsAccumulator(_Accumulator):
         ``[b, R, *out]`` and treats each row as a sample (every design row has the output's marginal law).
     dtype, device
         State dtype (float64 default) and device (default: that of the first batch).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----
@@ -37,6 +41,7 @@ class MomentsAccumulator(_Accumulator):
         *,
         rows_per_sample: int | None = None,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if rows_per_sample is not None and (not isinstance(rows_per_sample, int) or rows_per_sample < 1):
@@ -44,7 +49,7 @@ class MomentsAccumulator(_Accumulator):
         self.rows_per_sample = rows_per_sample
         self._rows = rows_per_sample
         self._rows_flattened = rows_per_sample
-        super().__init__(1, [(0, 0)], replicates=1, dtype=dtype, device=device)
+        super().__init__(1, [(0, 0)], replicates=1, dtype=dtype, work_dtype=work_dtype, device=device)
 
     def _config(self) -> dict[str, Any]:
         return {"rows_per_sample": self.rows_per_sample}

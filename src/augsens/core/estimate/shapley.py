@@ -148,6 +148,10 @@ class ShapleyAccumulator(_Accumulator):
         Replicate slots; ``> 1`` gives ``*_conf`` (Student-t over replicates).
     dtype, device
         State dtype (float64 default) and device (default: that of the first batch).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----
@@ -180,6 +184,7 @@ class ShapleyAccumulator(_Accumulator):
         *,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         _check_groups(D, MAX_EXACT_SHAPLEY_GROUPS)
@@ -191,6 +196,7 @@ class ShapleyAccumulator(_Accumulator):
             [(full, u) for u in range(self._rows)],
             replicates=replicates,
             dtype=dtype,
+            work_dtype=work_dtype,
             device=device,
         )
 
@@ -239,6 +245,10 @@ class PermutationShapleyAccumulator(_Accumulator):
         Number of groups (any).
     replicates, dtype, device
         As :class:`ShapleyAccumulator`.
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
 
     Notes
     -----
@@ -262,13 +272,16 @@ class PermutationShapleyAccumulator(_Accumulator):
         *,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         _check_groups(D)
         self.D = D
         self._rows = D + 1
         pairs = [(0, 0)] + [(0, 1 + j) for j in range(D)]
-        super().__init__(D + 1, pairs, replicates=replicates, dtype=dtype, device=device)
+        super().__init__(
+            D + 1, pairs, replicates=replicates, dtype=dtype, work_dtype=work_dtype, device=device
+        )
 
     def _config(self) -> dict[str, Any]:
         return {"D": self.D, "replicates": self.replicates}

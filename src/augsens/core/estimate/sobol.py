@@ -132,6 +132,10 @@ class SobolAccumulator(_Accumulator):
         First-order estimator.  Totals are always Jansen (1999).
     dtype : torch.dtype, default torch.float64
         State dtype (``torch.float32`` halves memory).
+    work_dtype : torch.dtype, optional
+        Per-batch arithmetic for float32 or narrower outputs (default: the state dtype);
+        ``torch.float32`` beside a float64 state merges batches into a float32 block first
+        (:mod:`augsens.core.estimate._base`).
     device : torch.device or str, optional
         Where the state lives (default: the device of the first batch).
 
@@ -151,6 +155,7 @@ class SobolAccumulator(_Accumulator):
         replicates: int = 1,
         method: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if isinstance(D, bool) or not isinstance(D, int) or D < 1:
@@ -171,7 +176,9 @@ class SobolAccumulator(_Accumulator):
             pairs += [(2 + D + j, 2 + k) for j in range(D) for k in range(j + 1, D)]
         self._rows = 2 * D + 2 if self.second_order else D + 2
         self._conf_names = ("S1", "ST", "S2") if self.second_order else ("S1", "ST")
-        super().__init__(self._rows, pairs, replicates=replicates, dtype=dtype, device=device)
+        super().__init__(
+            self._rows, pairs, replicates=replicates, dtype=dtype, work_dtype=work_dtype, device=device
+        )
 
     def _config(self) -> dict[str, Any]:
         return {
