@@ -1,4 +1,4 @@
-"""A user's augmentation beside the paper's: ag.study and TOML + augsens run agree, resume names a changed op,
+"""A user's augmentation beside a corruption and the paper's: ag.study and TOML + augsens run agree, resume
 and the example of docs/augmentations.md runs."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ checkpoints = ["act", "fc"]
 [images]
 source = "{images}"
 [study]
-augmentations = ["{module}:gamma", "hue", "hflip"]
+augmentations = ["{module}:gamma", "gaussian_noise", "hue", "hflip"]
 n = 8
 replicates = 2
 design = "iid"
@@ -72,7 +72,7 @@ def test_python_and_toml_give_identical_results(user_module, tmp_path: Path):
     tree = ag.study(
         "augsens.testing:tiny_cnn",
         images,
-        augmentations=[ops.gamma, "hue", "hflip"],
+        augmentations=[ops.gamma, "gaussian_noise", "hue", "hflip"],
         ranges={"hue": (-0.2, 0.2)},
         n=8,
         replicates=2,
@@ -91,7 +91,14 @@ def test_python_and_toml_give_identical_results(user_module, tmp_path: Path):
     assert tree.attrs["augmentation_specs"] == toml.attrs["augmentation_specs"]
     specs = {a["name"]: a for a in json.loads(toml.attrs["augmentation_specs"])}
     assert specs["gamma"]["source"] == f"{name}:gamma" and specs["hue"]["parameters"][0]["high"] == 0.2
-    assert list(toml["act"].dataset["factor"].values) == ["gamma", "hue", "hflip", "order", "image"]
+    assert list(toml["act"].dataset["factor"].values) == [
+        "gamma",
+        "gaussian_noise",
+        "hue",
+        "hflip",
+        "order",
+        "image",
+    ]
     for node in ("act", "fc"):
         a, b = tree[node].dataset, toml[node].dataset
         assert sorted(a.data_vars) == sorted(b.data_vars)
