@@ -1,5 +1,5 @@
-"""A user's augmentation beside a corruption and the paper's: ag.study and TOML + augsens run agree, resume
-and the example of docs/augmentations.md runs."""
+"""A user's augmentation beside a corruption and the paper's: ag.study and TOML + augsens run agree,
+resume names a changed op, and the example of docs/augmentations.md runs."""
 
 from __future__ import annotations
 
