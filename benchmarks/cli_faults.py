@@ -5,7 +5,7 @@ partial left), *correct* (a case that must succeed did, with the right result), 
 (an error that does not say what to fix) or *wrong* (silently did the wrong thing).  Prints one line per
 case and the counts; ``--verbose`` also prints each answer.
 
-    python benchmarks/cli_faults.py [--signals] [--verbose] [--only SUBSTRING]
+    python benchmarks/cli_faults.py [--signals] [--verbose] [--only SUBSTRING] [--table NAME]
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import cli_battery  # noqa: E402
 import cli_battery_inputs  # noqa: E402
+import cli_battery_runs  # noqa: E402
+
+TABLES = {
+    "basic": cli_battery.CASES,
+    "inputs": cli_battery_inputs.INPUT_CASES,
+    "runs": cli_battery_runs.RUN_CASES,
+}
 
 
 def main() -> None:
@@ -29,9 +36,15 @@ def main() -> None:
     parser.add_argument("--signals", action="store_true", help="also the SIGTERM/SIGINT subprocess cases")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument(
+        "--table",
+        choices=("all", *TABLES),
+        default="all",
+        help="run one table: the basic cases, odd inputs, or whole runs",
+    )
     args = parser.parse_args()
-    cases = cli_battery.CASES + cli_battery_inputs.INPUT_CASES
-    cases += cli_battery.SIGNAL_CASES if args.signals else []
+    cases = [c for name, table in TABLES.items() if args.table in ("all", name) for c in table]
+    cases += cli_battery.SIGNAL_CASES if args.signals and args.table in ("all", "basic") else []
     cases = [c for c in cases if args.only in c.name]
     counts: collections.Counter[str] = collections.Counter()
     t0 = time.monotonic()

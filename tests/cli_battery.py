@@ -11,6 +11,7 @@ SIGTERM or SIGINT at a chosen phase of the run: startup, mid-study, finalisation
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -95,7 +96,8 @@ class Case:
 
     ``setup(d)`` prepares files in the folder ``d`` and returns the command's arguments.  A good answer
     exits with ``code`` (0: the command must succeed), shows every word of ``words`` (case-insensitive)
-    and no traceback, and passes ``check(d, output)`` (what is left on disk).
+    and no traceback, and passes ``check(d, output)`` (what is left on disk).  ``during(d)``, when given,
+    is a context active while the command runs: another process holding the folder, a disk simulated full.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Case:
     check: Callable[[Path, str], bool] | None = None
     signal: str | None = None  # "PHASE:SIGNAL" runs in a subprocess that signals itself at PHASE
     slow: bool = False
+    during: Callable[[Path], contextlib.AbstractContextManager[None]] | None = None  # active while it runs
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -727,6 +730,7 @@ def run_case(case: Case, d: Path) -> Outcome:
         [(code, out)] = run_signal_jobs([(phase, sig, argv)])
         verdict, _ = judge_signal(d, code, out)
     else:
-        code, out, escaped = run_inprocess(argv)
+        with case.during(d) if case.during is not None else contextlib.nullcontext():
+            code, out, escaped = run_inprocess(argv)
         verdict = judge(case, d, code, out, escaped)
     return Outcome(case.name, verdict, code, out, time.monotonic() - t0)
