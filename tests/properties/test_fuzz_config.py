@@ -17,7 +17,12 @@ from augsens.config import ConfigError, StudyConfig, load_config
 from augsens.engine.quick import _config, config_keywords  # imported here: torch loads once, not in a test
 from augsens.errors import UserInputError
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(StudyConfig)}
+# the typed sections (the free-form [augment] table of ranges has keys of the user's choosing)
+SECTIONS = {
+    f.name: f.type
+    for f in dataclasses.fields(StudyConfig)
+    if dataclasses.is_dataclass(getattr(StudyConfig(), f.name))
+}
 KEYS = {name: [f.name for f in dataclasses.fields(type(getattr(StudyConfig(), name)))] for name in SECTIONS}
 
 toml_scalars = st.one_of(

@@ -124,12 +124,11 @@ MODELS: dict[str, ModelSpec] = _specs()
 def available_models() -> list[str]:
     """Names accepted by :func:`augsens.models.load` (besides ``"package.module:factory"`` and modules).
 
-        Examples
-        --------
-        >>> from augsens.extras import require
-    from augsens.models import available_models
-        >>> available_models()
-        ['alexnet', 'alexnet_places365', 'efficientnet_lite0', 'resnet18', 'resnet18_places365', 'vgg11']
+    Examples
+    --------
+    >>> from augsens.models import available_models
+    >>> available_models()
+    ['alexnet', 'alexnet_places365', 'efficientnet_lite0', 'resnet18', 'resnet18_places365', 'vgg11']
     """
     return sorted(MODELS)
 
