@@ -91,7 +91,13 @@ def _float_numbers(obj: Any) -> int:
     return 0
 
 
-def per_element(method: Any, factors: Sequence[str], dtype: torch.dtype, pooled_pass: bool) -> PerElement:
+def per_element(
+    method: Any,
+    factors: Sequence[str],
+    dtype: torch.dtype,
+    pooled_pass: bool,
+    work_dtype: torch.dtype | None = None,
+) -> PerElement:
     """Measure the state and result bytes per output element of ``method`` (any study kind).
 
     One batch of random outputs goes into fresh accumulators for a one-element and a two-element
@@ -107,6 +113,8 @@ def per_element(method: Any, factors: Sequence[str], dtype: torch.dtype, pooled_
         The state's float dtype.
     pooled_pass : bool
         Whether the study keeps a moments pass beside the method's accumulator.
+    work_dtype : torch.dtype, optional
+        The accumulators' per-batch dtype (float32 blocks beside a float64 state for ``"mixed"``).
     """
     from augsens.core.estimate import MomentsAccumulator
 
@@ -116,18 +124,22 @@ def per_element(method: Any, factors: Sequence[str], dtype: torch.dtype, pooled_
     gen = torch.Generator().manual_seed(0)
     sizes = []
     for elements in (1, 2):
-        y = torch.randn(rows, elements, generator=gen, dtype=torch.float64).to(method.device, dtype)
+        # float32 outputs, as a network gives them: with state_dtype "mixed" they open the float32 block
+        # that a run keeps (and saves) beside the float64 state
+        y = torch.randn(rows, elements, generator=gen, dtype=torch.float64).to(method.device, torch.float32)
         state: list[Any] = []
         results = 0
         if method.sensitivity:
             acc = method.accumulator()
+            if work_dtype is not None and hasattr(acc, "work_dtype"):  # as engine.state.new_state sets it
+                acc.work_dtype = work_dtype
             method.update(acc, y, batch)
             state.append(acc.state_dict())
             results += method.finalize(acc, factors).nbytes
             if not pooled_pass:
                 results += acc.pooled_moments().finalize(factors).nbytes
         if pooled_pass:
-            moments = MomentsAccumulator(dtype=dtype, device=method.device)
+            moments = MomentsAccumulator(dtype=dtype, work_dtype=work_dtype, device=method.device)
             moments.update(y)
             state.append(moments.state_dict())
             results += moments.finalize(factors).nbytes
@@ -435,7 +447,7 @@ def for_study(
     decoded : bool
         The images are already in memory (else their cache is counted).
     """
-    from augsens.engine.plan import plan, state_dtype
+    from augsens.engine.plan import plan, state_dtype, work_dtype
 
     planned = plan(config, partitions, device)
     method = planned.method
@@ -444,9 +456,11 @@ def for_study(
     dtype = state_dtype(config)
     pooled_pass = not (method.sensitivity and method.pooled_moments)
     # the bytes per element depend on the method, its options, factors and dtype only: measured once
-    key = (json.dumps(dataclasses.asdict(config.study), sort_keys=True), str(dtype), tuple(factors))
+    work = work_dtype(config)
+    study = json.dumps(dataclasses.asdict(config.study), sort_keys=True)
+    key = (study, str(dtype), str(work), tuple(factors))
     if key not in _MEASURED:
-        _MEASURED[key] = per_element(method, factors, dtype, pooled_pass)
+        _MEASURED[key] = per_element(method, factors, dtype, pooled_pass, work)
     est = estimate(
         method,
         shapes,
