@@ -66,6 +66,9 @@ class MorrisAccumulator(_Accumulator):
         Replicate slots (independent randomisations of the design); ``> 1`` gives ``*_conf``.
     dtype : torch.dtype, default torch.float64
         State dtype.
+    work_dtype : torch.dtype, optional
+        Per-batch dtype for float32 outputs (float32 blocks merged into the state; see
+        :mod:`augsens.core.estimate._base`).  Default: ``dtype``.
     device : torch.device or str, optional
         Where the state lives (default: the device of the first batch).
 
@@ -88,6 +91,7 @@ class MorrisAccumulator(_Accumulator):
         delta: float,
         replicates: int = 1,
         dtype: torch.dtype = torch.float64,
+        work_dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         if isinstance(D, bool) or not isinstance(D, int) or D < 1:
@@ -99,7 +103,14 @@ class MorrisAccumulator(_Accumulator):
         self._rows = D + 1
         self._conf_names = ("mu", "mu_star", "sigma")
         # variables: 0..D-1 signed effects per group, D..2D-1 absolute effects; pairs: squares of the first
-        super().__init__(2 * D, [(j, j) for j in range(D)], replicates=replicates, dtype=dtype, device=device)
+        super().__init__(
+            2 * D,
+            [(j, j) for j in range(D)],
+            replicates=replicates,
+            dtype=dtype,
+            work_dtype=work_dtype,
+            device=device,
+        )
 
     def _config(self) -> dict[str, Any]:
         return {"D": self.D, "delta": self.delta, "replicates": self.replicates}
