@@ -139,8 +139,9 @@ class MorrisAccumulator(_Accumulator):
         b, size = v.shape[0], v.shape[-1]
         step = v[:, 1:] - v[:, :-1]  # [b, D, O] in step order
         index = order.to(v.device)[:, :, None].expand(b, self.D, size)
-        scale = (sign.to(v.device, self.dtype) / self.delta)[:, :, None]
-        effects = torch.empty(b, 2 * self.D, size, dtype=self.dtype, device=v.device)
+        # in the batch's working dtype (a float32 block under state_dtype "mixed", else the state's)
+        scale = (sign.to(v.device, v.dtype) / self.delta)[:, :, None]
+        effects = torch.empty(b, 2 * self.D, size, dtype=v.dtype, device=v.device)
         effects[:, : self.D].scatter_(1, index, step * scale)
         effects[:, self.D :].scatter_(1, index, step.abs_().div_(self.delta))
         self._accumulate(effects, _finite_rows(v), replicate)
