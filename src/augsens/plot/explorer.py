@@ -85,19 +85,30 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
     if isinstance(nonfinite, dict) and nonfinite:
         out.append(
             "<table class='nonfinite'><tr><th>checkpoint</th>"
-            "<th>values dropped for NaN/inf (samples × elements)</th>"
+            "<th>values dropped for NaN/inf (samples × elements)</th></tr>"
+        )
+        out += [
+            f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td></tr>"
+            for c, v in nonfinite.items()
+        ]
+        out.append("</table>")
+    # elements that never had a finite sample: no index can be drawn for them (a table of its own, only
+    # where there are some)
+    empty_rows = []
+    for c in tree.children:
+        empty = tree[c].attrs.get("no_data_elements")
+        if empty:
+            note = str(empty)
+            ds = tree[c].dataset
+            if "mean" in ds and empty == ds["mean"].size:
+                note += " (all: no data at this checkpoint)"
+            empty_rows.append(f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(note)}</td></tr>")
+    if empty_rows:
+        out.append(
+            "<table class='nodata'><tr><th>checkpoint</th>"
             "<th>elements with no finite sample (no data)</th></tr>"
         )
-        for c, v in nonfinite.items():
-            node = tree[c] if c in tree.children else None
-            empty = node.attrs.get("no_data_elements") if node is not None else None
-            note = "" if empty is None else str(empty)
-            if node is not None and empty and "mean" in node.dataset and empty == node.dataset["mean"].size:
-                note += " (all: no data at this checkpoint)"
-            out.append(
-                f"<tr><td>{html.escape(str(c))}</td><td>{html.escape(str(v))}</td>"
-                f"<td>{html.escape(note)}</td></tr>"
-            )
+        out += empty_rows
         out.append("</table>")
     config = json_attr(a, "config", {})
     out.append(
