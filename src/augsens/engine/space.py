@@ -61,13 +61,17 @@ def _tensor_bytes(obj: Any) -> int:
 def state_nbytes(study: Study) -> int:
     """Bytes of ``study``'s saved state (what ``state.pt`` holds), before any forward.
 
-    Every accumulator is allocated on the ``meta`` device at its checkpoint's output shape, so the
-    tensors have their true shapes and dtypes and take no memory."""
+    Every accumulator is allocated on the ``meta`` device at its checkpoint's output shape, with the
+    float32 block a mixed-precision state may save beside it, so the tensors have their true shapes and
+    dtypes and take no memory."""
     state = study.new_state()
     meta = torch.device("meta")
     for c, acc in [*state.acc.items(), *state.moments.items()]:
         acc.device = meta  # a throw-away accumulator: its storage is sized, never filled
         acc._allocate(tuple(study.shapes[c]), meta)
+        work = getattr(acc, "work_dtype", None)
+        if work is not None and work != acc.dtype:  # "mixed": a pending float32 block is saved too
+            acc._block_for(0, work).samples = 1
     return _tensor_bytes(export_state(state, "")) + _STATE_OVERHEAD
 
 
