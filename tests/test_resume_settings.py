@@ -47,7 +47,7 @@ def _study(inputs, **run) -> Study:
     ("change", "named"),
     [
         ({"dtype": "bfloat16"}, 'run.dtype: "float32" -> "bfloat16"'),
-        ({"state_dtype": "float32"}, 'run.state_dtype: "float64" -> "float32"'),
+        ({"state_dtype": "float32"}, 'run.state_dtype: "mixed" -> "float32"'),
     ],
 )
 def test_resume_refuses_a_setting_that_changes_the_numbers(inputs, tmp_path, change, named):

@@ -429,8 +429,7 @@ def info(
         "[bold]extras:[/bold] "
         + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in installed_extras().items())
     )
-    at = "" if size == 224 else f"; pixel bounds at {size} x {size}"
-    table = Table(title=f"augmentations (and 'package.module:name' for one of yours{at})")
+    table = Table(title="augmentations")
     for col in ("name", "set", "parameter", "low", "high", "identity"):
         table.add_column(col, no_wrap=col == "name")
     sources: dict[str, list[str]] = {}
@@ -445,8 +444,11 @@ def info(
             ident = "" if p.identity is None else f"{p.identity:g}"
             table.add_row(name if i == 0 else "", group, p.name, f"{lo:g}", f"{hi:g}", ident)
     out.print(table)
+    if size != 224:
+        out.print(f"pixel bounds at {size} x {size} (the paper's are for 224 x 224)")
     for source, names in sources.items():  # where each augmentation comes from
         out.print(f"[bold]from {escape(source)}:[/bold] " + ", ".join(names))
+    out.print("and 'package.module:name' for one of yours")
     if model:
         from augsens.models import load
 
