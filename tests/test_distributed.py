@@ -120,8 +120,8 @@ def test_study_from_python_on_ray_equals_single_process(cluster, reference, tmp_
 
     tree = ag.study(
         "augsens.testing:tiny_cnn", "bundled", augmentations="set1", n=16, replicates=2,
-        checkpoints=["conv", "pool", "fc"], device="cpu", batch_size=32, out=tmp_path / "out",
-        progress=False, ray="local", shards=3,
+        checkpoints=["conv", "pool", "fc"], device="cpu", batch_size=32, state_dtype="float64",
+        out=tmp_path / "out", progress=False, ray="local", shards=3,
     )  # fmt: skip
     _assert_same(reference, tree)
     with pytest.raises(ValueError, match="pass out="):
