@@ -34,6 +34,7 @@ from PIL import Image
 
 
 def _load() -> types.ModuleType:
+    shim = None
     try:
         with warnings.catch_warnings():  # setuptools 80 still ships it, deprecated
             warnings.simplefilter("ignore", UserWarning)
@@ -46,9 +47,15 @@ def _load() -> types.ModuleType:
 
         shim.resource_filename = resource_filename  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
-    with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import imagecorruptions.corruptions as module
+    try:
+        with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import imagecorruptions.corruptions as module
+    finally:
+        # the shim serves that one import: left in sys.modules it would pass for the real package
+        # (pytest's monkeypatch.syspath_prepend, for one, calls pkg_resources when it is imported)
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
 
     gaussian = module.gaussian
 
