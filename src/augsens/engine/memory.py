@@ -420,7 +420,7 @@ def available(device: torch.device | str) -> tuple[int | None, int | None]:
     return None, host
 
 
-_MEASURED: dict[tuple[str, str, tuple[str, ...]], PerElement] = {}
+_MEASURED: dict[tuple[str, str, str, tuple[str, ...]], PerElement] = {}
 
 
 def for_study(
