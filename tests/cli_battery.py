@@ -734,3 +734,20 @@ def run_case(case: Case, d: Path) -> Outcome:
             code, out, escaped = run_inprocess(argv)
         verdict = judge(case, d, code, out, escaped)
     return Outcome(case.name, verdict, code, out, time.monotonic() - t0)
+
+
+def assert_one_clear_answer(case: Case, tmp_path: Path) -> None:
+    """Run ``case`` in this process and assert the battery's contract: no traceback, the expected exit
+    code and words, its own check, and one ``error:`` line when it fails."""
+    argv = case.setup(tmp_path)
+    with case.during(tmp_path) if case.during is not None else contextlib.nullcontext():
+        code, output, escaped = run_inprocess(argv)
+    assert not escaped and "Traceback" not in output, output
+    assert code == case.code, output
+    for word in case.words:
+        assert word.lower() in output.lower(), (word, output)
+    if case.check is not None:
+        assert case.check(tmp_path, output), output
+    if code != 0:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, output  # one message, not a wall of text
