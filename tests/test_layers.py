@@ -1,4 +1,4 @@
-"""The package's layers: what the sensitivity core may import, and the old module paths.
+"""The package's layers: what the sensitivity core may import, and that the old module paths are gone.
 
 Each check runs in a fresh interpreter (``sys.executable``, the environment inherited), since imports are
 cached per process.  That importing ``augsens`` and ``augsens.cli`` stays light (no torch, xarray, scipy,
@@ -25,7 +25,7 @@ FORBIDDEN = (
     "augsens.plot",
 )
 
-#: Deprecated module paths and the core modules they forward to.
+#: Removed module paths and the core modules that hold their names now.
 SHIMS = {
     "augsens.api": "augsens.core.api",
     "augsens.factors": "augsens.core.factors",
@@ -89,31 +89,22 @@ def test_core_imports_no_images_models_or_upper_layers() -> None:
     # one line per offending top-level package, with the chain of importers that brought it in
     roots = sorted({m for m in bad if not any(m.startswith(o + ".") for o in bad)})
     assert not roots, "augsens.core loaded:\n" + "\n".join(_chain(m, out["importer"]) for m in roots)
-    assert not set(SHIMS) & set(out["modules"]), "the core imports a deprecated module path"
+    assert not set(SHIMS) & set(out["modules"]), "the core imports a removed module path"
 
 
-def test_deprecated_paths_give_the_core_objects_with_a_warning() -> None:
+def test_removed_paths_do_not_import() -> None:
     code = textwrap.dedent(
         f"""
-        import importlib, json, warnings
+        import importlib, json
         report = {{}}
-        for old, new in {SHIMS!r}.items():
-            core = importlib.import_module(new)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                shim = importlib.import_module(old)
-            report[old] = {{
-                "warnings": [str(w.message) for w in caught if w.category is DeprecationWarning],
-                "names": list(shim.__all__),
-                "same": [n for n in shim.__all__ if getattr(shim, n) is getattr(core, n)],
-                "core_all": list(core.__all__),
-            }}
+        for old in {list(SHIMS)!r}:
+            try:
+                importlib.import_module(old)
+                report[old] = "imported"
+            except ModuleNotFoundError as e:
+                report[old] = e.name
         print(json.dumps(report))
         """
     )
     report = _run(code)
-    for old, new in SHIMS.items():
-        r = report[old]
-        assert len(r["warnings"]) == 1 and new in r["warnings"][0], (old, r["warnings"])
-        assert r["names"] == r["core_all"] and r["names"], old
-        assert r["same"] == r["names"], (old, sorted(set(r["names"]) - set(r["same"])))
+    assert report == {old: old for old in SHIMS}, report

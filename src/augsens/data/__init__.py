@@ -13,7 +13,7 @@ Examples
 --------
 >>> import torch
 >>> from augsens.data import bundled_photos
->>> from augsens.factors import ImageFactor
+>>> from augsens.core.factors import ImageFactor
 >>> photos = bundled_photos()
 >>> factor = ImageFactor("image", photos.class_sizes)
 >>> x = photos.gather(factor.decode(torch.tensor([0.0, 0.15])))
