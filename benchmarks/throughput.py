@@ -152,7 +152,7 @@ def _timed_stages(study: Study, state: StudyState) -> Iterator[dict[str, float]]
         setattr(obj, name, timed(stage, old))
         undo.append((lambda: setattr(obj, name, old)) if had_own else (lambda: delattr(obj, name)))
 
-    patch(study.plan.design, "unit_rows", "design")
+    patch(study.plan.method.design, "unit_rows", "design")
     patch(study.factors, "decode", "decode")
     patch(study.images, "gather", "augment")
     patch(runner, "compose", "augment")
@@ -197,7 +197,7 @@ def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 5)
 
 def _state_bytes(acc: Any) -> int:
     """Bytes of one replicate slot's state: count (int64), means and co-moments (state dtype)."""
-    count, mean, comoment = acc._state()
+    count, mean, comoment = acc.state_tensors()
     return count[0].numel() * 8 + (mean[0].numel() + comoment[0].numel()) * mean.element_size()
 
 
@@ -244,7 +244,7 @@ def roofline(
         times: dict[str, list[float]] = {k: [] for k in paths}
         for acc in paths.values():  # allocation and first touch, untimed
             acc.update(y, *extra)
-            acc._state()
+            acc.state_tensors()
         for _ in range(rounds):
             for name, acc in paths.items():
                 _sync(device)
@@ -258,7 +258,7 @@ def roofline(
         for name, acc in paths.items():
             _sync(device)
             t = time.perf_counter()
-            acc._state()
+            acc.state_tensors()
             _sync(device)
             merge_s[name] = (time.perf_counter() - t) * min(1.0, b / BLOCK_SAMPLES)
         state = _state_bytes(paths["float64"])

@@ -9,7 +9,8 @@ from torch import nn
 
 from augsens.config import ConfigError, StudyConfig
 from augsens.data import ImageCache, bundled_photos
-from augsens.engine.study import Study, StudyInterrupted
+from augsens.engine.study import Study
+from augsens.interrupts import StudyInterrupted
 from augsens.models import load
 from augsens.results import open_results
 

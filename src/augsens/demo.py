@@ -108,9 +108,10 @@ def run_demo(
     earlier run with the same settings is reused; an interrupted one resumes where it stopped.
     """
     from augsens.data import bundled_photos
-    from augsens.engine.study import STATE_NAME, Study, resolve_device
+    from augsens.engine.study import Study, resolve_device
     from augsens.models import load
     from augsens.plot.report import write_report
+    from augsens.preflight import STATE_DIR, STATE_NAME
     from augsens.results import is_results_dir, open_results
 
     root = Path(out)
@@ -122,7 +123,7 @@ def run_demo(
     images = bundled_photos(device=dev)
     for name, cfg in configs.items():
         target = root / name
-        resume = (target / "state" / STATE_NAME).exists()
+        resume = (target / STATE_DIR / STATE_NAME).exists()
         if not resume and is_results_dir(target) and _same_study(open_results(target).attrs, cfg):
             continue  # finished by an earlier demo run with the same settings
         # results of a demo with other settings are replaced: the demo folder holds the latest demo

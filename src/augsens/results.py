@@ -21,6 +21,7 @@ import xarray as xr
 import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.errors import MissingFileError, UserInputError
 from augsens.manifest import check_tree, verify_store, write_manifest
+from augsens.preflight import STATE_DIR, STATE_NAME
 from augsens.wording import option
 
 __all__ = [
@@ -147,7 +148,7 @@ def find_results(directory: str | Path) -> list[Path]:
 
 def unfinished_run(directory: str | Path) -> str:
     """A sentence about the unfinished run ``directory`` holds (its saved state), or ``""``."""
-    state = results_folder(directory) / "state" / "state.pt"
+    state = results_folder(directory) / STATE_DIR / STATE_NAME
     if not state.is_file():
         return ""
     return (

@@ -184,6 +184,6 @@ def test_state_holds_one_plus_three_d_numbers_per_element(D: int) -> None:
     acc = MorrisAccumulator(D, delta=0.5, replicates=2)
     order = torch.stack([torch.randperm(D) for _ in range(3)])
     acc.update(torch.randn(3, D + 1, 5, dtype=torch.float64), order, torch.ones(3, D))
-    count, mean, comoment = acc._state()
+    count, mean, comoment = acc.state_tensors()
     per_element = (count.numel() + mean.numel() + comoment.numel()) // (2 * 5)
     assert per_element == 1 + 3 * D

@@ -62,7 +62,7 @@ def _split(acc):
     out = []
     for r in range(acc.replicates):
         one = SobolAccumulator(acc.D)
-        one._allocate(acc.out_shape, acc.count.device)
+        one.allocate(acc.out_shape, acc.count.device)
         one.count[0], one.mean[0], one.comoment[0] = acc.count[r], acc.mean[r], acc.comoment[r]
         one.seen = [acc.seen[r]]
         out.append(one)

@@ -118,9 +118,9 @@ def _table(value: RangeSpec, where: str) -> dict[str, Any]:
         return {"low": _float(value[0], where), "high": _float(value[1], where)}
     inner = getattr(value, "dist", None)
     if hasattr(value, "ppf") and inner is not None and getattr(inner, "name", None):
-        from augsens.core.factors import _dist_keywords
+        from augsens.core.factors import dist_keywords
 
-        return {"distribution": inner.name, **_dist_keywords(value)}
+        return {"distribution": inner.name, **dist_keywords(value)}
     if hasattr(value, "ppf"):
         raise UserInputError(
             f"{where}: a distribution in a study's config must be a frozen scipy.stats distribution named in "

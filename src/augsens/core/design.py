@@ -16,13 +16,13 @@ class                             ``R``  rows of base sample ``i``, in this orde
 
 :class:`SongShapleyDesign` (the authors' double loop) builds its rows otherwise: blocks of ``No x Ni``
 rows, one per (permutation, position), drawn i.i.d. per block.  Every design is walked the same way
-(:meth:`_Walk.batches`): base samples in design order, cut at replicate blocks and into batches.
+(:meth:`Design.batches`): base samples in design order, cut at replicate blocks and into batches.
 
 Base points come from a Sobol' sequence in ``2k`` dimensions with nested uniform (Owen 1995) scrambling
 (``method="sobol"``, the default; :func:`owen_scramble`), from the same sequence with scipy's linear
 matrix scramble and digital shift (``method="sobol-lms"``, :class:`scipy.stats.qmc.Sobol`), or from a
 counter-based Philox generator (``method="iid"``).  All are *addressable*: :meth:`unit_rows(start, count)
-<_Design.unit_rows>` regenerates any range of base samples on its own, bit for bit equal to the same
+<BasePointDesign.unit_rows>` regenerates any range of base samples on its own, bit for bit equal to the same
 range of a full run, so shards, resumed runs and GPUs need no shared random state.
 
 Replicates (for randomised-QMC confidence intervals) are independent randomisations of the same point
@@ -53,6 +53,8 @@ from augsens.core.draws import mix64, philox, philox_uniform, seed_sequence
 from augsens.core.factors import Problem
 
 __all__ = [
+    "Design",
+    "BasePointDesign",
     "SobolDesign",
     "ShapleyDesign",
     "PermutationShapleyDesign",
@@ -155,9 +157,10 @@ def _nearest_powers_of_2(n: int) -> tuple[int, int]:
     return low, low * 2
 
 
-class _Walk:
-    """The one walk over a design: base samples ``[0, n)`` in order, cut into pieces that each lie in
-    one replicate block (:meth:`split`), then into batches (:meth:`batches`)."""
+class Design:
+    """What every design is: base samples ``[0, n)`` regenerable by range (:meth:`unit_rows`), and the one
+    walk over them, in order, cut into pieces that each lie in one replicate block (:meth:`split`), then
+    into batches (:meth:`batches`)."""
 
     n: int
     seed: int
@@ -196,8 +199,9 @@ class _Walk:
             )
 
 
-class _Design(_Walk):
-    """Shared machinery: base points ``(A, B)`` per base sample, replicate blocks, row assembly."""
+class BasePointDesign(Design):
+    """The designs built from base points ``(A, B)`` per base sample: drawing them, replicate blocks,
+    rounds, row assembly (subclasses say which rows, in ``_from_a``)."""
 
     _pair: bool = True  # whether base samples need B as well as A
     #: whether fewer than MIN_QMC_POINTS points per replicate warn (measured for pick-freeze estimators)
@@ -426,7 +430,7 @@ class _Design(_Walk):
         )
 
 
-class SobolDesign(_Design):
+class SobolDesign(BasePointDesign):
     """Pick-freeze design for Sobol' indices: rows ``A, B, AB_1..AB_D[, BA_1..BA_D]``.
 
     Parameters
@@ -485,7 +489,7 @@ class SobolDesign(_Design):
         return self._mask
 
 
-class ShapleyDesign(_Design):
+class ShapleyDesign(BasePointDesign):
     """All ``2^D`` hybrids of ``x = A`` and ``x' = B``, for exact Shapley effects (Owen 2014).
 
     Row ``u`` (bit ``j`` of ``u`` stands for group ``j``) takes the groups in ``u`` from ``x`` and the
@@ -529,7 +533,7 @@ class ShapleyDesign(_Design):
         return self._mask
 
 
-class PermutationShapleyDesign(_Design):
+class PermutationShapleyDesign(BasePointDesign):
     """Permutation chains for the one-loop Shapley estimator (Goda 2021): ``R = D + 1`` rows.
 
     Each base sample draws a uniformly random order ``perm`` of the groups (counter-based, reproducible
@@ -562,7 +566,7 @@ class PermutationShapleyDesign(_Design):
         return torch.where(self._mask_for(perms), a[:, None, :], b[:, None, :]), perms
 
 
-class IIDDesign(_Design):
+class IIDDesign(BasePointDesign):
     """One row per base sample (``R = 1``): independent draws for moments.  Parameters as above."""
 
     _pair = False
@@ -579,7 +583,7 @@ class IIDDesign(_Design):
         return torch.ones(1, self.k, dtype=torch.bool)
 
 
-class SongShapleyDesign(_Walk):
+class SongShapleyDesign(Design):
     """The authors' double loop (Song, Nelson & Staum 2016): ``Np * D`` blocks of ``No x Ni`` rows.
 
     Block ``j`` ("base sample" ``j``) is permutation ``j // D`` at position ``i = j % D``.  Its rows are

@@ -211,7 +211,7 @@ class ScipyDistribution(Parameter):
         """Name, keywords and truncation of the distribution (JSON-ready, for provenance)."""
         return {
             "distribution": _dist_name(self.dist),
-            **_dist_keywords(self.dist),
+            **dist_keywords(self.dist),
             "low": self.low,
             "high": self.high,
         }
@@ -232,7 +232,7 @@ def _dist_name(dist: Any) -> str:
     return str(getattr(getattr(dist, "dist", dist), "name", type(dist).__name__))
 
 
-def _dist_keywords(dist: Any) -> dict[str, float]:
+def dist_keywords(dist: Any) -> dict[str, float]:
     """The shape, loc and scale keywords of a frozen scipy distribution, by name."""
     inner = getattr(dist, "dist", None)
     if inner is None:  # not frozen (e.g. rv_histogram): no keywords to name

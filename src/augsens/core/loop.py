@@ -3,7 +3,7 @@
 Whoever evaluates the rows supplies ``evaluate(batch) -> outputs``: a function of factor values for
 :func:`augsens.core.api.sobol` and friends, a network's captured activations for the study engine, which
 calls :func:`batches` and :func:`feed` from its own run loop (checkpoints, signals, progress) and from its
-Ray shards.  The walk over base samples is the design's (:meth:`augsens.core.design._Walk.batches`), its
+Ray shards.  The walk over base samples is the design's (:meth:`augsens.core.design.Design.batches`), its
 rows and update calls are the method's (:mod:`augsens.core.methods`).
 """
 

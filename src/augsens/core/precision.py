@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 import xarray as xr
+
+from augsens.core.estimate.protocol import Accumulator
 
 __all__ = ["PRECISION_RULE", "STOP_REASONS", "precision_of", "stop_reason", "default_max_n"]
 
@@ -55,15 +56,12 @@ def default_max_n(n: int) -> int:
 _NAMES = ("S1", "ST", "shapley")
 
 
-def _half_widths(item: Any) -> list[torch.Tensor]:
+def _half_widths(item: Accumulator | xr.Dataset) -> list[torch.Tensor]:
     """Half-widths of the rule's quantities: from an accumulator (computed) or a results Dataset."""
     if isinstance(item, xr.Dataset):
         return [torch.from_numpy(item[f"{n}_conf"].values) for n in _NAMES if f"{n}_conf" in item]
-    names = [n for n in _NAMES if n in getattr(item, "_conf_names", ())]
-    if not names or item.out_shape is None:
-        return []
-    values, _ = item._results(None)
-    return [values[f"{n}_conf"] for n in names]
+    half_widths = item.half_widths()
+    return [half_widths[n] for n in _NAMES if n in half_widths]
 
 
 def _percentile(values: torch.Tensor) -> float:
@@ -75,7 +73,7 @@ def _percentile(values: torch.Tensor) -> float:
     return float(finite.kthvalue(k).values)
 
 
-def precision_of(results: Iterable[Any]) -> float:
+def precision_of(results: Iterable[Accumulator | xr.Dataset]) -> float:
     """The precision of a set of results by :data:`PRECISION_RULE` (NaN when none is defined).
 
     Parameters

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from augsens.core.design import Method, _Design
+from augsens.core.design import BasePointDesign, Method
 from augsens.core.factors import Problem
 
 __all__ = ["MorrisDesign", "DEFAULT_LEVELS", "morris_step"]
@@ -51,7 +51,7 @@ def _check_levels(levels: object) -> int:
     return levels
 
 
-class MorrisDesign(_Design):
+class MorrisDesign(BasePointDesign):
     """Morris trajectories of groups: ``R = D + 1`` rows per base sample (one trajectory).
 
     Row ``r`` has moved the groups ``order[:r]``; row 0 is the start, row ``D`` the end.

@@ -45,7 +45,7 @@ except ImportError as exc:  # pillow comes with augsens[vision]
 from augsens.errors import UserInputError
 
 from .cache import DECODE_ERRORS, SIZE, ImageCache, SampleCache, decode_image, decode_pil, resized_side
-from .sources import IMG_EXTENSIONS, _Walker, bundled_photos, decode_files, image_folder, keep_readable
+from .sources import IMG_EXTENSIONS, FolderWalker, bundled_photos, decode_files, image_folder, keep_readable
 
 __all__ = ["as_image_cache", "as_samples", "folder_layout", "UNLABELLED"]
 
@@ -67,7 +67,7 @@ def folder_layout(path: str | os.PathLike) -> str:
             f"image folder {str(root)!r} does not exist or is not a folder: give an existing folder, a list "
             "of image files, a tensor, or 'bundled'"
         )
-    walker = _Walker(root)  # no link loop, no results folder
+    walker = FolderWalker(root)  # no link loop, no results folder
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if walker.enter(sub) and any(_is_image(f) for _, files in walker.walk(sub) for f in files):
             return "classes"

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from augsens.errors import MissingFileError, UserInputError
+from augsens.preflight import STATE_DIR
 
 from .cache import DECODE_ERRORS, SIZE, ImageCache, decode_image
 
@@ -121,7 +122,7 @@ def _is_image(name: str) -> bool:
 
 
 #: what an augsens run writes into its results folder; a folder holding one is never a class of images
-RESULTS_MARKERS = ("results.zarr", "state")
+RESULTS_MARKERS = ("results.zarr", STATE_DIR)
 
 
 def is_results_folder(path: str | os.PathLike) -> bool:
@@ -130,7 +131,7 @@ def is_results_folder(path: str | os.PathLike) -> bool:
     return any((Path(path) / m).is_dir() for m in RESULTS_MARKERS)
 
 
-class _Walker:
+class FolderWalker:
     """``os.walk`` that follows folder links but never into a loop, never twice into one folder and
     never into an augsens results folder; it lists what it left out and why.
 
@@ -184,7 +185,7 @@ class _Walker:
 def _scan(root: Path, layout: str) -> tuple[list[str], list[list[Path]], list[tuple[str, str]]]:
     """Class names, their image files (sorted as torchvision's ImageFolder sorts them) and the folders
     left out (links into loops, results folders) with the reason."""
-    walker = _Walker(root)
+    walker = FolderWalker(root)
     if layout == "imagefolder":
         subs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
         classes = [c for c in subs if walker.enter(root / c)]

@@ -85,7 +85,7 @@ class _AugPlan:
 
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-element count, mean and centred sum of squares of a moments accumulator's state."""
-    count, mean, comoment = m._state()
+    count, mean, comoment = m.state_tensors()
     return count[0].to(torch.float64), mean[0, 0], comoment[0, 0]
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from augsens.config import StudyConfig
-from augsens.core.design import _Walk
 from augsens.core.methods import METHODS, Method
 from augsens.core.precision import default_max_n
 from augsens.engine.factors import AugmentationFactors
@@ -32,11 +31,6 @@ class StudyPlan:
 
     factors: AugmentationFactors
     method: Method
-
-    @property
-    def design(self) -> _Walk:
-        """The method's design."""
-        return self.method.design
 
     @property
     def n(self) -> int:

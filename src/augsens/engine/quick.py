@@ -402,7 +402,9 @@ def _run_study(
     overwrite: bool,
     progress: bool,
 ) -> xr.DataTree:
-    from augsens.engine.study import STATE_NAME, Study, StudyInterrupted
+    from augsens.engine.study import Study
+    from augsens.interrupts import StudyInterrupted
+    from augsens.preflight import STATE_DIR, STATE_NAME
     from augsens.results import open_results
 
     if config.study.kind == "contrast":
@@ -420,7 +422,7 @@ def _run_study(
             return open_results(tmp).load()
     folder = Path(out)
     if resume == "auto":
-        resume = (folder / "state" / STATE_NAME).is_file()
+        resume = (folder / STATE_DIR / STATE_NAME).is_file()
     engine.run(folder, resume=bool(resume), overwrite=overwrite)
     return open_results(folder)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from augsens.core.estimate import Accumulator
 from augsens.engine.state import export_state
 from augsens.errors import UserInputError
 from augsens.wording import option
@@ -66,12 +67,10 @@ def state_nbytes(study: Study) -> int:
     dtypes and take no memory."""
     state = study.new_state()
     meta = torch.device("meta")
-    for c, acc in [*state.acc.items(), *state.moments.items()]:
+    accumulators: list[tuple[str, Accumulator]] = [*state.acc.items(), *state.moments.items()]
+    for c, acc in accumulators:
         acc.device = meta  # a throw-away accumulator: its storage is sized, never filled
-        acc._allocate(tuple(study.shapes[c]), meta)
-        work = getattr(acc, "work_dtype", None)
-        if work is not None and work != acc.dtype:  # "mixed": a pending float32 block is saved too
-            acc._block_for(0, work).samples = 1
+        acc.allocate(tuple(study.shapes[c]), meta, pending_block=True)  # "mixed": a float32 block too
     return _tensor_bytes(export_state(state, "")) + _STATE_OVERHEAD
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from augsens.core.estimate import MomentsAccumulator
+from augsens.core.estimate import Accumulator, MomentsAccumulator
 from augsens.core.methods import Method
 from augsens.errors import UserInputError
 from augsens.wording import option
@@ -65,7 +65,7 @@ class StudyState:
         of :data:`RESUMABLE_RUN_KEYS` it used (see :func:`run_segment`).
     """
 
-    acc: dict[str, Any]
+    acc: dict[str, Accumulator]
     moments: dict[str, MomentsAccumulator]
     position: int = 0
     elapsed: float = 0.0

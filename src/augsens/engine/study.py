@@ -33,13 +33,11 @@ from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, wor
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
 from augsens.fingerprint import compare, fingerprint
-from augsens.interrupts import StudyInterrupted
 from augsens.models import LoadedModel
 from augsens.models.layout import checkpoint_layouts
-from augsens.preflight import STATE_NAME
 from augsens.wording import option
 
-__all__ = ["Study", "StudyInterrupted", "StudyState", "resolve_device", "STATE_NAME"]
+__all__ = ["Study", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -30,13 +30,15 @@ numbers with no replicates.  :class:`MorrisAccumulator` reports the elementary e
 ``D`` absolute effects and the ``D`` centred sums of squares of the signed ones: ``1 + 3D`` numbers per
 replicate.)
 
-One protocol for all of them:
+One protocol for all of them (:class:`Accumulator`, a :class:`typing.Protocol`):
 
 * ``update(y, ...)`` – add a batch of  outputs ``[b, R, *out]`` in design row order (any float dtype, any
   device; moved to the state's device  and dtype); vectorised over the batch.
 * ``merge(other)`` – add another accumulator's samples (shards, GPUs); a batch update *is* such a merge.
 * ``state_dict()`` / ``from_state_dict(state)`` – plain tensors + class name + format version.
-* ``to(device)``, ``n`` (base samples seen).
+* ``to(device)``, ``allocate(out_shape, device)``, ``n`` (base samples seen), ``out_shape``.
+* ``half_widths()`` – the 95 % half-widths per quantity that has one; ``pooled_moments()`` – the outputs'
+  mean and variance read off a state that tracks output rows (Sobol, Shapley).
 * ``finalize(factors, dims, coords) -> xarray.Dataset`` – per-element results, ``"factor"`` first.
 * ``aggregate(group_ids, n_groups) -> xarray.Dataset`` – indices of groups of elements (channels,
   checkpoints): numerators and variances summed before dividing.
@@ -69,11 +71,13 @@ Conventions (all accumulators)
 
 from augsens.core.estimate.moments import MomentsAccumulator
 from augsens.core.estimate.morris import MorrisAccumulator
+from augsens.core.estimate.protocol import Accumulator
 from augsens.core.estimate.shapley import PermutationShapleyAccumulator, ShapleyAccumulator
 from augsens.core.estimate.sobol import SobolAccumulator
 from augsens.core.estimate.song import SongShapleyAccumulator
 
 __all__ = [
+    "Accumulator",
     "MomentsAccumulator",
     "SobolAccumulator",
     "ShapleyAccumulator",

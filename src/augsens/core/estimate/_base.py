@@ -35,13 +35,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Self, cast
 
 import torch
 import xarray as xr
 from scipy import stats
 
-__all__: list[str] = []
+__all__ = [
+    "CoMomentAccumulator",
+    "Ratio",
+    "chan_merge",
+    "finite_rows",
+    "group_sum",
+    "BLOCK_SAMPLES",
+    "CHUNK_BYTES",
+]
 
 FORMAT_VERSION = 1
 
@@ -55,7 +63,7 @@ CHUNK_BYTES = 1 << 20
 _LOOP_SAMPLES = 8
 
 
-class _Ratio(NamedTuple):
+class Ratio(NamedTuple):
     """One reported quantity ``num / den``; ``num`` is ``[..., *factor dims, O]``, ``den`` broadcasts."""
 
     num: torch.Tensor
@@ -64,7 +72,7 @@ class _Ratio(NamedTuple):
     guard: bool = True  # NaN where den is a zero variance
 
 
-def _merge(
+def chan_merge(
     n_a: torch.Tensor,
     mean_a: torch.Tensor,
     com_a: torch.Tensor,
@@ -119,16 +127,20 @@ def _chunk(device: torch.device, bytes_per_element: int, size: int) -> int:
     return max(256, CHUNK_BYTES // max(bytes_per_element, 1))
 
 
-class _Accumulator:
-    """Protocol and state handling shared by all accumulators (see :mod:`augsens.core.estimate`)."""
+class CoMomentAccumulator:
+    """State handling shared by the accumulators that keep centred co-moments: the
+    :class:`~augsens.core.estimate.Accumulator` protocol on count, means and co-moments (module docstring).
+
+    A subclass chooses its variables and pairs, reduces a batch to them in ``update`` and reads its
+    quantities from the pooled state in ``_estimates`` (a :class:`Ratio` each)."""
 
     #: rows per base sample expected by :meth:`update` (``None``: no row axis)
     _rows: int | None
-    _registry: ClassVar[dict[str, type[_Accumulator]]] = {}
+    _registry: ClassVar[dict[str, type[CoMomentAccumulator]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _Accumulator._registry[cls.__name__] = cls
+        CoMomentAccumulator._registry[cls.__name__] = cls
 
     def __init__(
         self,
@@ -157,6 +169,8 @@ class _Accumulator:
         self.work_dtype = work
         self.device = torch.device(device) if device is not None else None
         self._n_vars = n_vars
+        self._pairs = [(int(i), int(j)) for i, j in pairs]
+        # pair index tensors, moved to the state's device with it (no host-to-device copy per merge)
         self._left = torch.tensor([p[0] for p in pairs], dtype=torch.int64)
         self._right = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
         # Pair sums are computed block by block: one block of squares (pairs (i, i)) and one block per
@@ -172,7 +186,6 @@ class _Accumulator:
         )
         blocks += [(a, [pairs[p][1] for p in ids], ids) for a, ids in anchors.items()]
         self._blocks = [(a, _selector(vs), _selector(ps)) for a, vs, ps in blocks]
-        self._index_cache: dict[str, torch.Tensor] | None = None
         self.out_shape: tuple[int, ...] | None = None
         self._count: torch.Tensor | None = None  # [Rep, O] int64
         self._mean: torch.Tensor | None = None  # [Rep, m, O]
@@ -187,7 +200,7 @@ class _Accumulator:
     def _config(self) -> dict[str, Any]:
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, Ratio]:
         raise NotImplementedError  # pragma: no cover - abstract
 
     def _attrs(self) -> dict[str, Any]:
@@ -201,8 +214,8 @@ class _Accumulator:
 
     #: rows flattened into samples (MomentsAccumulator with a row axis), for :attr:`n`
     _rows_flattened: int | None = None
-    #: quantities that get a ``<name>_conf`` half-width
-    _conf_names: tuple[str, ...] = ()
+    #: quantities that get a ``<name>_conf`` half-width (:meth:`half_widths`)
+    conf_names: tuple[str, ...] = ()
 
     # The state as read from outside: any pending block is merged first, so every reader (results,
     # merges, pooled moments, tests) sees all samples.  The merge changes no value, only the rounding
@@ -225,8 +238,9 @@ class _Accumulator:
         self._flush()
         return self._comoment
 
-    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(count, mean, comoment)`` of an allocated accumulator (callers know :attr:`out_shape` is set)."""
+    def state_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(count [Rep, O], mean [Rep, m, O], comoment [Rep, P, O])`` of an allocated accumulator
+        (:attr:`out_shape` set), any pending block merged first."""
         self._flush()
         return self._raw_state()
 
@@ -262,7 +276,7 @@ class _Accumulator:
                 raise ValueError(f"{type(self).__name__}.update expects [batch, *out], got a scalar")
             out = tuple(y.shape[1:])
         if self.out_shape is None:
-            self._allocate(out, y.device)
+            self.allocate(out, y.device)
         elif out != self.out_shape:
             raise ValueError(
                 f"output shape {out} differs from the shape {self.out_shape} this accumulator "
@@ -284,7 +298,11 @@ class _Accumulator:
         ):
             self.input_dtype = dtype
 
-    def _allocate(self, out: tuple[int, ...], device: torch.device) -> None:
+    def allocate(self, out: tuple[int, ...], device: torch.device, *, pending_block: bool = False) -> None:
+        """Zero state for outputs of shape ``out`` on :attr:`device` (``device`` if none was set): what the
+        first update or merge does.  On the ``meta`` device it sizes a state without memory; with
+        ``pending_block``, a state in a coarser :attr:`work_dtype` also holds the block that a saved state
+        may carry (marked as holding one sample, so that :meth:`state_dict` includes it)."""
         if self.device is None:
             self.device = device
         size = math.prod(out)
@@ -293,14 +311,17 @@ class _Accumulator:
         self._count = torch.zeros(self.replicates, size, dtype=torch.int64, device=dev)
         self._mean = torch.zeros(self.replicates, self._n_vars, size, dtype=self.dtype, device=dev)
         self._comoment = torch.zeros(self.replicates, len(self._left), size, dtype=self.dtype, device=dev)
+        self._left, self._right = self._left.to(dev), self._right.to(dev)
         self._block = None
+        if pending_block and self.work_dtype != self.dtype:
+            self._block_for(0, self.work_dtype).samples = 1
 
     def _accumulate(self, v: torch.Tensor, finite: torch.Tensor, replicate: int) -> None:
         """Merge the batch statistics of variables ``v`` ``[b, m, O]`` (``finite`` ``[b, O]``) into the
         state of slot ``replicate``, or into the block when ``v`` is coarser than the state."""
         b, r = v.shape[0], replicate
         if v.dtype == self.dtype:
-            count, mean, comoment = self._state()  # a pending block of a coarser dtype goes first
+            count, mean, comoment = self.state_tensors()  # a pending block of a coarser dtype goes first
             self._chan_update(count[r], mean[r], comoment[r], v, finite)
         else:
             block = self._block_for(r, v.dtype)
@@ -334,12 +355,12 @@ class _Accumulator:
         count, mean, comoment = self._raw_state()
         r = block.replicate
         dev = count.device
-        left, right = self._indices(dev)["left"], self._indices(dev)["right"]
+        left, right = self._left, self._right
         size = count.shape[-1]
         step = _chunk(dev, 3 * (self._n_vars + len(left)) * mean.element_size(), size)
         for lo in range(0, size, step):
             c = slice(lo, lo + step)
-            n, m, com = _merge(
+            n, m, com = chan_merge(
                 count[r, c], mean[r, :, c], comoment[r, :, c],
                 block.count[c], block.mean[:, c].to(self.dtype) + block.shift[:, c],
                 block.comoment[:, c].to(self.dtype),
@@ -412,46 +433,13 @@ class _Accumulator:
                 com[pair_ids] = target
         count.copy_(n)
 
-    def pooled_moments(self) -> Any:
-        """Mean and variance of the outputs over every row whose ``M2`` this accumulator tracks, all
-        replicates pooled, as a :class:`~augsens.core.estimate.MomentsAccumulator` (no extra pass over the
-        outputs: Sobol tracks rows A, B and AB_j; the Shapley accumulators the full row x).
-
-        Rows of one base sample are correlated, so the variance pools ``Σ_r M2_r + n Σ_r (mean_r -
-        mean)²`` over ``R n - 1`` degrees of freedom: consistent, with an O(1/n) bias.
-        """
-        from augsens.core.estimate.moments import MomentsAccumulator
-
-        out = MomentsAccumulator(dtype=self.dtype, device=self.device)
-        out.input_dtype = self.input_dtype
-        if self.out_shape is None:
-            return out
-        left, right = self._left.tolist(), self._right.tolist()
-        diag = [p for p, (i, j) in enumerate(zip(left, right, strict=True)) if i == j]
-        rows = [left[p] for p in diag]
-        count, means, comoment = self._state()
-        k = torch.arange(len(rows), device=count.device)
-        n, mean, m2 = count[0], means[0, rows], comoment[0, diag]
-        for r in range(1, self.replicates):  # replicate slots (a handful), never samples
-            n, mean, m2 = _merge(n, mean, m2, count[r], means[r, rows], comoment[r, diag], k, k)
-        grand = mean.mean(0)
-        n_f = n.to(self.dtype)
-        out._allocate(self.out_shape, count.device)
-        out_count, out_mean, out_comoment = out._state()
-        out_count[0] = n * len(rows)
-        out_mean[0, 0] = grand
-        out_comoment[0, 0] = m2.sum(0) + n_f * (mean - grand).square().sum(0)
-        out.seen = [sum(self.seen) * len(rows)]
-        return out
-
-    def _indices(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """Pair index tensors on ``device``, built once (no host-to-device copy per batch)."""
-        if self._index_cache is None or self._index_cache["left"].device != device:
-            self._index_cache = {"left": self._left.to(device), "right": self._right.to(device)}
-        return self._index_cache
+    def pooled_moments(self) -> CoMomentAccumulator:
+        """The outputs' moments from the state; only a state that tracks output rows holds them
+        (:class:`augsens.core.estimate.moments.OutputRowsAccumulator`)."""
+        raise TypeError(f"{type(self).__name__} keeps no output rows: use a MomentsAccumulator beside it")
 
     # -- merge and state -------------------------------------------------------------------------
-    def merge(self, other: _Accumulator) -> _Accumulator:
+    def merge(self, other: Self) -> Self:
         """Add ``other``'s samples to this accumulator (in place, per replicate slot); returns ``self``."""
         if type(other) is not type(self) or other._config() != self._config():
             raise ValueError(
@@ -460,17 +448,16 @@ class _Accumulator:
             )
         if other.out_shape is None:
             return self
-        o_count, o_mean, o_comoment = other._state()
+        o_count, o_mean, o_comoment = other.state_tensors()
         if self.out_shape is None:
-            self._allocate(other.out_shape, o_count.device if self.device is None else self.device)
+            self.allocate(other.out_shape, o_count.device if self.device is None else self.device)
         elif other.out_shape != self.out_shape:
             raise ValueError(f"cannot merge output shape {other.out_shape} into {self.out_shape}")
         dev = self.device
-        left, right = self._left.to(dev), self._right.to(dev)
-        self._count, self._mean, self._comoment = _merge(
-            *self._state(),
+        self._count, self._mean, self._comoment = chan_merge(
+            *self.state_tensors(),
             o_count.to(dev), o_mean.to(dev, self.dtype), o_comoment.to(dev, self.dtype),
-            left, right,
+            self._left, self._right,
         )  # fmt: skip
         self.seen = [a + b for a, b in zip(self.seen, other.seen, strict=True)]
         self._note_input_dtype(other.input_dtype)
@@ -506,13 +493,11 @@ class _Accumulator:
         return state
 
     @classmethod
-    def from_state_dict(
-        cls, state: Mapping[str, Any], device: torch.device | str | None = None
-    ) -> _Accumulator:
+    def from_state_dict(cls, state: Mapping[str, Any], device: torch.device | str | None = None) -> Self:
         """Rebuild an accumulator from :meth:`state_dict` (on ``device``, default: where it was saved)."""
         name = state.get("class")
-        target = _Accumulator._registry.get(str(name))
-        if target is None or (cls is not _Accumulator and not issubclass(target, cls)):
+        target = CoMomentAccumulator._registry.get(str(name))
+        if target is None or (cls is not CoMomentAccumulator and not issubclass(target, cls)):
             raise ValueError(f"state is for class {name!r}, which is not a {cls.__name__}")
         if state.get("format_version") != FORMAT_VERSION:
             raise ValueError(
@@ -521,13 +506,14 @@ class _Accumulator:
             )
         dtype = _DTYPES[state["dtype"]]
         work = _DTYPES[state.get("work_dtype", state["dtype"])]
-        obj = target(**dict(state["config"]), dtype=dtype, work_dtype=work, device=device)
+        # target is cls or a subclass of it (checked above); CoMomentAccumulator.from_state_dict reads any
+        obj = cast(Self, target(**dict(state["config"]), dtype=dtype, work_dtype=work, device=device))
         obj.seen = [int(s) for s in state["seen"]]
         if "input_dtype" in state:
             obj.input_dtype = getattr(torch, str(state["input_dtype"]))
         if "out_shape" in state:
             dev = device if device is not None else state["mean"].device
-            obj._allocate(tuple(int(s) for s in state["out_shape"]), torch.device(dev))
+            obj.allocate(tuple(int(s) for s in state["out_shape"]), torch.device(dev))
             count, mean, comoment = obj._raw_state()
             count.copy_(state["count"])
             mean.copy_(state["mean"])
@@ -541,11 +527,12 @@ class _Accumulator:
                 block.shift.copy_(state["block_shift"])
         return obj
 
-    def to(self, device: torch.device | str) -> _Accumulator:
+    def to(self, device: torch.device | str) -> Self:
         """Move the state to ``device`` (in place); returns ``self``."""
         self.device = torch.device(device)
         if self.out_shape is not None:
             self._count, self._mean, self._comoment = (t.to(self.device) for t in self._raw_state())
+            self._left, self._right = self._left.to(self.device), self._right.to(self.device)
             block = self._block
             if block is not None:  # moved as it is, not merged (see state_dict)
                 block.count, block.mean, block.comoment, block.shift = (
@@ -556,13 +543,12 @@ class _Accumulator:
     # -- results ---------------------------------------------------------------------------------
     def _pooled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All replicate slots merged at once (the multi-way form of Chan's merge)."""
-        counts, means, comoment = self._state()
+        counts, means, comoment = self.state_tensors()
         count = counts.sum(0)
         w = counts.to(self.dtype)
         mean = (w[:, None] * means).sum(0) / count.clamp_min(1).to(self.dtype)
         dev = means - mean
-        left, right = self._left.to(dev.device), self._right.to(dev.device)
-        com = comoment.sum(0) + (w[:, None] * dev[:, left] * dev[:, right]).sum(0)
+        com = comoment.sum(0) + (w[:, None] * dev[:, self._left] * dev[:, self._right]).sum(0)
         return count, mean, com
 
     def _ratios(
@@ -578,7 +564,7 @@ class _Accumulator:
             num, den = r.num, r.den.expand_as(r.num)
             lev = level.reshape(level.shape[:-1] + (1,) * nf + level.shape[-1:]).expand_as(num)
             if group is not None:
-                num, den, lev = (_group_sum(t, *group) for t in (num, den, lev))
+                num, den, lev = (group_sum(t, *group) for t in (num, den, lev))
             value = num / den
             values[name] = torch.where(den <= lev, torch.nan, value) if r.guard else value
             dims[name] = r.factor_dims
@@ -610,13 +596,13 @@ class _Accumulator:
         if self.out_shape is None:
             raise ValueError(f"{type(self).__name__} has seen no samples: call update() first")
         values, dims = self._ratios(*self._pooled(), group)
-        per, _ = self._ratios(*self._state(), group)
+        per, _ = self._ratios(*self.state_tensors(), group)
         # Student-t quantiles for k = 0..R usable replicates (NaN below 2), looked up per element
         t_table = torch.tensor(
             [math.nan, math.nan] + [float(stats.t.ppf(0.975, k - 1)) for k in range(2, self.replicates + 1)],
             dtype=self.dtype,
         )
-        for name in self._conf_names:
+        for name in self.conf_names:
             # 95 % Student-t half-width over independent randomisations (replicates).  A replicate in
             # which the element never varied has no index; it is left out, and the interval uses the
             # k replicates that remain (NaN when fewer than 2 do).
@@ -629,6 +615,14 @@ class _Accumulator:
             t = t_table.to(est.device)[k.clamp_max(self.replicates)]
             values[f"{name}_conf"], dims[f"{name}_conf"] = t * var.sqrt() / k.clamp_min(1).sqrt(), dims[name]
         return values, dims
+
+    def half_widths(self) -> dict[str, torch.Tensor]:
+        """95 % half-widths ``[*factor dims, O]`` of the quantities in :attr:`conf_names` (NaN with one
+        replicate); empty before the first update."""
+        if not self.conf_names or self.out_shape is None:
+            return {}
+        values, _ = self._results(None)
+        return {name: values[f"{name}_conf"] for name in self.conf_names}
 
     def finalize(
         self,
@@ -660,7 +654,7 @@ class _Accumulator:
         assert out_shape is not None
         out_dims = self._out_dims(dims)
         ds = self._dataset(values, vdims, factors, out_dims, out_shape)
-        dropped = (sum(self.seen) - self._state()[0].sum(0)).reshape(out_shape)
+        dropped = (sum(self.seen) - self.state_tensors()[0].sum(0)).reshape(out_shape)
         ds["nonfinite"] = (out_dims, dropped.cpu().numpy())
         if coords:
             ds = ds.assign_coords({k: v for k, v in coords.items()})
@@ -758,7 +752,7 @@ class _Accumulator:
         return f"{type(self).__name__}({self._config()}, n={self.n}, {shape})"
 
 
-def _finite_rows(v: torch.Tensor) -> torch.Tensor:
+def finite_rows(v: torch.Tensor) -> torch.Tensor:
     """``[b, O]``: all rows of a base sample finite at an element.
 
     One reduction over rows then one test (4x cheaper than testing every value): NaN and ±inf
@@ -775,7 +769,7 @@ def _selector(indices: list[int]) -> slice | list[int]:
     return indices
 
 
-def _group_sum(x: torch.Tensor, ids: torch.Tensor, n_groups: int) -> torch.Tensor:
+def group_sum(x: torch.Tensor, ids: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Sum the last axis of ``x`` by group id (negative ids dropped)."""
     keep = ids >= 0
     out = x.new_zeros(x.shape[:-1] + (n_groups,))

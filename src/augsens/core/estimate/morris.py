@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
-from augsens.core.estimate.shapley import _check_orders
+from augsens.core.estimate._base import CoMomentAccumulator, Ratio, finite_rows
+from augsens.core.estimate.shapley import check_orders
 
 __all__ = ["MorrisAccumulator", "morris_1991", "campolongo_2007"]
 
@@ -52,7 +52,7 @@ def campolongo_2007(mean_abs: torch.Tensor) -> torch.Tensor:
     return mean_abs
 
 
-class MorrisAccumulator(_Accumulator):
+class MorrisAccumulator(CoMomentAccumulator):
     """Streaming ``mu``, ``mu_star`` and ``sigma`` of the elementary effects of every output element.
 
     Parameters
@@ -101,7 +101,7 @@ class MorrisAccumulator(_Accumulator):
         self.D = D
         self.delta = float(delta)
         self._rows = D + 1
-        self._conf_names = ("mu", "mu_star", "sigma")
+        self.conf_names = ("mu", "mu_star", "sigma")
         # variables: 0..D-1 signed effects per group, D..2D-1 absolute effects; pairs: squares of the first
         super().__init__(
             2 * D,
@@ -134,7 +134,7 @@ class MorrisAccumulator(_Accumulator):
                 f"order and sign must be [batch, D] = [{y.shape[0]}, {self.D}], got {tuple(order.shape)} and "
                 f"{tuple(sign.shape)}"
             )
-        _check_orders(order, self.D)
+        check_orders(order, self.D)
         v = self._check_batch(y, replicate)  # [b, D + 1, O]
         b, size = v.shape[0], v.shape[-1]
         step = v[:, 1:] - v[:, :-1]  # [b, D, O] in step order
@@ -144,9 +144,9 @@ class MorrisAccumulator(_Accumulator):
         effects = torch.empty(b, 2 * self.D, size, dtype=v.dtype, device=v.device)
         effects[:, : self.D].scatter_(1, index, step * scale)
         effects[:, self.D :].scatter_(1, index, step.abs_().div_(self.delta))
-        self._accumulate(effects, _finite_rows(v), replicate)
+        self._accumulate(effects, finite_rows(v), replicate)
 
-    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, Ratio]:
         D = self.D
         n = n.unsqueeze(-2)
         mu, var = morris_1991(n, mean[..., :D, :], com)
@@ -155,9 +155,9 @@ class MorrisAccumulator(_Accumulator):
         # the mean over those that have it, and an element without is NaN (0 / 0)
         seen, spread = (n > 0).to(self.dtype), (n > 1).to(self.dtype)
         return {
-            "mu": _Ratio(mu * seen, seen, ("factor",), guard=False),
-            "mu_star": _Ratio(mu_star * seen, seen, ("factor",), guard=False),
-            "sigma": _Ratio(var * spread, spread, ("factor",), guard=False),
+            "mu": Ratio(mu * seen, seen, ("factor",), guard=False),
+            "mu_star": Ratio(mu_star * seen, seen, ("factor",), guard=False),
+            "sigma": Ratio(var * spread, spread, ("factor",), guard=False),
         }
 
     def _derived(

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from augsens.core.design import MAX_EXACT_SHAPLEY_GROUPS
-from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
+from augsens.core.estimate._base import Ratio, finite_rows
+from augsens.core.estimate.moments import OutputRowsAccumulator
 from augsens.errors import UserInputError
 
 __all__ = [
@@ -37,7 +38,7 @@ def _check_groups(D: int, limit: int | None = None) -> None:
         )
 
 
-def _check_orders(perms: torch.Tensor, D: int) -> None:
+def check_orders(perms: torch.Tensor, D: int) -> None:
     """Refuse rows of ``perms`` ``[b, D]`` that are not permutations of ``0..D-1``: the scatter in
     :meth:`PermutationShapleyAccumulator.update` would leave some groups' steps unwritten (memory never
     initialised) and count others twice."""
@@ -137,7 +138,7 @@ def grabisch_roubens_1999(sigma2: torch.Tensor, D: int) -> torch.Tensor:
     return _nan_diagonal(out.reshape(out.shape[:-2] + (D, D, out.shape[-1])))
 
 
-class ShapleyAccumulator(_Accumulator):
+class ShapleyAccumulator(OutputRowsAccumulator):
     """Exact-design Shapley effects from all ``2^D`` hybrids of each base pair ``(x, x')``.
 
     Parameters
@@ -175,7 +176,7 @@ class ShapleyAccumulator(_Accumulator):
     for every other index, and their ``*_conf`` half-widths come from the replicates in the same way.
     """
 
-    _conf_names = ("shapley", "S1", "ST", "S2", "shapley_interaction")
+    conf_names = ("shapley", "S1", "ST", "S2", "shapley_interaction")
     _rows: int  # 2^D, set in __init__
 
     def __init__(
@@ -206,9 +207,9 @@ class ShapleyAccumulator(_Accumulator):
     def update(self, y: torch.Tensor, replicate: int = 0) -> None:
         """Add outputs ``y`` ``[b, 2^D, *out]``; non-finite base samples are dropped per element."""
         v = self._check_batch(y, replicate)
-        self._accumulate(v, _finite_rows(v), replicate)
+        self._accumulate(v, finite_rows(v), replicate)
 
-    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, Ratio]:
         D, full = self.D, self._rows - 1
         tau = (com - com[..., 0:1, :]) / n.unsqueeze(-2)  # [..., 2^D, O]
         var = tau[..., full : full + 1, :]
@@ -219,12 +220,12 @@ class ShapleyAccumulator(_Accumulator):
         pair_var = var.unsqueeze(-2)  # [..., 1, 1, O]
         pair_dims = ("factor", "factor2")
         return {
-            "shapley": _Ratio(owen_2014(sigma2, D), var, ("factor",)),
-            "S1": _Ratio(singles, var, ("factor",)),
-            "ST": _Ratio(var - complements, var, ("factor",)),
+            "shapley": Ratio(owen_2014(sigma2, D), var, ("factor",)),
+            "S1": Ratio(singles, var, ("factor",)),
+            "ST": Ratio(var - complements, var, ("factor",)),
             # σ²_{jk} (Möbius inversion): τ_{jk} - τ_j - τ_k, since τ_∅ = 0 exactly
-            "S2": _Ratio(_nan_diagonal(sigma2[..., pairs, :]), pair_var, pair_dims),
-            "shapley_interaction": _Ratio(grabisch_roubens_1999(sigma2, D), pair_var, pair_dims),
+            "S2": Ratio(_nan_diagonal(sigma2[..., pairs, :]), pair_var, pair_dims),
+            "shapley_interaction": Ratio(grabisch_roubens_1999(sigma2, D), pair_var, pair_dims),
         }
 
     def _attrs(self) -> dict[str, Any]:
@@ -236,7 +237,7 @@ class ShapleyAccumulator(_Accumulator):
         }
 
 
-class PermutationShapleyAccumulator(_Accumulator):
+class PermutationShapleyAccumulator(OutputRowsAccumulator):
     """Shapley effects from one random order of groups per base sample (Goda 2021, one loop).
 
     Parameters
@@ -263,7 +264,7 @@ class PermutationShapleyAccumulator(_Accumulator):
     References: Goda, T. (2021), Reliab. Eng. Syst. Saf. 213, 107702, doi:10.1016/j.ress.2021.107702.
     """
 
-    _conf_names = ("shapley",)
+    conf_names = ("shapley",)
     _rows: int  # D + 1, set in __init__
 
     def __init__(
@@ -308,16 +309,16 @@ class PermutationShapleyAccumulator(_Accumulator):
                 f"perms must be an integer tensor [{y.shape[0]}, {self.D}] (a group order per base sample), "
                 f"got {getattr(perms, 'shape', type(perms).__name__)}"
             )
-        _check_orders(perms, self.D)
+        check_orders(perms, self.D)
         v = y.reshape(y.shape[0], self._rows, -1)
         steps = v[:, 1:] - v[:, :-1]  # step k switches group perms[:, k]
         index = perms.to(device=v.device, dtype=torch.int64)[:, :, None].expand_as(steps)
         deltas = torch.empty_like(steps).scatter_(1, index, steps)
-        self._accumulate(torch.cat([v[:, -1:], deltas], dim=1), _finite_rows(v), replicate)
+        self._accumulate(torch.cat([v[:, -1:], deltas], dim=1), finite_rows(v), replicate)
 
-    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, Ratio]:
         shapley = com[..., 1:, :] / n.unsqueeze(-2)
-        return {"shapley": _Ratio(shapley, shapley.sum(-2, keepdim=True), ("factor",))}
+        return {"shapley": Ratio(shapley, shapley.sum(-2, keepdim=True), ("factor",))}
 
     def _attrs(self) -> dict[str, Any]:
         return {"shapley_method": "permutation (Goda 2021)"}

@@ -13,7 +13,8 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from augsens.core.estimate._base import _Accumulator, _finite_rows, _Ratio
+from augsens.core.estimate._base import Ratio, finite_rows
+from augsens.core.estimate.moments import OutputRowsAccumulator
 
 __all__ = ["SobolAccumulator", "saltelli_2010", "jansen_1999", "janon_2014", "saltelli_2002"]
 
@@ -117,7 +118,7 @@ def saltelli_2002(s: _SobolStats, first: torch.Tensor) -> torch.Tensor:
     return torch.where(eye, torch.nan, s2)
 
 
-class SobolAccumulator(_Accumulator):
+class SobolAccumulator(OutputRowsAccumulator):
     """Streaming first-order, total and (optionally) second-order Sobol' indices.
 
     Parameters
@@ -175,7 +176,7 @@ class SobolAccumulator(_Accumulator):
         if self.second_order:
             pairs += [(2 + D + j, 2 + k) for j in range(D) for k in range(j + 1, D)]
         self._rows = 2 * D + 2 if self.second_order else D + 2
-        self._conf_names = ("S1", "ST", "S2") if self.second_order else ("S1", "ST")
+        self.conf_names = ("S1", "ST", "S2") if self.second_order else ("S1", "ST")
         super().__init__(
             self._rows, pairs, replicates=replicates, dtype=dtype, work_dtype=work_dtype, device=device
         )
@@ -196,7 +197,7 @@ class SobolAccumulator(_Accumulator):
         element only (counted in ``nonfinite``).
         """
         v = self._check_batch(y, replicate)
-        self._accumulate(v, _finite_rows(v), replicate)
+        self._accumulate(v, finite_rows(v), replicate)
 
     def _stats(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> _SobolStats:
         D = self.D
@@ -222,18 +223,18 @@ class SobolAccumulator(_Accumulator):
             c_ba_ab=c_ba_ab,
         )
 
-    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, _Ratio]:
+    def _estimates(self, n: torch.Tensor, mean: torch.Tensor, com: torch.Tensor) -> dict[str, Ratio]:
         s = self._stats(n, mean, com)
         var = s.variance
         first = saltelli_2010(s)
         if self.method == "janon_2014":
             num, den = janon_2014(s)
-            out = {"S1": _Ratio(num, den, ("factor",))}
+            out = {"S1": Ratio(num, den, ("factor",))}
         else:
-            out = {"S1": _Ratio(first, var, ("factor",))}
-        out["ST"] = _Ratio(jansen_1999(s), var, ("factor",))
+            out = {"S1": Ratio(first, var, ("factor",))}
+        out["ST"] = Ratio(jansen_1999(s), var, ("factor",))
         if self.second_order:
-            out["S2"] = _Ratio(saltelli_2002(s, first), var.unsqueeze(-2), ("factor", "factor2"))
+            out["S2"] = Ratio(saltelli_2002(s, first), var.unsqueeze(-2), ("factor", "factor2"))
         return out
 
     def _attrs(self) -> dict[str, Any]:

@@ -27,12 +27,12 @@ theory and computation. SIAM/ASA J. Uncertainty Quantification 4(1), 1060–1083
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import xarray as xr
 
-from augsens.core.estimate._base import _group_sum
+from augsens.core.estimate._base import group_sum
 from augsens.errors import UserInputError
 
 __all__ = ["SongShapleyAccumulator"]
@@ -67,8 +67,9 @@ class SongShapleyAccumulator:
     """
 
     _VERSION = 2
-    #: the double loop has no randomised copies of its design: one replicate slot
+    #: the double loop has no randomised copies of its design: one replicate slot, no half-widths
     replicates = 1
+    conf_names: tuple[str, ...] = ()
 
     def __init__(
         self, D: int, outer: int, inner: int, *, dtype: torch.dtype = torch.float64, device: Any = None
@@ -94,7 +95,7 @@ class SongShapleyAccumulator:
         """Shape of one sample's output (``None`` before the first update)."""
         return None if self.prev is None else tuple(self.prev.shape)
 
-    def _state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def state_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(sh, count, prev, nonfinite)`` once allocated (set together by the first update or merge)."""
         sh, count, prev, nonfinite = self.sh, self.count, self.prev, self.nonfinite
         assert sh is not None and count is not None and prev is not None and nonfinite is not None, (
@@ -102,7 +103,11 @@ class SongShapleyAccumulator:
         )
         return sh, count, prev, nonfinite
 
-    def _allocate(self, out_shape: tuple[int, ...], device: torch.device) -> None:
+    def allocate(
+        self, out_shape: tuple[int, ...], device: torch.device, *, pending_block: bool = False
+    ) -> None:
+        """Zero state for outputs of shape ``out_shape`` (what the first update or merge does); the double
+        loop keeps no pending block, so ``pending_block`` changes nothing."""
         dev = self.device if self.device is not None else device
         self.device = dev
         self.sh = torch.zeros(self.D, *out_shape, dtype=self.dtype, device=dev)
@@ -128,13 +133,13 @@ class SongShapleyAccumulator:
         count = y.shape[0]
         out_shape = tuple(y.shape[2:])
         if self.prev is None:
-            self._allocate(out_shape, y.device)
+            self.allocate(out_shape, y.device)
         elif out_shape != self.out_shape:
             raise ValueError(
                 f"output shape {out_shape} differs from the shape {self.out_shape} this accumulator was "
                 "started with"
             )
-        sh, counts, last, nonfinite = self._state()
+        sh, counts, last, nonfinite = self.state_tensors()
         v = y.to(device=sh.device, dtype=self.dtype).reshape(count, self.outer, self.inner, *out_shape)
         cost = v.var(dim=2, unbiased=True).mean(dim=1)  # [count, *out], vectorised over blocks
         nonfinite += (~torch.isfinite(cost)).sum(0)
@@ -167,12 +172,12 @@ class SongShapleyAccumulator:
             raise ValueError("Song-type Shapley states merge only at permutation boundaries")
         if other.prev is None:
             return self
-        o_sh, o_count, o_prev, o_nonfinite = other._state()
+        o_sh, o_count, o_prev, o_nonfinite = other.state_tensors()
         if self.prev is None:
-            self._allocate(tuple(o_prev.shape), o_prev.device)
+            self.allocate(tuple(o_prev.shape), o_prev.device)
         elif tuple(o_prev.shape) != self.out_shape:
             raise ValueError(f"cannot merge output shape {tuple(o_prev.shape)} into {self.out_shape}")
-        sh, count, _, nonfinite = self._state()
+        sh, count, _, nonfinite = self.state_tensors()
         sh += o_sh.to(sh.device, self.dtype)
         count += o_count.to(count.device)
         nonfinite += o_nonfinite.to(nonfinite.device)
@@ -183,8 +188,19 @@ class SongShapleyAccumulator:
         """Move the state to ``device`` (in place); returns ``self``."""
         self.device = torch.device(device)
         if self.prev is not None:
-            self.sh, self.count, self.prev, self.nonfinite = (t.to(self.device) for t in self._state())
+            self.sh, self.count, self.prev, self.nonfinite = (t.to(self.device) for t in self.state_tensors())
         return self
+
+    def half_widths(self) -> dict[str, torch.Tensor]:
+        """None: one replicate slot gives no confidence intervals."""
+        return {}
+
+    def pooled_moments(self) -> NoReturn:
+        """Not available: the state holds sums of cost increments, not the outputs' moments."""
+        raise TypeError(
+            "SongShapleyAccumulator keeps sums of cost increments, not the outputs' moments: use a "
+            "MomentsAccumulator beside it"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Plain, versioned state (tensors, ints and strings only)."""
@@ -221,7 +237,7 @@ class SongShapleyAccumulator:
         """Effects ``[D, *out]``: mean increment per player (NaN where no increment was finite)."""
         if self.prev is None or self.blocks < self.D:
             raise ValueError("no complete permutation accumulated yet")
-        sh, count, _, _ = self._state()
+        sh, count, _, _ = self.state_tensors()
         return sh / count.to(self.dtype)
 
     def _attrs(self, nonfinite: torch.Tensor) -> dict[str, Any]:
@@ -235,14 +251,14 @@ class SongShapleyAccumulator:
 
     def finalize(
         self,
-        factors: Sequence[str],
+        factors: Sequence[str] | None = None,
         dims: Sequence[str] | None = None,
         coords: Mapping[str, Any] | None = None,
     ) -> xr.Dataset:
         """``shapley`` (clipped at 0, normalised to sum 1 per element, as the authors), ``shapley_raw``
-        and ``nonfinite`` (blocks dropped per element)."""
+        and ``nonfinite`` (blocks dropped per element); ``factors`` default to ``"0", "1", ...``."""
         raw = self._raw()
-        nonfinite = self._state()[3]
+        nonfinite = self.state_tensors()[3]
         clipped = raw.clamp_min(0)
         total = clipped.sum(0, keepdim=True)
         shares = torch.where(total > 0, clipped / torch.where(total > 0, total, 1), torch.nan)
@@ -254,7 +270,7 @@ class SongShapleyAccumulator:
                 "shapley_raw": (d, raw.cpu().numpy()),
                 "nonfinite": (out_dims, nonfinite.cpu().numpy()),
             },
-            coords={"factor": list(factors), **(coords or {})},
+            coords={"factor": _names(factors, self.D), **(coords or {})},
         )
         ds.attrs.update(self._attrs(nonfinite))
         return ds
@@ -272,10 +288,16 @@ class SongShapleyAccumulator:
         ids = torch.broadcast_to(torch.as_tensor(group_ids), self.out_shape or ()).reshape(-1).to(raw.device)
         if ids.numel() and int(ids.max()) >= n_groups:
             raise ValueError(f"group_ids holds id {int(ids.max())}, but n_groups={n_groups}")
-        sums = _group_sum(raw, ids, int(n_groups))
+        sums = group_sum(raw, ids, int(n_groups))
         total = sums.sum(0, keepdim=True)
         shares = torch.where(total > 0, sums / torch.where(total > 0, total, 1), torch.nan)
-        names = [str(i) for i in range(self.D)] if factors is None else [str(f) for f in factors]
-        ds = xr.Dataset({"shapley": (("factor", "group"), shares.cpu().numpy())}, coords={"factor": names})
-        ds.attrs.update(self._attrs(self._state()[3]))
+        ds = xr.Dataset(
+            {"shapley": (("factor", "group"), shares.cpu().numpy())},
+            coords={"factor": _names(factors, self.D)},
+        )
+        ds.attrs.update(self._attrs(self.state_tensors()[3]))
         return ds
+
+
+def _names(factors: Sequence[str] | None, D: int) -> list[str]:
+    return [str(i) for i in range(D)] if factors is None else [str(f) for f in factors]

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import torch
 import xarray as xr
 
+from augsens.core.design import Design
 from augsens.core.design import Method as DesignMethod
-from augsens.core.design import _Walk
+from augsens.core.estimate.protocol import Accumulator
 from augsens.core.factors import Problem
 
 __all__ = ["Batch", "Method"]
@@ -89,7 +90,7 @@ class Method:
     #: whether the accumulator gives the outputs' mean and variance (``pooled_moments()``) for free
     pooled_moments: ClassVar[bool] = True
 
-    design: _Walk
+    design: Design
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class Method:
 
     def make_design(
         self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
-    ) -> _Walk:
+    ) -> Design:
         """The method's design of ``n`` base samples (keywords as the constructor's)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -141,18 +142,18 @@ class Method:
         return self.design.unit_rows(start, count), ()
 
     # -- accumulation -----------------------------------------------------------------------------
-    def accumulator(self) -> Any:
+    def accumulator(self) -> Accumulator:
         """A fresh, empty accumulator (one per output: a checkpoint, the result of ``f``)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def update(self, acc: Any, y: torch.Tensor, batch: Batch) -> None:
+    def update(self, acc: Accumulator, y: torch.Tensor, batch: Batch) -> None:
         """Add the outputs ``y [count * R, *out]`` of ``batch.rows`` to ``acc``."""
         y = y.reshape(batch.count, self.rows_per_sample, *y.shape[1:])
         acc.update(y, *batch.extra, replicate=batch.replicate)
 
     def finalize(
         self,
-        acc: Any,
+        acc: Accumulator,
         factors: Sequence[str] | None = None,
         dims: Sequence[str] | None = None,
         coords: Mapping[str, Any] | None = None,
