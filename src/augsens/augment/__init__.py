@@ -17,7 +17,7 @@ Inputs are float ``[B, ...]`` on any device (images ``[B, 3, H, W]`` in [0, 1] f
 parameters are tensors ``[B]``; nothing here draws randomness.
 """
 
-from .compose import Mode, apply, compose
+from .compose import apply, compose
 from .corruptions import CORRUPTIONS
 from .pipeline import (
     IMAGENET_MEAN,
@@ -28,7 +28,7 @@ from .pipeline import (
     quantize_uint8,
     rgb_to_hsv,
 )
-from .protocol import Augmentation, ParamSpec
+from .protocol import Augmentation, Mode, ParamSpec
 from .registry import AUGMENTATIONS, SET1, SET2, AugmentationSpec, available, register, spec
 
 __all__ = [

@@ -3,94 +3,23 @@
 Parameters are data: every value is a tensor ``[B]`` made by the design/decode steps, and nothing here
 draws randomness, so any design row replays exactly.  Every augmentation -- the paper's twelve, a
 plugin's, a user's -- goes through the same path: :meth:`Augmentation.run
-<augsens.augment.protocol.Augmentation.run>` on inputs prepared here (rules in
-:mod:`augsens.augment.protocol`).
+<augsens.augment.protocol.Augmentation.run>` on inputs checked and prepared by the augmentation itself
+(:meth:`~augsens.augment.protocol.Augmentation.prepare`; rules in :mod:`augsens.augment.protocol`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import torch
 
-from .protocol import Augmentation, check_input
+from .protocol import Augmentation, Mode, check_input, check_mode, check_switch
 from .registry import spec
 
-__all__ = ["apply", "compose", "Mode"]
+__all__ = ["apply", "compose"]
 
-Mode = Literal["clean", "paper"]
-_MODES = ("clean", "paper")
 #: Rows per chunk when composing on CPU (cache blocking; see compose).
 _CPU_CHUNK = 16
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-
-
-def _check_switch(on: object, batch: int, what: str) -> torch.Tensor:
-    if not isinstance(on, torch.Tensor):
-        raise TypeError(f"{what} must be a bool tensor [B], got {type(on).__name__}")
-    if on.dtype != torch.bool:
-        raise TypeError(f"{what} must have dtype torch.bool, got {on.dtype}")
-    if on.shape != (batch,):
-        raise ValueError(f"{what} must have shape [B] = [{batch}], got {list(on.shape)}")
-    return on
-
-
-def _param_dtype(x: torch.Tensor) -> torch.dtype:
-    # Geometry (angles, grids, rectangle sizes) needs at least float32 even for half-precision images.
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def _prepare_params(
-    s: Augmentation, x: torch.Tensor, params: Mapping[str, object], validate: bool
-) -> dict[str, torch.Tensor]:
-    """Check keywords (always: cheap) and values (if ``validate``), move to x's device and dtype, round
-    integer parameters."""
-    names = s.param_names
-    unknown = sorted(set(params) - set(names))
-    if unknown:
-        expected = ", ".join(names) if names else "no parameters"
-        raise TypeError(f"{s.name}() got unexpected parameter(s) {', '.join(unknown)}; it takes {expected}")
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise TypeError(
-            f"{s.name}() is missing parameter(s) {', '.join(missing)}; it takes {', '.join(names)}"
-        )
-    batch = x.shape[0]
-    out = {}
-    for p in s.params:
-        t = params[p.name]
-        what = f"{s.name}.{p.name}"
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{what} must be a tensor [B], got {type(t).__name__}")
-        if validate:
-            if t.dtype == torch.bool or t.is_complex():
-                raise TypeError(f"{what} must be a real float or integer tensor, got dtype {t.dtype}")
-            if t.shape != (batch,):
-                raise ValueError(f"{what} must have shape [B] = [{batch}], got {list(t.shape)}")
-            # Compare in the tensor's own float dtype: float32(0.01) < 0.01 must not count as out of bounds.
-            v = t.detach() if t.is_floating_point() else t.detach().to(torch.float64)
-            lo, hi = p.bounds()
-            low, high = (torch.tensor(b, dtype=v.dtype, device=v.device) for b in (lo, hi))
-            ok = (v >= low) & (v <= high)
-            if p.identity is not None:
-                ok |= v == torch.tensor(p.identity, dtype=v.dtype, device=v.device)
-            ok &= torch.isfinite(v)
-            if not bool(ok.all()):
-                bad = v[~ok][0].item()
-                ident = "" if p.identity is None else f" (or the identity value {p.identity:g})"
-                raise ValueError(f"{what} = {bad!r} is out of bounds [{lo:g}, {hi:g}]{ident}")
-        t = t.to(device=x.device, dtype=_param_dtype(x), non_blocking=True)
-        out[p.name] = torch.round(t) if p.integer else t  # half to even, as the ops always rounded
-    return out
-
-
-def _run(s: Augmentation, x: torch.Tensor, params: Mapping[str, torch.Tensor], mode: str) -> torch.Tensor:
-    return s.run(x, params, mode)
 
 
 def apply(
@@ -156,22 +85,7 @@ def apply(
     >>> apply("hflip", x, on=torch.tensor([False, False])) is x
     True
     """
-    s = spec(name)
-    _check_mode(mode)
-    check_input(x, {s.name: s.input_shape})
-    prepared = _prepare_params(s, x, params, validate)
-    if on is None:
-        return _run(s, x, prepared, mode)
-    _check_switch(on, x.shape[0], "on")
-    on = on.to(x.device, non_blocking=True)
-    count = int(on.sum())  # one sync: choose between the no-op, whole-batch and sub-batch cases
-    if count == 0:
-        return x
-    if count == x.shape[0]:
-        return _run(s, x, prepared, mode)
-    idx = on.nonzero().squeeze(1)
-    sub = _run(s, x.index_select(0, idx), {k: v.index_select(0, idx) for k, v in prepared.items()}, mode)
-    return x.index_copy(0, idx, sub)
+    return spec(name)(x, on=on, mode=mode, validate=validate, **params)
 
 
 def _check_order(order: object, batch: int, n: int, validate: bool) -> torch.Tensor:
@@ -252,7 +166,7 @@ def compose(
     >>> torch.equal(y[1], apply("hflip", apply("brightness", x[1:], factor=p["brightness"]["factor"][1:]))[0])
     True
     """
-    _check_mode(mode)
+    check_mode(mode)
     specs = [spec(n) for n in names]
     check_input(x, {s.name: s.input_shape for s in specs})
     labels = [s.name for s in specs]
@@ -267,9 +181,9 @@ def compose(
         if key not in labels:
             raise ValueError(f"on has a switch for {key!r}, which is not in names {labels}")
     batch, n = x.shape[0], len(names)
-    prepared = [_prepare_params(s, x, params.get(s.name, {}), validate) for s in specs]
+    prepared = [s.prepare(x, params.get(s.name, {}), validate) for s in specs]
     switches = [
-        _check_switch(on[s.name], batch, f"on[{s.name!r}]").cpu() if s.name in on else None for s in specs
+        check_switch(on[s.name], batch, f"on[{s.name!r}]").cpu() if s.name in on else None for s in specs
     ]
     order_cpu = _check_order(order, batch, n, validate) if order is not None else None
 
@@ -315,13 +229,13 @@ def _compose_rows(
                 if sw is not None:
                     sel &= sw
             if sel is None or bool(sel.all()):
-                out = _run(s, out, prepared[j], mode)
+                out = s.run(out, prepared[j], mode)
                 continue
             if not bool(sel.any()):
                 continue
             idx = sel.nonzero().squeeze(1).to(x.device, non_blocking=True)
-            sub = _run(
-                s, out.index_select(0, idx), {p: v.index_select(0, idx) for p, v in prepared[j].items()}, mode
+            sub = s.run(
+                out.index_select(0, idx), {p: v.index_select(0, idx) for p, v in prepared[j].items()}, mode
             )
             # The first partial step copies x (never modified); later ones write into that working copy.
             out = out.index_copy(0, idx, sub) if out is x else out.index_copy_(0, idx, sub)

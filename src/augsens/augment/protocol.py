@@ -62,7 +62,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -71,7 +71,11 @@ from augsens.errors import UserInputError
 if TYPE_CHECKING:
     from augsens.core.factors import Parameter
 
-__all__ = ["ParamSpec", "Augmentation", "RangeSpec", "check_input"]
+__all__ = ["ParamSpec", "Augmentation", "RangeSpec", "Mode", "check_input", "check_mode", "check_switch"]
+
+#: The fidelity mode of an op: torchvision-equal (``"clean"``) or the authors' variants (``"paper"``).
+Mode = Literal["clean", "paper"]
+_MODES = ("clean", "paper")
 
 #: A range as a study gives it: ``(low, high)``, a scipy.stats distribution, or a table
 #: ``{"low", "high", "distribution", "tail", <distribution keywords>}`` (the TOML form).
@@ -265,6 +269,28 @@ def _pattern(shape: str | None) -> tuple[int | None, ...] | None:
     return tuple(int(t) if t.isdigit() else None for t in tokens[1:])
 
 
+def check_mode(mode: str) -> None:
+    """Refuse a fidelity mode other than ``"clean"`` and ``"paper"``."""
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+
+
+def check_switch(on: object, batch: int, what: str) -> torch.Tensor:
+    """``on`` if it is a bool switch tensor ``[batch]`` (``what`` names it in the message)."""
+    if not isinstance(on, torch.Tensor):
+        raise TypeError(f"{what} must be a bool tensor [B], got {type(on).__name__}")
+    if on.dtype != torch.bool:
+        raise TypeError(f"{what} must have dtype torch.bool, got {on.dtype}")
+    if on.shape != (batch,):
+        raise ValueError(f"{what} must have shape [B] = [{batch}], got {list(on.shape)}")
+    return on
+
+
+def _param_dtype(x: torch.Tensor) -> torch.dtype:
+    # Geometry (angles, grids, rectangle sizes) needs at least float32 even for half-precision images.
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
 def check_input(x: object, shapes: Mapping[str, str | None] | None = None, what: str = "x") -> None:
     """Refuse what no augmentation can take: not a float tensor ``[B, ...]``, or (``shapes``: name ->
     ``input_shape``) not the per-sample shape an augmentation declares."""
@@ -428,10 +454,68 @@ class Augmentation:
         validate: bool = True,
         **params: torch.Tensor,
     ) -> torch.Tensor:
-        """:func:`augsens.augment.apply` of this augmentation."""
-        from augsens.augment.compose import apply
+        """Apply this augmentation to a batch, each sample with its own parameters (rows with ``on`` False
+        unchanged): :func:`augsens.augment.apply` of an augmentation object."""
+        check_mode(mode)
+        check_input(x, {self.name: self.input_shape})
+        prepared = self.prepare(x, params, validate)
+        if on is None:
+            return self.run(x, prepared, mode)
+        check_switch(on, x.shape[0], "on")
+        on = on.to(x.device, non_blocking=True)
+        count = int(on.sum())  # one sync: choose between the no-op, whole-batch and sub-batch cases
+        if count == 0:
+            return x
+        if count == x.shape[0]:
+            return self.run(x, prepared, mode)
+        idx = on.nonzero().squeeze(1)
+        sub = self.run(x.index_select(0, idx), {k: v.index_select(0, idx) for k, v in prepared.items()}, mode)
+        return x.index_copy(0, idx, sub)
 
-        return apply(self, x, on=on, mode=mode, validate=validate, **params)  # type: ignore[arg-type]
+    def prepare(
+        self, x: torch.Tensor, params: Mapping[str, object], validate: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """The parameters of a call on ``x``: keywords checked (always: cheap) and values (if ``validate``),
+        moved to ``x``'s device and dtype, integer parameters rounded (half to even)."""
+        names = self.param_names
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            expected = ", ".join(names) if names else "no parameters"
+            raise TypeError(
+                f"{self.name}() got unexpected parameter(s) {', '.join(unknown)}; it takes {expected}"
+            )
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise TypeError(
+                f"{self.name}() is missing parameter(s) {', '.join(missing)}; it takes {', '.join(names)}"
+            )
+        batch = x.shape[0]
+        out = {}
+        for p in self.params:
+            t = params[p.name]
+            what = f"{self.name}.{p.name}"
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{what} must be a tensor [B], got {type(t).__name__}")
+            if validate:
+                if t.dtype == torch.bool or t.is_complex():
+                    raise TypeError(f"{what} must be a real float or integer tensor, got dtype {t.dtype}")
+                if t.shape != (batch,):
+                    raise ValueError(f"{what} must have shape [B] = [{batch}], got {list(t.shape)}")
+                # Compare in the tensor's own float dtype: float32(0.01) < 0.01 is not out of bounds.
+                v = t.detach() if t.is_floating_point() else t.detach().to(torch.float64)
+                lo, hi = p.bounds()
+                low, high = (torch.tensor(b, dtype=v.dtype, device=v.device) for b in (lo, hi))
+                ok = (v >= low) & (v <= high)
+                if p.identity is not None:
+                    ok |= v == torch.tensor(p.identity, dtype=v.dtype, device=v.device)
+                ok &= torch.isfinite(v)
+                if not bool(ok.all()):
+                    bad = v[~ok][0].item()
+                    ident = "" if p.identity is None else f" (or the identity value {p.identity:g})"
+                    raise ValueError(f"{what} = {bad!r} is out of bounds [{lo:g}, {hi:g}]{ident}")
+            t = t.to(device=x.device, dtype=_param_dtype(x), non_blocking=True)
+            out[p.name] = torch.round(t) if p.integer else t  # half to even, as the ops always rounded
+        return out
 
     def with_ranges(self, ranges: Mapping[str, RangeSpec]) -> Augmentation:
         """A copy whose parameters ``ranges`` names are drawn from new ranges or distributions.

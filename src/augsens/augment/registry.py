@@ -30,14 +30,29 @@ import importlib
 import math
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import torch
+
 from augsens.errors import UserInputError
 
-from . import ops
 from .corruptions import CORRUPTIONS
+from .ops import (
+    brightness,
+    contrast,
+    elliptic_local_blur,
+    erasing,
+    gaussian_blur,
+    grayscale,
+    hflip,
+    hue,
+    rolling,
+    rotation,
+    saturation,
+    sharpness,
+)
 from .protocol import Augmentation, ParamSpec
 
 __all__ = [
@@ -78,12 +93,16 @@ def _frozen(**constants: float) -> Mapping[str, float]:
 
 
 def _paper(
-    name: str, params: tuple[ParamSpec, ...], set_: int, constants: Mapping[str, float], doc: str
+    fn: Callable[..., torch.Tensor],
+    params: tuple[ParamSpec, ...],
+    set_: int,
+    constants: Mapping[str, float],
+    doc: str,
 ) -> Augmentation:
     return Augmentation(
-        name,
+        fn.__name__,
         params,
-        getattr(ops, name),
+        fn,
         constants,
         doc,
         set=set_,
@@ -97,7 +116,7 @@ _SHIFT = _SIDE // 5  # 44
 
 _ALL = (
     _paper(
-        "erasing",
+        erasing,
         (
             ParamSpec("center_y", *_CENTRE, 1.0, True, "row of the rectangle centre (px)"),
             ParamSpec("center_x", *_CENTRE, 1.0, True, "column of the rectangle centre (px)"),
@@ -109,14 +128,14 @@ _ALL = (
         "Fill a centred rectangle with `value` (torchvision F.erase).",
     ),
     _paper(
-        "sharpness",
+        sharpness,
         (),
         1,
         _frozen(sharpness_factor=1.5),
         "torchvision F.adjust_sharpness(img, sharpness_factor); border pixels unchanged.",
     ),
     _paper(
-        "rolling",
+        rolling,
         (
             ParamSpec("shift_y", -_SHIFT, _SHIFT, 0.0, True, "circular shift down (px)"),
             ParamSpec("shift_x", -_SHIFT, _SHIFT, 0.0, True, "circular shift right (px)"),
@@ -126,63 +145,63 @@ _ALL = (
         "torch.roll(img, (shift_y, shift_x), dims=(-2, -1)).",
     ),
     _paper(
-        "grayscale",
+        grayscale,
         (),
         1,
         _frozen(),
         "torchvision F.rgb_to_grayscale(img, num_output_channels=3).",
     ),
     _paper(
-        "gaussian_blur",
+        gaussian_blur,
         (ParamSpec("sigma", 0.1, 2.0, 0.0, False, "Gaussian standard deviation (px)"),),
         1,
         _frozen(kernel_size=7),
         "torchvision F.gaussian_blur(img, [kernel_size] * 2, [sigma] * 2), reflect padding.",
     ),
     _paper(
-        "brightness",
+        brightness,
         (ParamSpec("factor", 0.1, 2.5, 1.0, False, "multiplier, clamped to [0, 1]"),),
         2,
         _frozen(),
         "torchvision F.adjust_brightness(img, factor).",
     ),
     _paper(
-        "contrast",
+        contrast,
         (ParamSpec("factor", 0.01, 3.5, 1.0, False, "blend weight against the mean grey level"),),
         2,
         _frozen(),
         "torchvision F.adjust_contrast(img, factor).",
     ),
     _paper(
-        "saturation",
+        saturation,
         (ParamSpec("factor", 0.01, 3.5, 1.0, False, "blend weight against the grayscale image"),),
         2,
         _frozen(),
         "torchvision F.adjust_saturation(img, factor).",
     ),
     _paper(
-        "hue",
+        hue,
         (ParamSpec("factor", -0.5, 0.5, 0.0, False, "hue shift in turns (mod 1)"),),
         2,
         _frozen(),
         "torchvision F.adjust_hue(img, factor).",
     ),
     _paper(
-        "hflip",
+        hflip,
         (),
         2,
         _frozen(),
         "torchvision F.hflip(img).",
     ),
     _paper(
-        "rotation",
+        rotation,
         (ParamSpec("angle", -10.0, 10.0, 0.0, False, "counter-clockwise rotation (degrees)"),),
         2,
         _frozen(),
         "Rotate about the centre, crop the black borders, resize back (authors' custom_rotation).",
     ),
     _paper(
-        "elliptic_local_blur",
+        elliptic_local_blur,
         (
             ParamSpec("a", 10.0, 32.0, 0.0, True, "horizontal half-axis before rotation (px)"),
             ParamSpec("b", 10.0, 32.0, 0.0, True, "vertical half-axis before rotation (px)"),
