@@ -34,9 +34,6 @@ from .protocol import Augmentation, RangeSpec
 
 __all__ = ["normalize", "to_config", "apply_ranges"]
 
-#: Keys of a range table other than a distribution's own keywords.
-_RANGE_KEYS = ("low", "high", "distribution", "tail")
-
 
 def _is_range_table(value: Mapping[str, Any]) -> bool:
     return not any(isinstance(v, Mapping) for v in value.values())

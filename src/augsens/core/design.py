@@ -284,8 +284,6 @@ class BasePointDesign(Design):
         self.method = method
         self.replicates = replicates
         self.first = first
-        #: base samples per replicate in the first round (later rounds extend every replicate)
-        self.per_replicate = per
         #: where each round ends (base samples done); a run may stop at any of them
         self.round_ends = [first << s for s in range((n // first).bit_length())]
         self.D = problem.D

@@ -34,15 +34,6 @@ from augsens.results import output_dims
 
 __all__ = ["CheckpointLayout", "checkpoint_layouts"]
 
-# layers whose output puts the features on axis 1 (after the batch): [B, C, ...]
-_CHANNELS_FIRST = (
-    nn.modules.conv._ConvNd,
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.instancenorm._InstanceNorm,
-    nn.GroupNorm,
-)
-
-
 @dataclass(frozen=True)
 class CheckpointLayout:
     """One checkpoint's output, per sample.
