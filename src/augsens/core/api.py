@@ -19,7 +19,7 @@ import xarray as xr
 
 import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.core import loop
-from augsens.core.design import DESIGN_METHODS
+from augsens.core.design import DESIGNS
 from augsens.core.factors import Problem
 from augsens.core.methods import METHODS, Batch
 from augsens.core.precision import PRECISION_RULE, default_max_n
@@ -137,8 +137,8 @@ def _estimate(
     the shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
     size, first, target, time_limit = _budget(n, replicates, precision, max_n, time_limit)
     design = keywords.get("design")
-    if design not in DESIGN_METHODS:  # the design's own check speaks of its `method`, not of `design=`
-        close = difflib.get_close_matches(str(design), DESIGN_METHODS, n=1)
+    if design not in DESIGNS:  # the design's own check speaks of its `method`, not of `design=`
+        close = difflib.get_close_matches(str(design), DESIGNS, n=1)
         hint = f" Did you mean design={close[0]!r}?" if close else ""
         raise ValueError(
             f"design={design!r} is not a design.{hint} Use 'sobol' (Owen-scrambled QMC), 'sobol-lms' "

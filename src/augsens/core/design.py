@@ -31,7 +31,7 @@ set: replicate ``r`` uses its own scramble (or Philox key) derived from
 ``first`` base samples, each later one as many as all before it, up to ``n`` (``first = n``, the default,
 is one round).  Every round gives each replicate the next block of its own sequence, so after every
 round each replicate holds ``2^m`` consecutive points of its net, and a run may stop at any round's end
-(precision targets, :mod:`augsens.core.precision`).  The Sobol' methods need ``first // replicates`` to be a
+(precision targets, :mod:`augsens.core.precision`).  The Sobol' designs need ``first // replicates`` to be a
 power of 2 (balance properties: Owen 1997; scipy refuses the same in ``Sobol.random_base2``).  Below
 :data:`MIN_QMC_POINTS` points per replicate (64 for ``"sobol"``) a Sobol' design was measured to be
 *less* accurate than i.i.d. sampling (``benchmarks/design_quality.py``, ``docs/statistics.md``), and the
@@ -62,15 +62,15 @@ __all__ = [
     "SongShapleyDesign",
     "MAX_EXACT_SHAPLEY_GROUPS",
     "MIN_QMC_POINTS",
-    "DESIGN_METHODS",
+    "DESIGNS",
     "owen_scramble",
     "QMCSmallSampleWarning",
 ]
 
-#: Design methods: Owen-scrambled Sobol', scipy's LMS + digital shift Sobol', i.i.d. (Philox).
-DESIGN_METHODS = ("sobol", "sobol-lms", "iid")
+#: Design generators: Owen-scrambled Sobol', scipy's LMS + digital shift Sobol', i.i.d. (Philox).
+DESIGNS = ("sobol", "sobol-lms", "iid")
 
-#: Fewest points per replicate at which each Sobol' method was not less accurate than i.i.d. sampling
+#: Fewest points per replicate at which each Sobol' design was not less accurate than i.i.d. sampling
 #: on the test battery of ``benchmarks/design_quality.py`` (``docs/statistics.md``); fewer give a warning.
 #: scipy's layout (``B`` on the second half of the dimensions) leaked interactions up to 512 points.
 MIN_QMC_POINTS = {"sobol": 64, "sobol-lms": 1024}
@@ -135,7 +135,7 @@ def owen_scramble(digits: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return ((scrambled << np.uint64(_FILL_DIGITS)) | fill).astype(np.float64) * 2.0**-53
 
 
-Method = Literal["sobol", "sobol-lms", "iid"]
+DesignName = Literal["sobol", "sobol-lms", "iid"]
 
 
 def _outside_augsens() -> int:
@@ -165,8 +165,8 @@ class Design:
     n: int
     seed: int
     replicates: int
-    #: how the points are drawn ("sobol", "sobol-lms" or "iid")
-    method: Method
+    #: how the points are drawn ("sobol", "sobol-lms" or "iid": the ``method`` keyword of the constructors)
+    design_name: DesignName
     #: rows per base sample, and their names
     rows_per_sample: int
     labels: list[str]
@@ -215,7 +215,7 @@ class BasePointDesign(Design):
         n: int,
         *,
         seed: int = 0,
-        method: Method = "sobol",
+        method: DesignName = "sobol",
         replicates: int = 1,
         first: int | None = None,
     ) -> None:
@@ -225,7 +225,7 @@ class BasePointDesign(Design):
             raise ValueError(f"n (number of base samples) must be a positive integer, got {n!r}")
         if isinstance(replicates, bool) or not isinstance(replicates, int | np.integer) or replicates < 1:
             raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
-        if method not in DESIGN_METHODS:
+        if method not in DESIGNS:
             raise ValueError(
                 f"method={method!r} is not a design method; use 'sobol' (Owen-scrambled QMC), 'sobol-lms' "
                 "(scipy's linear matrix scramble) or 'iid'"
@@ -281,7 +281,7 @@ class BasePointDesign(Design):
         self.problem = problem
         self.n = n
         self.seed = int(seed)
-        self.method = method
+        self.design_name = method
         self.replicates = replicates
         self.first = first
         #: where each round ends (base samples done); a run may stop at any of them
@@ -344,9 +344,9 @@ class BasePointDesign(Design):
     # -- base points -----------------------------------------------------------------------------
     def _engine(self, replicate: int) -> qmc.Sobol:
         """scipy's Sobol' engine: scrambled (LMS + shift) per replicate, or one unscrambled for Owen."""
-        key = replicate if self.method == "sobol-lms" else -1
+        key = replicate if self.design_name == "sobol-lms" else -1
         if key not in self._engines:
-            if self.method == "sobol-lms":
+            if self.design_name == "sobol-lms":
                 rng = np.random.default_rng(seed_sequence(self.seed, replicate, _STREAM_SOBOL))
                 try:
                     engine = qmc.Sobol(self._dims, scramble=True, rng=rng)
@@ -365,7 +365,7 @@ class BasePointDesign(Design):
         return self._keys[replicate]
 
     def _base_points(self, replicate: int, local: int, count: int) -> np.ndarray:
-        if self.method == "iid":
+        if self.design_name == "iid":
             seq = seed_sequence(self.seed, replicate, _STREAM_IID)
             return philox_uniform(seq, local, count, self._dims)
         engine = self._engine(replicate).reset()
@@ -375,7 +375,7 @@ class BasePointDesign(Design):
             # scipy warns when a *first* draw is not 2^m points; our ranges are pieces of a 2^m set.
             warnings.filterwarnings("ignore", message="The balance properties", category=UserWarning)
             points = engine.random(count)
-        if self.method == "sobol-lms":
+        if self.design_name == "sobol-lms":
             return points
         # unscrambled points are multiples of 2^-32 below 1: exact integers after scaling
         digits = (points * 2.0**_OWEN_DIGITS).astype(np.uint64)
@@ -396,7 +396,7 @@ class BasePointDesign(Design):
         """
         parts = [self._base_points(r, local, c) for r, _, c, local in self._pieces(start, count)]
         pts = torch.from_numpy(np.concatenate(parts) if parts else np.empty((0, self._dims)))
-        if self.method == "sobol" and self._pair:
+        if self.design_name == "sobol" and self._pair:
             if self._layout == "adjacent":
                 return pts[:, 0::2], pts[:, 1::2]
             return pts[:, : self.k], pts[:, self.k :].flip(1)
@@ -423,7 +423,7 @@ class BasePointDesign(Design):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(D={self.D}, k={self.k}, n={self.n}, R={self.rows_per_sample}, "
-            f"method={self.method!r}, replicates={self.replicates}, seed={self.seed}"
+            f"method={self.design_name!r}, replicates={self.replicates}, seed={self.seed}"
             + (f", first={self.first})" if self.first != self.n else ")")
         )
 
@@ -467,7 +467,7 @@ class SobolDesign(BasePointDesign):
         *,
         second_order: bool = False,
         seed: int = 0,
-        method: Method = "sobol",
+        method: DesignName = "sobol",
         replicates: int = 1,
         first: int | None = None,
     ) -> None:
@@ -507,7 +507,7 @@ class ShapleyDesign(BasePointDesign):
         n: int,
         *,
         seed: int = 0,
-        method: Method = "sobol",
+        method: DesignName = "sobol",
         replicates: int = 1,
         first: int | None = None,
     ) -> None:
@@ -604,7 +604,7 @@ class SongShapleyDesign(Design):
     """
 
     replicates = 1
-    method: Method = "iid"  # every block draws from its own Philox stream
+    design_name: DesignName = "iid"  # every block draws from its own Philox stream
 
     def __init__(self, problem: Problem, permutations: int, outer: int, inner: int, *, seed: int = 0) -> None:
         if min(permutations, outer) < 1 or inner < 2:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from augsens.core.design import BasePointDesign, Method
+from augsens.core.design import BasePointDesign, DesignName
 from augsens.core.factors import Problem
 
 __all__ = ["MorrisDesign", "DEFAULT_LEVELS", "morris_step"]
@@ -92,7 +92,7 @@ class MorrisDesign(BasePointDesign):
         *,
         levels: int = DEFAULT_LEVELS,
         seed: int = 0,
-        method: Method = "sobol",
+        method: DesignName = "sobol",
         replicates: int = 1,
         first: int | None = None,
     ) -> None:

@@ -167,7 +167,8 @@ class SobolAccumulator(OutputRowsAccumulator):
             )
         self.D = D
         self.second_order = bool(second_order)
-        self.method = method
+        #: the first-order estimator (the ``method`` keyword)
+        self.estimator = method
         # variables: 0 = A, 1 = B, 2..D+1 = AB_j, D+2..2D+1 = BA_j
         ab = range(2, 2 + D)
         # order: squares of A, B, AB_j; A against B, AB_j; B against AB_j (contiguous blocks)
@@ -186,7 +187,7 @@ class SobolAccumulator(OutputRowsAccumulator):
             "D": self.D,
             "second_order": self.second_order,
             "replicates": self.replicates,
-            "method": self.method,
+            "method": self.estimator,
         }
 
     def update(self, y: torch.Tensor, replicate: int = 0) -> None:
@@ -227,7 +228,7 @@ class SobolAccumulator(OutputRowsAccumulator):
         s = self._stats(n, mean, com)
         var = s.variance
         first = saltelli_2010(s)
-        if self.method == "janon_2014":
+        if self.estimator == "janon_2014":
             num, den = janon_2014(s)
             out = {"S1": Ratio(num, den, ("factor",))}
         else:
@@ -239,7 +240,7 @@ class SobolAccumulator(OutputRowsAccumulator):
 
     def _attrs(self) -> dict[str, Any]:
         return {
-            "first_order_method": self.method,
+            "first_order_method": self.estimator,
             "total_order_method": "jansen_1999",
             **({"second_order_method": "saltelli_2002"} if self.second_order else {}),
         }

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 import torch
 import xarray as xr
 
-from augsens.core.design import Design
-from augsens.core.design import Method as DesignMethod
+from augsens.core.design import Design, DesignName
 from augsens.core.estimate.protocol import Accumulator
 from augsens.core.factors import Problem
 
@@ -98,7 +97,7 @@ class Method:
         n: int,
         *,
         seed: int = 0,
-        design: DesignMethod = "sobol",
+        design: DesignName = "sobol",
         replicates: int = 1,
         first: int | None = None,
         dtype: torch.dtype = torch.float64,
@@ -108,10 +107,10 @@ class Method:
         self.replicates = replicates
         self.dtype = dtype
         self.device = device
-        self.design = self.make_design(n, seed=seed, method=design, replicates=replicates, first=first)
+        self.design = self.make_design(n, seed=seed, design=design, replicates=replicates, first=first)
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> Design:
         """The method's design of ``n`` base samples (keywords as the constructor's)."""
         raise NotImplementedError  # pragma: no cover - abstract
@@ -169,7 +168,7 @@ class Method:
         """Provenance of the design: ``seed``, ``design`` and ``rows_per_sample``."""
         return {
             "seed": self.design.seed,
-            "design": self.design.method,
+            "design": self.design.design_name,
             "rows_per_sample": self.rows_per_sample,
         }
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from augsens.core.design import Method as DesignMethod
-from augsens.core.design import ShapleyDesign
+from augsens.core.design import DesignName, ShapleyDesign
 from augsens.core.estimate import ShapleyAccumulator
 from augsens.core.methods._base import Method
 
@@ -21,9 +20,9 @@ class ExactShapley(Method):
     name = "shapley-exact"
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> ShapleyDesign:
-        return ShapleyDesign(self.problem, n, seed=seed, method=method, replicates=replicates, first=first)
+        return ShapleyDesign(self.problem, n, seed=seed, method=design, replicates=replicates, first=first)
 
     def accumulator(self) -> Any:
         return ShapleyAccumulator(

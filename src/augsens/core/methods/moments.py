@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from augsens.core.design import IIDDesign
-from augsens.core.design import Method as DesignMethod
+from augsens.core.design import DesignName, IIDDesign
 from augsens.core.estimate import MomentsAccumulator
 from augsens.core.factors import Problem
 from augsens.core.methods._base import Batch, Method
@@ -30,9 +29,9 @@ class Moments(Method):
         super().__init__(problem, n, **{**common, "replicates": 1})
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> IIDDesign:
-        return IIDDesign(self.problem, n, seed=seed, method=method)
+        return IIDDesign(self.problem, n, seed=seed, method=design)
 
     def accumulator(self) -> Any:
         return MomentsAccumulator(dtype=self.dtype, device=self.device)

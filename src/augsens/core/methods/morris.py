@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from augsens.core.design import Method as DesignMethod
+from augsens.core.design import DesignName
 from augsens.core.estimate import MorrisAccumulator
 from augsens.core.factors import Problem
 from augsens.core.methods._base import Method
@@ -40,10 +40,10 @@ class Morris(Method):
         super().__init__(problem, n, **common)
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> MorrisDesign:
         return MorrisDesign(
-            self.problem, n, levels=self.levels, seed=seed, method=method, replicates=replicates, first=first
+            self.problem, n, levels=self.levels, seed=seed, method=design, replicates=replicates, first=first
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from augsens.core.design import Method as DesignMethod
-from augsens.core.design import PermutationShapleyDesign
+from augsens.core.design import DesignName, PermutationShapleyDesign
 from augsens.core.estimate import PermutationShapleyAccumulator
 from augsens.core.methods._base import Method
 
@@ -26,10 +25,10 @@ class PermutationShapley(Method):
     design: PermutationShapleyDesign
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> PermutationShapleyDesign:
         return PermutationShapleyDesign(
-            self.problem, n, seed=seed, method=method, replicates=replicates, first=first
+            self.problem, n, seed=seed, method=design, replicates=replicates, first=first
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

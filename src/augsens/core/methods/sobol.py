@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from augsens.core.design import Method as DesignMethod
-from augsens.core.design import SobolDesign
+from augsens.core.design import DesignName, SobolDesign
 from augsens.core.estimate import SobolAccumulator
 from augsens.core.factors import Problem
 from augsens.core.methods._base import Method
@@ -43,14 +42,14 @@ class Sobol(Method):
         super().__init__(problem, n, **common)
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> SobolDesign:
         return SobolDesign(
             self.problem,
             n,
             second_order=self.second_order,
             seed=seed,
-            method=method,
+            method=design,
             replicates=replicates,
             first=first,
         )

@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from augsens.core.design import Method as DesignMethod
-from augsens.core.design import SongShapleyDesign
+from augsens.core.design import DesignName, SongShapleyDesign
 from augsens.core.estimate import SongShapleyAccumulator
 from augsens.core.factors import Problem
 from augsens.core.methods._base import Method
@@ -59,7 +58,7 @@ class SongShapley(Method):
         super().__init__(problem, permutations * problem.D, **{**common, "replicates": 1})
 
     def make_design(
-        self, n: int, *, seed: int, method: DesignMethod, replicates: int, first: int | None
+        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
     ) -> SongShapleyDesign:
         return SongShapleyDesign(self.problem, self.permutations, self.outer, self.inner, seed=seed)
 
