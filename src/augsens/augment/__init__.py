@@ -29,7 +29,7 @@ from .pipeline import (
     rgb_to_hsv,
 )
 from .protocol import Augmentation, Mode, ParamSpec
-from .registry import AUGMENTATIONS, SET1, SET2, AugmentationSpec, available, register, spec
+from .registry import AUGMENTATIONS, SET1, SET2, available, register, spec
 
 __all__ = [
     "AUGMENTATIONS",
@@ -37,7 +37,6 @@ __all__ = [
     "SET1",
     "SET2",
     "Augmentation",
-    "AugmentationSpec",
     "ParamSpec",
     "spec",
     "available",

@@ -56,9 +56,6 @@ from .ops import (
 from .protocol import Augmentation, ParamSpec
 
 __all__ = [
-    "ParamSpec",
-    "Augmentation",
-    "AugmentationSpec",
     "AUGMENTATIONS",
     "SET1",
     "SET2",
@@ -70,8 +67,6 @@ __all__ = [
     "UnknownAugmentationError",
 ]
 
-#: The protocol class under the name the catalogue has always used.
-AugmentationSpec = Augmentation
 #: Entry-point group through which installed packages offer augmentations.
 ENTRY_POINT_GROUP = "augsens.augmentations"
 
@@ -216,7 +211,7 @@ _ALL = (
 )
 
 #: Every augmentation by name: set 1 then set 2, each in the authors' list order.
-AUGMENTATIONS: dict[str, AugmentationSpec] = {s.name: s for s in _ALL}
+AUGMENTATIONS: dict[str, Augmentation] = {s.name: s for s in _ALL}
 #: Names of set 1, in the authors' list order (the order that composition indices refer to).
 SET1: tuple[str, ...] = tuple(s.name for s in _ALL if s.set == 1)
 #: Names of set 2, in the authors' list order.

@@ -32,7 +32,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from augsens.augment.registry import AUGMENTATIONS, AugmentationSpec
+from augsens.augment.protocol import Augmentation
+from augsens.augment.registry import AUGMENTATIONS
 from augsens.errors import UserInputError
 
 __all__ = ["REFERENCE_SIDE", "PIXEL_PARAMS", "at_size", "scale_factor"]
@@ -59,19 +60,19 @@ def scale_factor(side: int) -> float:
     return side / REFERENCE_SIDE
 
 
-def at_size(spec: AugmentationSpec, height: int, width: int) -> AugmentationSpec:
+def at_size(spec: Augmentation, height: int, width: int) -> Augmentation:
     """The augmentation with its pixel bounds scaled to ``height x width`` images (module docstring).
 
     Parameters
     ----------
-    spec : AugmentationSpec
+    spec : Augmentation
         An augmentation with the paper's bounds (for 224 x 224).
     height, width : int
         Image size in pixels.
 
     Returns
     -------
-    AugmentationSpec
+    Augmentation
         ``spec`` itself when nothing changes (not one of the paper's twelve as declared -- a user's
         augmentation, or one whose ranges were already set, is taken as given --, no pixel parameter, or a
         224 x 224 image); otherwise a copy whose pixel parameters have ``low`` and ``high`` multiplied by

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from augsens.plot.explorer_data import PAIR_MEASURES  # noqa: E402
 from augsens.plot.maps import checkpoints_of  # noqa: E402
 
-__all__ = ["PAIR_MEASURES", "PAIR_TITLES", "pair_measures", "interaction_heatmaps", "interactions_section"]
+__all__ = ["PAIR_TITLES", "pair_measures", "interaction_heatmaps", "interactions_section"]
 
 PAIR_TITLES = {
     "shapley_interaction": "pairwise Shapley interaction index",
