@@ -4,16 +4,16 @@ A kind is a :class:`Kind` entry of :data:`KINDS`.  Config validation (:mod:`augs
 plan (:mod:`augsens.engine.plan`), the one-call API (:func:`augsens.engine.quick.study`) and the CLI read
 these entries and never name a kind themselves:
 
-=================  ==============================================  ========  ======  ========
-kind               method(s) (:data:`augsens.core.methods.METHODS`)  ``n``     rounds  shards
-=================  ==============================================  ========  ======  ========
-``sobol``          ``sobol``                                       yes       yes     yes
-``shapley``        ``shapley-exact``, ``shapley-permutation``      yes       yes     yes
-``shapley-song``   ``shapley-song``                                no        --      yes
-``moments``        ``moments``                                     yes       --      yes
-``morris``         ``morris``                                      yes       --      yes
-``contrast``       ``contrast``                                    no        --      --
-=================  ==============================================  ========  ======  ========
+=================  ==========================================  ======  ======  ======
+kind               methods (registry names)                    ``n``   rounds  shards
+=================  ==========================================  ======  ======  ======
+``sobol``          ``sobol``                                   yes     yes     yes
+``shapley``        ``shapley-exact``, ``shapley-permutation``  yes     yes     yes
+``shapley-song``   ``shapley-song``                            --      --      yes
+``moments``        ``moments``                                 yes     --      yes
+``morris``         ``morris``                                  yes     --      yes
+``contrast``       ``contrast`` (its study builds it)          --      --      --
+=================  ==========================================  ======  ======  ======
 
 Each kind reads some of the config keys that not every kind reads (:attr:`Kind.reads`): the keys of
 every sensitivity study (factors, precision target, resumable state, mixed precision), the design size
@@ -26,6 +26,14 @@ This module imports nothing heavy (no torch), so a config is validated before to
 named by their registry names and built by :func:`augsens.engine.plan.plan`.
 
 Adding a kind is its method module in :mod:`augsens.core.methods` and one entry here.
+
+Examples
+--------
+>>> from augsens.core.kinds import KINDS, kinds_where
+>>> KINDS["shapley"].method("permutation"), kinds_where(rounds=True)
+('shapley-permutation', ('sobol', 'shapley'))
+>>> KINDS["morris"].reads["study"][-4:]
+('n', 'design', 'replicates', 'morris_levels')
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ The protocol (:class:`Method`):
 * the flags ``sensitivity`` (indices over factors with half-widths; ``False`` for moments) and
   ``pooled_moments`` (the accumulator gives mean and variance for free).
 
+The treatment–control study's :class:`~augsens.core.methods.contrast.Contrast` (``R = 1 + sum(draws)``,
+one pass per block of output elements) follows the same protocol but has no factors, so it is built by
+its study (:mod:`augsens.engine.contrast`), not from :data:`METHODS`.
+
 Adding a method is one module here plus its line in :data:`METHODS`; a method a config can choose is
 named by a study kind of :data:`KINDS` (:mod:`augsens.core.kinds`, importable without torch so that
 configs validate before it loads).
