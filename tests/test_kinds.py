@@ -95,3 +95,25 @@ def test_augsens_info_lists_every_kind_with_its_summary():
     assert res.exit_code == 0, res.output
     for k in KINDS.values():
         assert f"{k.name}: {k.summary}" in " ".join(res.output.split())
+
+
+def test_every_list_of_kinds_in_the_docs_names_the_registry():
+    """The commented ``kind = "sobol"  # a | b | ...`` lines of the config reference, the README and the
+    shipped example config list the kinds of the registry, in its order."""
+    from pathlib import Path
+
+    import augsens.config
+
+    root = Path(__file__).parents[1]
+    texts = {
+        "augsens.config": augsens.config.__doc__ or "",
+        "README.md": (root / "README.md").read_text(encoding="utf-8"),
+        "configs/study.toml": (root / "configs" / "study.toml").read_text(encoding="utf-8"),
+    }
+    for where, text in texts.items():
+        lines = [
+            line for line in text.splitlines() if line.strip().startswith('kind = "sobol"') and "|" in line
+        ]
+        assert lines, where
+        for line in lines:
+            assert [k.strip() for k in line.split("#", 1)[1].split("|")] == list(KINDS), where
