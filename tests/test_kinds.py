@@ -29,9 +29,12 @@ def test_every_method_of_a_kind_is_registered_and_its_options_are_keys_the_kind_
         for name in KINDS[k].methods.values():
             assert METHODS[name].name == name
             assert set(METHODS[name].options.values()) <= set(KINDS[k].reads["study"]), name
-    # every option key of a registered method belongs to the kind that names the method
+    # every registered method is a kind's; the contrast kind's method is built by its study
     named = {m for k in KINDS.values() for m in k.methods.values()}
     assert set(METHODS) <= named
+    from augsens.core.methods.contrast import Contrast
+
+    assert KINDS["contrast"].method() == Contrast.name and not Contrast.sensitivity
 
 
 def test_flags_select_the_kinds_that_have_them():
