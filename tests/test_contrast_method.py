@@ -24,20 +24,42 @@ def _outputs(seed: int = 0) -> torch.Tensor:
     return y
 
 
-def _run(y: torch.Tensor, block: int, rows: int, pairing: str = "draw"):
-    method = Contrast(["shift", "noise"], DRAWS, N, SIZES, block=block, pairing=pairing, signed=True)
-    acc = method.accumulator()
-    for batch in loop.batches(method, rows):  # every pass, batches cut at pass ends
+def _run(y: torch.Tensor, block: int, rows: int, pairing: str = "draw", first_pass_bytes=None):
+    method = Contrast(
+        ["shift", "noise"],
+        DRAWS,
+        N,
+        SIZES,
+        block=block,
+        pairing=pairing,
+        signed=True,
+        first_pass_bytes=first_pass_bytes,
+    )
+
+    def evaluate(batch):
         lo, hi = method.span(method.position(batch)[0])
         first = batch.start % N
-        out = y[first : first + batch.count, :, lo:hi].reshape(-1, hi - lo)
-        loop.feed(method, {"c": acc}, {"c": out}, batch)
-    return method, acc
+        assert batch.start // N == 0 or hi - lo <= block  # later passes ask for their block only
+        return y[first : first + batch.count, :, lo:hi].reshape(-1, hi - lo)
+
+    outcome = loop.run(method, evaluate, batch_rows=rows)  # every pass, batches cut at pass ends
+    assert outcome.done == method.n and outcome.stop_reason == "n reached"
+    return method, outcome.accumulator
 
 
 def test_design_walks_one_pass_per_block_and_batches_never_straddle_a_pass():
     design = ContrastDesign(N, 3, 5, ["original"] * 5, seed=0)
     assert design.round_ends == [7, 14, 21] and design.unit_rows(0, 2).shape == (2, 5, 0)
+    capped = ContrastDesign(N, 2, 5, ["original"] * 5, seed=0, first_pass_batch=2)
+    assert capped.batches(3) == [
+        (0, 0, 2),
+        (0, 2, 2),
+        (0, 4, 2),
+        (0, 6, 1),
+        (0, 7, 3),
+        (0, 10, 3),
+        (0, 13, 1),
+    ]
     assert design.batches(3) == [(0, 0, 3), (0, 3, 3), (0, 6, 1), (0, 7, 3), (0, 10, 3), (0, 13, 1)] + [
         (0, 14, 3),
         (0, 17, 3),
@@ -49,7 +71,9 @@ def test_design_walks_one_pass_per_block_and_batches_never_straddle_a_pass():
 def test_passes_over_blocks_equal_one_pass_and_scipy(pairing):
     y = _outputs()
     method, whole = _run(y, block=sum(SIZES), rows=10 * 5, pairing=pairing)
-    blocked_method, blocked = _run(y, block=4, rows=2 * 5, pairing=pairing)
+    # 4 elements per pass, and first-pass batches of one input: 5 rows x 11 elements x 4 bytes each
+    blocked_method, blocked = _run(y, block=4, rows=2 * 5, pairing=pairing, first_pass_bytes=5 * 11 * 4)
+    assert blocked_method.design.first_pass_batch == 1
     assert whole.passes_done == 1 and blocked.passes_done == 3
     for name, values in whole.maps.items():
         tol = 1e-12 if name != "point_biserial" else 1e-6  # moments of other batches: float32 rounding

@@ -13,10 +13,10 @@ element the study reports
 
 The statistics themselves are generic and live in :mod:`augsens.core.paired`; their accumulation, the
 passes and the per-checkpoint results are the :class:`~augsens.core.methods.contrast.Contrast` method's,
-walked by the one loop (:func:`augsens.core.loop.batches` and :func:`~augsens.core.loop.feed`) like every
-method.  This module is the study: it evaluates a batch (the images and their augmented copies, forward
-with capture) and writes the results tree with its provenance.  :mod:`augsens.analysis.contrast`
-summarises finished results in tables and figures.
+run by the one loop (:func:`augsens.core.loop.run`) like every method. This module is the study: it
+evaluates a batch (the images and their augmented copies, forward with capture) and writes the results
+tree with its provenance. :mod:`augsens.analysis.contrast` summarises finished results in tables and
+figures.
 
 The authors returned the two effect sizes under each other's names; :func:`contrast_study` names them
 correctly and reproduces the swap only when asked (``swap_effect_names=True`` with ``mode="paper"``).
@@ -96,17 +96,6 @@ def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return moments_of(m)
 
 
-def _images_per_batch(method: Contrast, block: int, batch_size: int) -> int:
-    """Inputs per batch of pass ``block``: ``batch_size // max(draws)`` (one treatment's forward holds at
-    most ``batch_size`` copies), fewer in the first pass where a batch's outputs over every element
-    (``R`` rows of them) would exceed :data:`DEFAULT_BLOCK_BYTES`."""
-    chunk = max(1, batch_size // max(method.draws))
-    if block:
-        return chunk
-    lo, hi = method.span(0)
-    return max(1, min(chunk, DEFAULT_BLOCK_BYTES // (4 * method.rows_per_sample * (hi - lo))))
-
-
 def _run_contrast(
     capture: Callable[[torch.Tensor, Sequence[str]], Mapping[str, torch.Tensor]],
     gather: Callable[[torch.Tensor], torch.Tensor],
@@ -137,6 +126,7 @@ def _run_contrast(
         pairing=pairing,
         signed=signed,
         seed=seed,
+        first_pass_bytes=DEFAULT_BLOCK_BYTES,
         device=device,
     )
     offsets = method.offsets
@@ -164,12 +154,11 @@ def _run_contrast(
             rows.append(flat(capture(y, wanted), lo, hi).view(batch.count, plan.draws, hi - lo))
         return torch.cat(rows, dim=1).reshape(-1, hi - lo)
 
-    acc = method.accumulator()
-    for block, end in enumerate(method.round_ends):  # one pass over the images per block of elements
-        rows = _images_per_batch(method, block, batch_size) * method.rows_per_sample
-        for batch in loop.batches(method, rows, end - n_images, end):
-            loop.feed(method, {"contrast": acc}, {"contrast": evaluate(batch)}, batch)
-    return method, acc, shapes
+    # one pass over the images per block of elements (the rounds of the method's design); a batch holds
+    # batch_size // max(draws) images, so that one augmentation's forward holds at most batch_size copies
+    chunk = max(1, batch_size // max(method.draws))
+    outcome = loop.run(method, evaluate, batch_rows=chunk * method.rows_per_sample)
+    return method, outcome.accumulator, shapes
 
 
 def _plans(

@@ -6,9 +6,9 @@ element its :class:`ContrastAccumulator` gives the paired Wilcoxon signed-rank t
 correction, normal approximation), the matched-pairs rank-biserial correlation, the point-biserial
 correlation and Benjamini–Yekutieli adjusted p-values (:mod:`augsens.core.paired` holds the formulas).
 
-The method walks the one loop (:func:`augsens.core.loop.batches`, :meth:`Contrast.update`) like every
-other: a *base sample* is one input and its ``R = 1 + sum(draws)`` rows are the original followed by
-each treatment's copies; the evaluator returns their outputs flattened over all checkpoints.
+The method runs in the one loop (:func:`augsens.core.loop.run`) like every other: a *base sample* is one
+input and its ``R = 1 + sum(draws)`` rows are the original followed by each treatment's copies; the
+evaluator returns their outputs flattened over all checkpoints.
 
 Memory: ranks do not stream (the Wilcoxon test sees every difference of an element at once), so the
 output elements are cut into blocks of ``block`` elements and the design makes one *pass* over the
@@ -16,7 +16,8 @@ inputs per block (a round of the design, base samples ``p * n .. (p + 1) * n - 1
 Only the current block's differences are held (``n_pairs[a] x block`` float32 per treatment), ranked
 at the end of its pass and reduced to per-element statistics; the evaluator is asked for the block's
 elements only (:meth:`Contrast.span`), except in the first pass, whose every element feeds the
-point-biserial moments (which stream, merged with Chan's formula).  Treatment draws are addressable
+point-biserial moments (which stream, merged with Chan's formula) and whose batches are bounded in bytes
+(``first_pass_bytes``).  Treatment draws are addressable
 (counter-based on ``(seed, treatment, input, draw)``), so every pass regenerates identical copies.
 """
 
@@ -50,11 +51,18 @@ class ContrastDesign(_Walk):
     """``passes`` walks over ``n`` inputs: base sample ``p * n + i`` is input ``i`` in pass ``p``.
 
     Each pass is a round (a batch never straddles two); there are no unit rows to draw (``k = 0``): a
-    row is the original or a treated copy, by its position in the base sample.
+    row is the original or a treated copy, by its position in the base sample.  Batches of the first
+    pass hold at most ``first_pass_batch`` inputs (its outputs span every element).
     """
 
     def __init__(
-        self, n_inputs: int, passes: int, rows_per_sample: int, labels: list[str], seed: int
+        self,
+        n_inputs: int,
+        passes: int,
+        rows_per_sample: int,
+        labels: list[str],
+        seed: int,
+        first_pass_batch: int | None = None,
     ) -> None:
         self.inputs = n_inputs
         self.passes = passes
@@ -65,6 +73,7 @@ class ContrastDesign(_Walk):
         self.rows_per_sample = rows_per_sample
         self.labels = labels
         self.round_ends = [n_inputs * (p + 1) for p in range(passes)]
+        self.first_pass_batch = first_pass_batch or n_inputs
 
     def unit_rows(self, start: int, count: int) -> torch.Tensor:
         self._check_range(start, count)
@@ -77,6 +86,16 @@ class ContrastDesign(_Walk):
             end = min(stop, (start // self.inputs + 1) * self.inputs)  # the end of this pass
             out.append((0, start, end - start))
             start = end
+        return out
+
+    def batches(self, batch: int, start: int = 0, stop: int | None = None) -> list[tuple[int, int, int]]:
+        if batch < 1:
+            raise ValueError(f"batch must be a positive number of base samples, got {batch!r}")
+        stop = self.n if stop is None else min(stop, self.n)
+        out: list[tuple[int, int, int]] = []
+        for r, s, c in self.split(start, max(0, stop - start)):
+            size = min(batch, self.first_pass_batch) if s < self.inputs else batch
+            out.extend((r, b, min(size, s + c - b)) for b in range(s, s + c, size))
         return out
 
 
@@ -193,6 +212,9 @@ class Contrast(Method):
         As :class:`ContrastAccumulator`.
     seed : int, default 0
         The key of the treatments' draws (recorded).
+    first_pass_bytes : int, optional
+        Bound on a first-pass batch's float32 outputs (``R`` rows over every element): its batches hold
+        at most ``first_pass_bytes // (4 R total)`` inputs (at least one).  Default: no bound.
     device : torch.device or str, optional
         Where the differences are held.
 
@@ -219,6 +241,7 @@ class Contrast(Method):
         pairing: Literal["draw", "image"],
         signed: bool,
         seed: int = 0,
+        first_pass_bytes: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         self.treatments = list(treatments)
@@ -237,7 +260,10 @@ class Contrast(Method):
             "original",
             *(f"{t}[{j}]" for t, d in zip(self.treatments, self.draws, strict=True) for j in range(d)),
         ]
-        self.design = ContrastDesign(n_inputs, len(self.blocks), 1 + sum(self.draws), labels, seed)
+        rows = 1 + sum(self.draws)
+        # the first pass's outputs span every element: as many inputs per batch as fit first_pass_bytes
+        cap = max(1, first_pass_bytes // (4 * rows * total)) if first_pass_bytes else None
+        self.design = ContrastDesign(n_inputs, len(self.blocks), rows, labels, seed, first_pass_batch=cap)
 
     @property
     def n_inputs(self) -> int:
