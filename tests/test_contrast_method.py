@@ -93,6 +93,9 @@ def test_passes_over_blocks_equal_one_pass_and_scipy(pairing):
         ]
         # moments of float32 outputs against SciPy's float64 ones: float32 rounding of the sums
         np.testing.assert_allclose(whole.maps["point_biserial"][a], pb, rtol=1e-5, atol=1e-6)
+    flat = method.finalize(whole)  # the protocol's call: one flat output
+    assert flat["p_value"].dims == ("augmentation", "element") and flat.sizes["element"] == sum(SIZES)
+    np.testing.assert_array_equal(flat["p_value"].values, whole.maps["p_value"])
     nodes = method.results(whole, {"a": ((5,), ("unit",)), "b": ((2, 3), ("y", "x"))})
     assert nodes["b"]["p_value"].dims == ("augmentation", "y", "x")
     assert nodes["a"]["n_pairs"].values.tolist() == whole.n_pairs

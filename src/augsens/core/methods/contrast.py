@@ -23,6 +23,7 @@ point-biserial moments (which stream, merged with Chan's formula) and whose batc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -304,7 +305,7 @@ class Contrast(Method):
         *,
         swap_effect_names: bool = False,
     ) -> dict[str, xr.Dataset]:
-        """One dataset per output ``{name: (shape, dims)}`` (in the order of ``sizes``): the maps over
+        """One dataset per output ``{name: (shape, dims)}`` (consecutive elements, in order): the maps over
         ``("augmentation", *dims)``, ``p_value_by`` and ``n_pairs``.
 
         Benjamini–Yekutieli runs over every element of every output, one family per treatment (the
@@ -313,8 +314,9 @@ class Contrast(Method):
         """
         by_all = np.stack([benjamini_yekutieli(row) for row in acc.maps["p_value"]])
         nodes: dict[str, xr.Dataset] = {}
-        for i, (name, (shape, dims)) in enumerate(outputs.items()):
-            lo, hi = self.offsets[i], self.offsets[i + 1]
+        hi = 0
+        for name, (shape, dims) in outputs.items():
+            lo, hi = hi, hi + math.prod(shape)
             data = {k: v[:, lo:hi] for k, v in acc.maps.items()}
             data["p_value_by"] = by_all[:, lo:hi]
             if swap_effect_names:
@@ -329,6 +331,8 @@ class Contrast(Method):
             )
             ds["n_pairs"] = ("augmentation", np.asarray(acc.n_pairs, dtype=np.int64))
             nodes[name] = ds
+        if hi != self.offsets[-1]:
+            raise ValueError(f"the outputs hold {hi} elements, the contrast {self.offsets[-1]}")
         return nodes
 
     def finalize(
