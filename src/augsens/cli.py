@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from augsens.core.kinds import KINDS, kinds_where
 from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
 
 __all__ = ["app"]
@@ -171,10 +172,10 @@ def run(
         raise UserInputError(
             "--resume cannot be combined with --ray (failed shards are retried automatically)"
         )
-    if ray is not None and cfg.study.kind == "contrast":
+    kind = KINDS[cfg.study.kind]
+    if ray is not None and not kind.shards:
         raise UserInputError(
-            'a kind = "contrast" study runs in one process: drop --ray (its element blocks are passes '
-            "over the images, not shards)"
+            f'a kind = "{kind.name}" study runs in one process: drop --ray ({kind.one_process})'
         )
     from augsens.outlock import own_out
 
@@ -235,7 +236,10 @@ def _run_into(
 @_friendly
 def screen(
     config: Annotated[
-        Path, typer.Argument(help="The study to run after screening (TOML, kind sobol or shapley).")
+        Path,
+        typer.Argument(
+            help=f"The study to run after screening (TOML, kind {' or '.join(kinds_where(rounds=True))})."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/screen, OUT/quantify, report.")],
     trajectories: Annotated[int, typer.Option(help="Morris trajectories of the screening.")] = 32,
@@ -417,12 +421,13 @@ def info(
 
     from augsens.augment import available
     from augsens.augment.scaling import at_size
-    from augsens.config import STUDY_KINDS
     from augsens.models import available_models
 
     out = Console()
     out.print("[bold]models:[/bold] " + ", ".join(available_models()) + ", or 'package.module:factory'")
-    out.print("[bold]study kinds:[/bold] " + ", ".join(STUDY_KINDS))
+    out.print("[bold]study kinds:[/bold] " + ", ".join(KINDS))
+    for k in KINDS.values():
+        out.print(f"  {k.name}: {escape(k.summary)}")
     from augsens.extras import installed_extras
 
     out.print(

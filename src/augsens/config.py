@@ -42,13 +42,13 @@
                                      #   with native bf16 -- AMX or AVX512-BF16 --, else float32)
 
 Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
-naming the key, the expected type or allowed values, and close matches.  The contrast study and the
-sensitivity studies (sobol, shapley, shapley-song, moments, morris) each have keys the other does not use
-(:data:`CONTRAST_ONLY`, :data:`SENSITIVITY_ONLY`); such a key set to anything but its default is refused,
-so a setting never goes silently unused; so are the keys ``kind = "shapley-song"`` does not read
-(:data:`SONG_UNREAD`, its design has its own size keys) and its own keys under any other kind
-(:data:`SONG_ONLY`).  The file is UTF-8 as TOML requires, with or without a byte-order mark (UTF-16 and
-UTF-32 with one are read too); another encoding is refused, naming the first byte that does not decode.
+naming the key, the expected type or allowed values, and close matches.  The kinds come from the
+registry :data:`augsens.core.kinds.KINDS`, where each declares the keys it reads (the contrast study
+none of the sensitivity studies' design, precision or state keys; ``shapley-song`` its own size keys
+instead of ``n``, ``design`` and ``replicates``; each kind its methods' options); a key that only other
+kinds read, set to anything but its default, is refused, so a setting never goes silently unused.
+The file is UTF-8 as TOML requires, with or without a byte-order mark (UTF-16 and UTF-32 with one are
+read too); another encoding is refused, naming the first byte that does not decode.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
+from augsens.core.kinds import KINDS, foreign_keys, kinds_where, or_list
 from augsens.errors import MissingFileError, UserInputError
 
 __all__ = [
@@ -75,51 +76,15 @@ __all__ = [
     "load_config",
     "STUDY_KINDS",
     "StudyKind",
-    "CONTRAST_ONLY",
-    "SENSITIVITY_ONLY",
-    "SONG_UNREAD",
-    "SONG_ONLY",
 ]
 
-#: The study kinds: ``[study] kind``, ``ag.study(kind=...)``.  Each but contrast names a method of
-#: :mod:`augsens.core.methods` (shapley with its ``shapley_method``), whose options are config keys.
-StudyKind = Literal["sobol", "shapley", "shapley-song", "moments", "morris", "contrast"]
-STUDY_KINDS: tuple[str, ...] = get_args(StudyKind)
-
-#: Keys (by section) only the contrast study reads.
-CONTRAST_ONLY = {"study": ("draws", "pairing", "n_images", "block_elements", "swap_effect_names")}
-#: Keys (by section) only the sensitivity studies read: their design, estimator, factors, precision
-#: target, resumable state and mixed precision, and the partition factor.
-SENSITIVITY_ONLY = {
-    "study": (
-        "n",
-        "switches",
-        "switch_p",
-        "order",
-        "design",
-        "second_order",
-        "sobol_method",
-        "replicates",
-        "shapley_method",
-        "song_permutations",
-        "song_outer",
-        "song_inner",
-        "morris_levels",
-        "precision",
-        "max_n",
-        "time_limit",
-    ),
-    "images": ("partition2",),
-    "run": ("dtype", "state_dtype", "channels_last", "checkpoint_every"),
-}
-
-#: Keys (by section) that ``kind = "shapley-song"`` does not read: its design is ``song_permutations x D``
-#: blocks of ``song_outer x song_inner`` i.i.d. rows, in one replicate, with no other estimator option.
-SONG_UNREAD: dict[str, tuple[str, ...]] = {
-    "study": ("n", "replicates", "design", "second_order", "sobol_method", "shapley_method"),
-}
-#: Keys (by section) only ``kind = "shapley-song"`` reads.
-SONG_ONLY: dict[str, tuple[str, ...]] = {"study": ("song_permutations", "song_outer", "song_inner")}
+#: The study kinds: ``[study] kind``, ``ag.study(kind=...)``, from the registry
+#: :data:`augsens.core.kinds.KINDS` (static checkers see ``str``; the config checks the names).
+STUDY_KINDS: tuple[str, ...] = tuple(KINDS)
+if TYPE_CHECKING:
+    StudyKind = str
+else:
+    StudyKind = Literal[STUDY_KINDS]
 
 
 class ConfigError(UserInputError):
@@ -251,13 +216,14 @@ class StudyConfig:
         self._check_kind_keys(source)
         if s.n < 1:
             raise ConfigError(f"{source}: [study] n must be a positive integer, got {s.n!r}")
-        if s.design == "sobol" and s.kind != "shapley-song" and s.n & (s.n - 1):
+        kind = KINDS[s.kind]
+        if s.design == "sobol" and kind.sized and s.n & (s.n - 1):
             lo = 1 << (s.n.bit_length() - 1)
             raise ConfigError(
                 f"{source}: [study] n = {s.n} is not a power of 2, which the Sobol' design needs to keep "
                 f'its balance properties; use n = {lo} or {2 * lo}, or design = "iid"'
             )
-        if s.kind != "shapley-song" and (s.replicates < 1 or s.n % s.replicates):
+        if kind.sized and (s.replicates < 1 or s.n % s.replicates):
             raise ConfigError(
                 f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
                 + _replicates_hint(s.n, s.replicates, s.design)
@@ -279,7 +245,7 @@ class StudyConfig:
                 f"{source}: [study] morris_levels must be an even integer >= 2 (e.g. 4 or 16), got "
                 f"{s.morris_levels!r}"
             )
-        if s.kind == "shapley-song" and s.song_inner < 2:
+        if "song_inner" in kind.options and s.song_inner < 2:
             raise ConfigError(f"{source}: [study] song_inner must be >= 2 (an inner variance needs 2 rows)")
         if r.batch_size < 1:
             raise ConfigError(f"{source}: [run] batch_size must be a positive integer, got {r.batch_size!r}")
@@ -307,45 +273,26 @@ class StudyConfig:
             )
 
     def _check_kind_keys(self, source: str) -> None:
-        """Refuse keys the study kind does not read, set to anything but their default."""
-        kind = self.study.kind
-        groups: list[tuple[Mapping[str, tuple[str, ...]], str]]
-        if kind == "contrast":
-            groups = [
-                (
-                    SENSITIVITY_ONLY,
-                    "the contrast study compares each augmentation alone with the original image: it has "
-                    "no design, estimator, precision target, partition factor or resumable state",
-                )
-            ]
-        else:
-            groups = [(CONTRAST_ONLY, "it is read only by kind = 'contrast'")]
-            if kind == "shapley-song":
-                groups.append(
-                    (
-                        SONG_UNREAD,
-                        "its design is song_permutations x factors blocks of song_outer x song_inner "
-                        "i.i.d. rows in one replicate: set its size with song_permutations, song_outer "
-                        "and song_inner",
-                    )
-                )
-            else:
-                groups.append((SONG_ONLY, "it is read only by kind = 'shapley-song'"))
-        for unused, why in groups:
-            found = []
-            for section, keys in unused.items():
-                values, defaults = getattr(self, section), type(getattr(self, section))()
-                found += [
-                    f"[{section}] {key} = {getattr(values, key)!r}"
-                    for key in keys
-                    if getattr(values, key) != getattr(defaults, key)
-                ]
-            if found:
-                verb, it = ("does", "it") if len(found) == 1 else ("do", "them")
-                raise ConfigError(
-                    f"{source}: {', '.join(found)} {verb} not apply to kind = {kind!r} ({why}); "
-                    f"remove {it}, or choose another kind"
-                )
+        """Refuse keys the study kind does not read (:attr:`augsens.core.kinds.Kind.reads`) but another
+        kind does, set to anything but their default; one message per reason, the first raised."""
+        kind = KINDS[self.study.kind]
+        reasons: dict[str, list[str]] = {}
+        for section in ("study", "images", "run", "model"):
+            values, defaults = getattr(self, section), type(getattr(self, section))()
+            foreign = foreign_keys(kind.name, section)
+            for f in dataclasses.fields(values):
+                key = f.name
+                readers = foreign.get(key)
+                if not readers or getattr(values, key) == getattr(defaults, key):
+                    continue
+                why = kind.unread or f"it is read only by kind = {or_list(readers)}"
+                reasons.setdefault(why, []).append(f"[{section}] {key} = {getattr(values, key)!r}")
+        for why, found in reasons.items():
+            verb, it = ("does", "it") if len(found) == 1 else ("do", "them")
+            raise ConfigError(
+                f"{source}: {', '.join(found)} {verb} not apply to kind = {kind.name!r} ({why}); "
+                f"remove {it}, or choose another kind"
+            )
 
     def _check_precision(self, source: str) -> None:
         s = self.study
@@ -354,10 +301,10 @@ class StudyConfig:
                 f"{source}: [study] precision = {s.precision!r} must be a half-width in (0, 1), e.g. 0.02 "
                 "(0 = no target)"
             )
-        if s.kind not in ("sobol", "shapley"):
+        if not KINDS[s.kind].rounds:
             raise ConfigError(
-                f"{source}: [study] precision needs kind = 'sobol' or 'shapley' (confidence half-widths), "
-                f"not {s.kind!r}"
+                f"{source}: [study] precision needs kind = {or_list(kinds_where(rounds=True))} (confidence "
+                f"half-widths), not {s.kind!r}"
             )
         if s.replicates < 2:
             raise ConfigError(

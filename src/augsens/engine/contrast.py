@@ -11,18 +11,24 @@ element the study reports
 * the **point-biserial** correlation between group membership (original / augmented) and the activation;
 * Benjamini–Yekutieli adjusted p-values, really applied (the authors' correction was a no-op).
 
-The statistics themselves are generic and live in :mod:`augsens.core.paired`; this module is the study:
-the passes over the images, the augmented copies and the results tree.  :mod:`augsens.analysis.contrast`
-summarises finished results in tables and figures.
+The statistics themselves are generic and live in :mod:`augsens.core.paired`; their accumulation, the
+passes and the per-checkpoint results are the :class:`~augsens.core.methods.contrast.Contrast` method's,
+run by the one loop (:func:`augsens.core.loop.run`) like every method. This module is the study: it
+evaluates a batch (the images and their augmented copies, forward with capture) and writes the results
+tree with its provenance. :mod:`augsens.analysis.contrast` summarises finished results in tables and
+figures.
 
 The authors returned the two effect sizes under each other's names; :func:`contrast_study` names them
 correctly and reproduces the swap only when asked (``swap_effect_names=True`` with ``mode="paper"``).
 
 Nothing stores the activations of the run.  The point-biserial correlation streams (group counts, means
 and centred sums of squares, merged with Chan's formula).  Ranks do not stream: the Wilcoxon test sees
-all differences of one element at once, so elements are processed in blocks that fit in memory.  Every
-block is a new pass over the images; augmentation parameters come from a counter-based generator keyed on
-``(seed, augmentation, image, draw)``, so each pass regenerates identical images.
+all differences of one element at once, so elements are processed in blocks that fit in memory
+(``block_elements``, default: 512 MiB of differences and sort workspace).  Every block is a new pass over
+the images (a round of the method's design), which captures only the checkpoints the block touches; the
+first pass also sees every element for the moments, in batches of at most 512 MiB of outputs.
+Augmentation parameters come from a counter-based generator keyed on ``(seed, augmentation, image,
+draw)``, so each pass regenerates identical images.
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ import xarray as xr
 from augsens.augment.draws import single_draws
 from augsens.augment.protocol import Augmentation
 from augsens.augment.registry import UnknownAugmentationError
+from augsens.core import loop
 from augsens.core.estimate import MomentsAccumulator
-from augsens.core.paired import benjamini_yekutieli, point_biserial, rank_biserial, wilcoxon_zsplit
+from augsens.core.methods import Batch
+from augsens.core.methods.contrast import Contrast, ContrastAccumulator, block_for, moments_of
 from augsens.errors import UserInputError
 from augsens.results import output_dims
 
@@ -85,13 +93,7 @@ class _AugPlan:
 
 def _moments(m: MomentsAccumulator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-element count, mean and centred sum of squares of a moments accumulator's state."""
-    count, mean, comoment = m.state_tensors()
-    return count[0].to(torch.float64), mean[0, 0], comoment[0, 0]
-
-
-def _auto_block(n_pairs: Sequence[int], block_bytes: int) -> int:
-    per_element = 4 * sum(n_pairs) + _BYTES_PER_PAIR_ELEMENT * max(n_pairs)
-    return max(1, block_bytes // per_element)
+    return moments_of(m)
 
 
 def _run_contrast(
@@ -108,26 +110,26 @@ def _run_contrast(
     batch_size: int,
     device: torch.device,
     signed: bool,
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[int, ...]], dict[str, Any]]:
-    """The block passes; returns per-checkpoint ``{variable: [A, E] array}``, element shapes and counts."""
+) -> tuple[Contrast, ContrastAccumulator, dict[str, tuple[int, ...]]]:
+    """The passes of the :class:`~augsens.core.methods.contrast.Contrast` method over the images, through
+    the one loop: returns the method, its filled accumulator and the checkpoints' element shapes."""
     probe = capture(gather(torch.zeros(1, dtype=torch.long)).to(device), checkpoints)
     shapes = {c: tuple(probe[c].shape[1:]) for c in checkpoints}
     sizes = [math.prod(shapes[c]) for c in checkpoints]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    total = int(offsets[-1])
     n_pairs = [n_images * (p.draws if pairing == "draw" else 1) for p in plans]
-    block = block_elements or _auto_block(n_pairs, DEFAULT_BLOCK_BYTES)
-    max_draws = max(p.draws for p in plans)
-    chunk = max(1, batch_size // max_draws)
-    n_aug = len(plans)
-    out = {
-        name: np.full((n_aug, total), np.nan)
-        for name in ("wilcoxon_stat", "wilcoxon_z", "p_value", "rank_biserial", "point_biserial")
-    }
-    # point-biserial streams: per-element moments of the originals and of each augmentation's copies
-    moments0 = MomentsAccumulator(device=device)
-    moments1 = [MomentsAccumulator(device=device) for _ in plans]
-    non_finite = 0
+    method = Contrast(
+        [p.name for p in plans],
+        [p.draws for p in plans],
+        n_images,
+        sizes,
+        block=block_elements or block_for(n_pairs, DEFAULT_BLOCK_BYTES, _BYTES_PER_PAIR_ELEMENT),
+        pairing=pairing,
+        signed=signed,
+        seed=seed,
+        first_pass_bytes=DEFAULT_BLOCK_BYTES,
+        device=device,
+    )
+    offsets = method.offsets
 
     def flat(acts: Mapping[str, torch.Tensor], lo: int, hi: int) -> torch.Tensor:
         # Concatenate the slices of the global element range [lo, hi) from every checkpoint it touches.
@@ -138,58 +140,25 @@ def _run_contrast(
                 parts.append(acts[c].reshape(acts[c].shape[0], -1)[:, a - offsets[i] : b - offsets[i]])
         return torch.cat(parts, dim=1).float()
 
-    n_passes = 0
-    for lo in range(0, total, block):
-        hi = min(total, lo + block)
-        first = lo == 0
-        needed = [c for i, c in enumerate(checkpoints) if offsets[i] < hi and offsets[i + 1] > lo]
-        wanted = list(checkpoints) if first else needed
-        buffers = [torch.empty(m, hi - lo, dtype=torch.float32, device=device) for m in n_pairs]
-        for i0 in range(0, n_images, chunk):
-            idx = torch.arange(i0, min(n_images, i0 + chunk))
-            b = len(idx)
-            x = gather(idx).to(device)
-            acts0 = capture(x, wanted)
-            if first:
-                moments0.update(flat(acts0, 0, total))
-            orig = flat(acts0, lo, hi)
-            for a, plan in enumerate(plans):
-                rows = (idx[:, None] * plan.draws + torch.arange(plan.draws)[None, :]).reshape(-1).numpy()
-                y = apply(
-                    plan.spec, x.repeat_interleave(plan.draws, dim=0), plan.parameters(seed, rows, device)
-                )
-                acts1 = capture(y, wanted)
-                if first:
-                    moments1[a].update(flat(acts1, 0, total))
-                d = flat(acts1, lo, hi).view(b, plan.draws, hi - lo) - orig[:, None, :]
-                if pairing == "draw":
-                    buffers[a][i0 * plan.draws : (i0 + b) * plan.draws] = d.reshape(-1, hi - lo)
-                else:
-                    buffers[a][i0 : i0 + b] = d.mean(dim=1)
-        for a, buf in enumerate(buffers):
-            res = wilcoxon_zsplit(buf)
-            non_finite += int(torch.isnan(res.p_value).sum())
-            out["wilcoxon_stat"][a, lo:hi] = res.statistic.cpu().numpy()
-            out["wilcoxon_z"][a, lo:hi] = res.z.cpu().numpy()
-            out["p_value"][a, lo:hi] = res.p_value.cpu().numpy()
-            out["rank_biserial"][a, lo:hi] = (
-                rank_biserial(res.r_plus, res.r_minus, res.n, signed=signed).cpu().numpy()
-            )
-        del buffers
-        n_passes += 1
-    for a in range(n_aug):
-        r = point_biserial(*_moments(moments0), *_moments(moments1[a]))
-        out["point_biserial"][a] = r.cpu().numpy()
-    per_ckpt = {
-        c: {k: v[:, offsets[i] : offsets[i + 1]] for k, v in out.items()} for i, c in enumerate(checkpoints)
-    }
-    counts = {
-        "n_passes": n_passes,
-        "block_elements": block,
-        "n_pairs": n_pairs,
-        "untested_elements": non_finite,
-    }
-    return per_ckpt, shapes, counts
+    def evaluate(batch: Batch) -> torch.Tensor:
+        """Outputs ``[count * R, width]`` of a batch: each image, then its copies per treatment."""
+        block, first = method.position(batch)
+        lo, hi = method.span(block)
+        wanted = [checkpoints[i] for i in method.outputs_in(lo, hi)]  # only what the pass ranks
+        idx = torch.arange(first, first + batch.count)
+        x = gather(idx).to(device)
+        rows = [flat(capture(x, wanted), lo, hi)[:, None]]
+        for plan in plans:
+            draws = (idx[:, None] * plan.draws + torch.arange(plan.draws)[None, :]).reshape(-1).numpy()
+            y = apply(plan.spec, x.repeat_interleave(plan.draws, dim=0), plan.parameters(seed, draws, device))
+            rows.append(flat(capture(y, wanted), lo, hi).view(batch.count, plan.draws, hi - lo))
+        return torch.cat(rows, dim=1).reshape(-1, hi - lo)
+
+    # one pass over the images per block of elements (the rounds of the method's design); a batch holds
+    # batch_size // max(draws) images, so that one augmentation's forward holds at most batch_size copies
+    chunk = max(1, batch_size // max(method.draws))
+    outcome = loop.run(method, evaluate, batch_rows=chunk * method.rows_per_sample)
+    return method, outcome.accumulator, shapes
 
 
 def _plans(
@@ -331,7 +300,7 @@ def contrast_study(
     def apply(name: str | Augmentation, x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return apply_augmentation(name, x, mode=mode, validate=True, **params)
 
-    per_ckpt, shapes, counts = _run_contrast(
+    method, acc, shapes = _run_contrast(
         capture,
         images.gather,
         apply,
@@ -358,12 +327,16 @@ def contrast_study(
         "swap_effect_names": swap_effect_names,
         "fdr": "benjamini-yekutieli, one family per augmentation over all checkpoints",
     }
-    dims_of = None
     if image_size is None:  # not images: dims from the network itself, e.g. (channel, time) of a Conv1d
         from augsens.models.layout import checkpoint_layouts
 
-        dims_of = {c: lay.dims for c, lay in checkpoint_layouts(model, list(per_ckpt)).items()}
-    tree = _contrast_tree(per_ckpt, shapes, plans, counts, config, swap_effect_names, dims_of)
+        dims_of = {c: lay.dims for c, lay in checkpoint_layouts(model, names).items()}
+    else:
+        dims_of = {c: output_dims(shapes[c]) for c in names}
+    nodes = method.results(
+        acc, {c: (shapes[c], dims_of[c]) for c in names}, swap_effect_names=swap_effect_names
+    )
+    tree = _contrast_tree(nodes, method, acc, config)
     if out is not None:
         from augsens.results import write_results
 
@@ -372,37 +345,11 @@ def contrast_study(
 
 
 def _contrast_tree(
-    per_ckpt: Mapping[str, Mapping[str, np.ndarray]],
-    shapes: Mapping[str, tuple[int, ...]],
-    plans: Sequence[_AugPlan],
-    counts: Mapping[str, Any],
-    config: Mapping[str, Any],
-    swap_effect_names: bool,
-    dims_of: Mapping[str, tuple[str, ...]] | None = None,
+    nodes: Mapping[str, xr.Dataset], method: Contrast, acc: ContrastAccumulator, config: Mapping[str, Any]
 ) -> xr.DataTree:
+    """The results tree: the method's nodes and the study's provenance in the root attributes."""
     from augsens.results import versions
 
-    names = [p.name for p in plans]
-    # BY family: all elements of all checkpoints, per augmentation (the authors' intended grouping).
-    p_all = np.concatenate([v["p_value"] for v in per_ckpt.values()], axis=1)
-    by_all = np.stack([benjamini_yekutieli(row) for row in p_all])
-    nodes: dict[str, xr.Dataset] = {}
-    start = 0
-    for c, values in per_ckpt.items():
-        shape = shapes[c]
-        dims = ("augmentation", *(dims_of[c] if dims_of else output_dims(shape)))
-        size = values["p_value"].shape[1]
-        data = dict(values)
-        data["p_value_by"] = by_all[:, start : start + size]
-        start += size
-        if swap_effect_names:
-            data["rank_biserial"], data["point_biserial"] = data["point_biserial"], data["rank_biserial"]
-        ds = xr.Dataset(
-            {k: (dims, v.reshape(len(names), *shape)) for k, v in sorted(data.items())},
-            coords={"augmentation": names, **{d: np.arange(s) for d, s in zip(dims[1:], shape, strict=True)}},
-        )
-        ds["n_pairs"] = ("augmentation", np.asarray(counts["n_pairs"], dtype=np.int64))
-        nodes[c] = ds
     root = xr.Dataset(
         attrs={
             "augsens_results": 1,
@@ -410,10 +357,10 @@ def _contrast_tree(
             "model": str(config.get("model")),
             "versions": json.dumps(versions()),
             "config": json.dumps(dict(config)),
-            "checkpoints": json.dumps(list(per_ckpt)),
-            "n_passes": int(counts["n_passes"]),
-            "block_elements": int(counts["block_elements"]),
-            "untested_elements": int(counts["untested_elements"]),
+            "checkpoints": json.dumps(list(nodes)),
+            "n_passes": int(acc.passes_done),
+            "block_elements": int(method.block),
+            "untested_elements": int(acc.untested),
         }
     )
     return xr.DataTree.from_dict({"/": root, **nodes})

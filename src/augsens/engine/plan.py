@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from augsens.config import StudyConfig
+from augsens.core.kinds import KINDS
 from augsens.core.methods import METHODS, Method
 from augsens.core.precision import default_max_n
 from augsens.engine.factors import AugmentationFactors
@@ -44,9 +45,10 @@ class StudyPlan:
 
 
 def method_name(config: StudyConfig) -> str:
-    """The registry name of the study's method: ``[study] kind``, with the Shapley method for ``shapley``."""
-    sc = config.study
-    return f"shapley-{sc.shapley_method}" if sc.kind == "shapley" else sc.kind
+    """The registry name of the study's method: its kind's (:data:`augsens.core.kinds.KINDS`), chosen by
+    the kind's ``[study]`` key where it has several (``shapley_method``)."""
+    kind = KINDS[config.study.kind]
+    return kind.method(getattr(config.study, kind.choose) if kind.choose else "")
 
 
 def state_dtype(config: StudyConfig) -> torch.dtype:
@@ -99,17 +101,18 @@ def plan(
     the first ``n`` (:mod:`augsens.core.precision`).
     """
     sc = config.study
+    kind = KINDS[sc.kind]
     switches = sc.switches
     if switches == "default":
         # the authors' switch models per family (docs/paper.md §7); clean mode switches every augmentation
-        switches = "nonparametric" if (sc.mode == "paper" and sc.kind in ("sobol", "moments")) else "all"
+        switches = kind.paper_switches if sc.mode == "paper" else "all"
     factors = AugmentationFactors(
         sc.augmentations if isinstance(sc.augmentations, str) else list(sc.augmentations),
         partitions,
         switches=switches,
         p=sc.switch_p,
         mode=sc.mode,
-        integer_params=sc.mode == "paper" and sc.kind.startswith("shapley"),
+        integer_params=sc.mode == "paper" and kind.paper_integer_params,
         order=sc.order,
         ranges=config.augment,
         image_size=(int(sample_shape[-2]), int(sample_shape[-1]))
@@ -117,8 +120,8 @@ def plan(
         else None,
     )
     name = method_name(config)
-    if name not in METHODS:
-        raise ValueError(f"[study] kind = {sc.kind!r} is not supported by this engine")
+    if not kind.sensitivity:
+        raise ValueError(f"[study] kind = {sc.kind!r} is not a sensitivity study: it has no factors to plan")
     cls = METHODS[name]
     size, first = (sc.max_n or default_max_n(sc.n), sc.n) if sc.precision else (sc.n, None)
     # the method's own options, read from the config keys it names

@@ -35,6 +35,7 @@ from torch import nn
 
 from augsens.augment.protocol import Augmentation
 from augsens.config import ConfigError, StudyConfig, StudyKind
+from augsens.core.kinds import KINDS
 from augsens.data import ImageCache, SampleCache
 from augsens.errors import UserInputError
 from augsens.models import LoadedModel
@@ -164,12 +165,14 @@ def study(
         ``"package.module:name"`` references and :class:`~augsens.augment.Augmentation` objects
         (docs/augmentations.md).  An object defined in an importable module is recorded by its reference;
         one defined in ``__main__`` or a notebook is registered in this process under its name.
-    kind : {"sobol", "shapley", "shapley-song", "moments", "morris", "contrast"}, default "sobol"
-        ``"morris"``: elementary effects (``mu``, ``mu_star``, ``sigma``) from ``n`` trajectories of
-        ``D + 1`` forwards (key ``morris_levels``).
-        ``"contrast"``: the treatment–control study (each augmentation alone against the original
-        image; :func:`augsens.engine.contrast.contrast_study`), with its own keys ``draws``,
-        ``pairing``, ``n_images``, ``block_elements``, ``swap_effect_names``; ``n`` is not used.
+    kind : str, default "sobol"
+        A study kind of :data:`augsens.core.kinds.KINDS` (``augsens info`` lists them with a summary):
+        ``"sobol"``, ``"shapley"``, ``"shapley-song"``, ``"moments"``, ``"morris"`` or ``"contrast"``.
+        Each reads its own keys besides the common ones (:attr:`augsens.core.kinds.Kind.reads`), e.g.
+        ``morris_levels`` for ``"morris"`` (elementary effects ``mu``, ``mu_star``, ``sigma`` from ``n``
+        trajectories of ``D + 1`` forwards), or ``draws``, ``pairing``, ``n_images``,
+        ``block_elements``, ``swap_effect_names`` for ``"contrast"`` (each augmentation alone against
+        the original image; :func:`augsens.engine.contrast.contrast_study`), which does not use ``n``.
     n : int, default 1024
         Base samples (a power of 2 for the Sobol' design).
     checkpoints : sequence of str, optional
@@ -332,8 +335,9 @@ def _on_ray(
         raise UserInputError("a Ray run writes its results to a folder: pass out=...")
     if resume is True:
         raise UserInputError("resume=True cannot be combined with ray=... (failed shards are retried)")
-    if config.study.kind == "contrast":
-        raise UserInputError('kind="contrast" runs in one process: drop ray=...')
+    kind = KINDS[config.study.kind]
+    if not kind.shards:
+        raise UserInputError(f'kind="{kind.name}" runs in one process ({kind.one_process}): drop ray=...')
     from augsens.engine.distributed import run_distributed
     from augsens.preflight import check_paths, prepare_out
 
@@ -371,8 +375,9 @@ def run_study(
     ``out=None`` runs in a temporary folder and returns the tree loaded into memory; otherwise results
     are written to ``out/results.zarr`` and read back, so both give exactly what
     :func:`augsens.open_results` gives.  ``resume="auto"`` resumes when ``out`` holds a saved state.
-    ``kind = "contrast"`` runs :func:`augsens.engine.contrast.contrast_study`, which keeps no state to
-    resume; every other kind runs the sensitivity engine :class:`augsens.engine.study.Study`.
+    A sensitivity kind (:attr:`augsens.core.kinds.Kind.sensitivity`) runs the sensitivity engine
+    :class:`augsens.engine.study.Study`; ``kind = "contrast"`` runs
+    :func:`augsens.engine.contrast.contrast_study`, which keeps no state to resume.
     """
     if out is not None:
         from augsens.outlock import own_out
@@ -407,7 +412,7 @@ def _run_study(
     from augsens.preflight import STATE_DIR, STATE_NAME
     from augsens.results import open_results
 
-    if config.study.kind == "contrast":
+    if not KINDS[config.study.kind].sensitivity:
         return _run_contrast(config, out, model=model, images=images, resume=resume, overwrite=overwrite)
     engine = Study(config, model=model, images=images, progress=progress)
     if out is None:

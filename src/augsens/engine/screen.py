@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from augsens.config import ConfigError, StudyConfig
+from augsens.core.kinds import KINDS, foreign_keys, kinds_where, or_list
 from augsens.data import ImageCache
 from augsens.models import LoadedModel
 
@@ -188,25 +189,20 @@ def screen_then_quantify(
     from augsens.engine.factors import resolve_augmentations
     from augsens.results import open_results
 
-    if config.study.kind not in ("sobol", "shapley"):
+    if not KINDS[config.study.kind].rounds:
         raise ConfigError(
-            f"screen: [study] kind = {config.study.kind!r}; the study after the screening must be 'sobol' "
-            "or 'shapley'"
+            f"screen: [study] kind = {config.study.kind!r}; the study after the screening must be "
+            + or_list(kinds_where(rounds=True))
         )
     if not 0 < cutoff <= 1:
         raise ConfigError(f"cutoff = {cutoff!r} must be a share of the leader's mu_star in (0, 1], e.g. 0.1")
     augmentations = list(resolve_augmentations(config.study.augmentations))
     defaults = type(config.study)()
-    # the screening has no precision target and its own size; every other key is the study's
+    # the screening has no precision target and its own size, and no key only other kinds read; every
+    # other key is the study's
+    unread = [*foreign_keys("morris", "study"), "precision", "max_n", "time_limit"]
     screen_cfg = _with_study(
-        config,
-        kind="morris",
-        n=trajectories,
-        precision=defaults.precision,
-        max_n=defaults.max_n,
-        time_limit=defaults.time_limit,
-        second_order=defaults.second_order,
-        shapley_method=defaults.shapley_method,
+        config, kind="morris", n=trajectories, **{key: getattr(defaults, key) for key in unread}
     )
     root = Path(out)
     screen_dir, quantify_dir = root / "screen", root / "quantify"

@@ -30,11 +30,18 @@ The protocol (:class:`Method`):
 * the flags ``sensitivity`` (indices over factors with half-widths; ``False`` for moments) and
   ``pooled_moments`` (the accumulator gives mean and variance for free).
 
-Adding a method is one module here plus its line in :data:`METHODS`.
+The treatment–control study's :class:`~augsens.core.methods.contrast.Contrast` (``R = 1 + sum(draws)``,
+one pass per block of output elements) follows the same protocol but has no factors, so it is built by
+its study (:mod:`augsens.engine.contrast`), not from :data:`METHODS`.
+
+Adding a method is one module here plus its line in :data:`METHODS`; a method a config can choose is
+named by a study kind of :data:`KINDS` (:mod:`augsens.core.kinds`, importable without torch so that
+configs validate before it loads).
 """
 
 from __future__ import annotations
 
+from augsens.core.kinds import KINDS, Kind
 from augsens.core.methods._base import Batch, Method
 from augsens.core.methods.exact_shapley import ExactShapley
 from augsens.core.methods.moments import Moments
@@ -47,6 +54,8 @@ __all__ = [
     "Batch",
     "Method",
     "METHODS",
+    "KINDS",
+    "Kind",
     "Sobol",
     "ExactShapley",
     "PermutationShapley",
