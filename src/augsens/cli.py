@@ -385,21 +385,17 @@ def compare(
     measures: Annotated[list[str] | None, typer.Option(help="S1, ST, shapley." + _LIST)] = None,
 ) -> None:
     """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
-    import re
-
     from augsens.analysis.compare import compare as compare_runs
-    from augsens.plot.explorer import inline_images, write_explorer
-    from augsens.results import find_results
+    from augsens.plot.explorer import write_explorer
+    from augsens.schema import find_results
 
     result = compare_runs(results, out, labels=_csv(labels), measures=_csv(measures))
-    page = out / "compare.html"  # written because out is given
-    console.print(f"comparison: {escape(str(page))} ({len(result.files)} figures and tables in {out})")
+    assert result.section is not None and result.page is not None  # written because out is given
+    console.print(f"comparison: {escape(str(result.page))} ({len(result.files)} figures and tables in {out})")
     # the same comparison as a section of the explorer, beside every compared study's maps
-    body = re.search(r"<body>(.*)</body>", page.read_text(), flags=re.S)
-    section = inline_images(body.group(1) if body else "", out)
     folders = list(dict.fromkeys(d for r in results for d in find_results(r)))
     explorer = write_explorer(
-        folders, out / "explorer.html", sections=[("Comparison", section)], title="augsens comparison"
+        folders, out / "explorer.html", sections=[result.section], title="augsens comparison"
     )
     console.print(f"explorer:   {escape(str(explorer))}")
 

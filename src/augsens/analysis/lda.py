@@ -9,7 +9,6 @@ factors' maps are indistinguishable; near 1, every factor leaves its own spatial
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
+from augsens.schema import read_results
 
 __all__ = ["lda_analysis", "plot_lda_projection", "lda_report"]
 
@@ -212,19 +212,13 @@ def lda_report(
         measure a confusion-matrix heatmap and a projection scatter (PNG).  Checkpoints without spatial
         maps are skipped.
     """
-    from augsens.results import open_results
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for rdir in results_dirs:
-        tree = open_results(rdir)
-        study = Path(rdir).name
-        order = json.loads(tree.attrs["checkpoints"]) if "checkpoints" in tree.attrs else list(tree.children)
-        for c in order:
-            if c not in tree.children:
-                continue
-            ds = tree[c].to_dataset()
+        results = read_results(rdir)
+        study = results.name
+        for c, ds in results.nodes():
             for m in measures:
                 if m not in ds.data_vars or "channel" not in ds[m].dims or ds[m].ndim < 3:
                     continue

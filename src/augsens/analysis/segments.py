@@ -307,11 +307,11 @@ def segment_report(
         the network, units used), then heatmaps: mean rho per segment x measure x source, and the layer
         comparison per measure.
     """
-    from augsens.results import open_results
+    from augsens.schema import open_tree
 
     specs = load_segments(segments)
     comparison = segment_comparison(
-        open_results(segment_dir), open_results(network_dir), specs, measures=measures, channels=channels
+        open_tree(segment_dir), open_tree(network_dir), specs, measures=measures, channels=channels
     )
     if not comparison.children:  # otherwise an empty table and no figure, without a word
         raise UserInputError(
