@@ -19,16 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Annotated, cast
 
 import numpy as np
 import pandas as pd
 import scipy.stats
+import typer
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from augsens.analysis.factor_maps import as_factor_maps
+from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
 from augsens.schema import Results, ResultsInfo, read_results
@@ -385,3 +387,26 @@ def correlation_report(
             pd.concat(frames, ignore_index=True).to_csv(path, index=False)
             csvs.append(path)
     return [*csvs, *written]
+
+
+def _run(
+    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + LIST_HELP)] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + LIST_HELP)] = None,
+) -> list[Path]:
+    """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
+    require_results(results)
+    return correlation_report(results, out, measures=list_values(measures), factors=list_values(factors))
+
+
+ANALYSIS = register(
+    Analysis(
+        "correlation",
+        "Correlation analysis",
+        "At each spatial position, the Spearman correlation across channels between two factors' "
+        "sensitivity maps; mean and spread over positions, per checkpoint and measure; across measures; "
+        "and against the coefficient of variation.",
+        _run,
+    )
+)

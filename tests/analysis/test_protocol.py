@@ -1,0 +1,57 @@
+"""The analysis protocol: one registration gives the command (its options) and the report section."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+
+from augsens.analysis.protocol import Analysis, analyses, get_analysis, register
+
+
+def test_the_migrated_analyses_are_registered():
+    names = {a.name for a in analyses()}
+    assert {"correlation", "lda", "segments"} <= names
+    assert get_analysis("no-such-analysis") is None
+
+
+def _count(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    word: Annotated[str, typer.Option(help="A word to write.")] = "hello",
+) -> list[Path]:
+    """Write one word to a file."""
+    path = out / "word.txt"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(word)
+    return [path]
+
+
+def test_a_registration_is_a_command_that_saves_its_section(tmp_path, capsys):
+    analysis = Analysis("word", "One word", "The word written.", _count)
+    assert analysis.help == "Write one word to a file."
+    calls = []
+
+    def wrap(fn):  # as the command line's error handling wraps a command
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            calls.append(sorted(kwargs))
+            return fn(**kwargs)
+
+        return wrapper
+
+    command = analysis.command(wrap)
+    command.main(["--out", str(tmp_path), "--word", "bonjour"], standalone_mode=False)
+    assert calls == [["out", "word"]] and (tmp_path / "word.txt").read_text() == "bonjour"
+    assert "word: 1 files in" in capsys.readouterr().err
+    section = (tmp_path / "word.section.json").read_text()
+    assert '"title": "One word"' in section and "The word written." in section and "word.txt" in section
+
+
+def test_a_registration_needs_an_output_folder_and_a_free_name():
+    with pytest.raises(TypeError, match="'out'"):
+        Analysis("bad", "Bad", "", lambda results: [])
+    with pytest.raises(ValueError, match="two analyses are named 'lda'"):
+        register(Analysis("lda", "Another", "", _count))
