@@ -41,6 +41,7 @@ __all__ = [
     "read_results",
     "json_attr",
     "open_tree",
+    "results_tree",
     "write_results",
     "output_dims",
     "versions",
@@ -215,16 +216,33 @@ def open_tree(directory: str | Path, *, verify: Literal["quick", "full", "none"]
         raise UserInputError(incomplete.format(f"cannot be read ({type(exc).__name__}: {exc})")) from exc
     if verify != "none":
         check_tree(tree, path)
-    order = json_attr(tree.attrs, "checkpoints", default=list(tree.children))
-    nodes: dict[str, Any] = {"/": tree.to_dataset(inherit=False)}
-    for name in order:
-        if name in tree.children:
-            nodes[name] = tree.children[name].to_dataset(inherit=False)
-    for name in tree.children:  # any node not listed keeps its place at the end
-        nodes.setdefault(name, tree.children[name].to_dataset(inherit=False))
-    out = xr.DataTree.from_dict(nodes)
-    out.attrs = dict(tree.attrs)
-    return out
+    view = Results.of(tree)  # the checkpoints in model order; any node not listed keeps its place at the end
+    return results_tree(view.info.attrs, {c: view.node(c) for c in view.checkpoints})
+
+
+def results_tree(attrs: Mapping[str, Any] | ResultsInfo, nodes: Mapping[str, xr.Dataset]) -> xr.DataTree:
+    """The layout of a results tree: a root holding only ``attrs``, then one node per checkpoint in the
+    order of ``nodes`` (the model's).
+
+    Parameters
+    ----------
+    attrs : mapping or ResultsInfo
+        The root attributes as stored (JSON text for :data:`JSON_ATTRS`), or typed (encoded with
+        :meth:`ResultsInfo.to_attrs`).
+    nodes : mapping of str to Dataset
+        Each checkpoint's variables, by checkpoint name.
+
+    Examples
+    --------
+    >>> node = xr.Dataset({"ST": ("factor", [0.5, 0.5])}, coords={"factor": ["a", "b"]})
+    >>> tree = results_tree(ResultsInfo(kind="sobol", checkpoints=("z", "a")), {"z": node, "a": node})
+    >>> list(tree.children), Results.of(tree).info.checkpoints
+    (['z', 'a'], ('z', 'a'))
+    """
+    root = attrs.to_attrs() if isinstance(attrs, ResultsInfo) else dict(attrs)
+    tree = xr.DataTree.from_dict({"/": xr.Dataset(), **nodes})
+    tree.attrs = root
+    return tree
 
 
 def json_attr(attrs: Mapping[Any, Any], key: str, default: Any = None) -> Any:

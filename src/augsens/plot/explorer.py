@@ -134,16 +134,16 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
 
 
 def _contrast_summary(name: str, tree: xr.DataTree) -> str:
+    model = ResultsInfo.from_attrs(tree.attrs).model
     return (
-        f"<p><b>{html.escape(name)}</b>: treatment-control statistics on "
-        f"{html.escape(str(tree.attrs.get('model')))} (each augmentation alone against the original "
-        "image); the profile below shows, per checkpoint, the share of elements with a Benjamini-Yekutieli "
-        "adjusted p below 0.05 and the mean |rank-biserial r|.</p>"
+        f"<p><b>{html.escape(name)}</b>: treatment-control statistics on {html.escape(model)} (each "
+        "augmentation alone against the original image); the profile below shows, per checkpoint, the share "
+        "of elements with a Benjamini-Yekutieli adjusted p below 0.05 and the mean |rank-biserial r|.</p>"
     )
 
 
 def _profile_block(index: int, name: str, tree: xr.DataTree, payload: dict) -> str:
-    if tree.attrs.get("kind") == "contrast":
+    if ResultsInfo.from_attrs(tree.attrs).kind == "contrast":
         from augsens.plot.maps import contrast_profile
 
         return f"<h3>{html.escape(name)}</h3>" + figure_html(contrast_profile(tree), f"{name} contrast")
