@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -55,3 +57,22 @@ def test_a_registration_needs_an_output_folder_and_a_free_name():
         Analysis("bad", "Bad", "", lambda results: [])
     with pytest.raises(ValueError, match="two analyses are named 'lda'"):
         register(Analysis("lda", "Another", "", _count))
+
+
+def test_an_analysis_whose_package_is_missing_is_named_with_its_extra(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None  # import sklearn now fails as if it were not installed\n"
+        "from augsens.cli import app\n"
+        "for args in (['analyses'], ['lda', 'x', '--out', 'y']):\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit as exc:\n"
+        "        print('exit', args[0], exc.code)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert "exit analyses 0" in res.stdout and "exit lda 2" in res.stdout, res.stdout + res.stderr
+    assert "augsens.analysis.lda: the analysis 'lda' needs 'sklearn'" in res.stderr.replace("\n", " ")
+    assert "pip install 'augsens[" in res.stderr and "Traceback" not in res.stderr

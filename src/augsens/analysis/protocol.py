@@ -150,7 +150,7 @@ def get_analysis(name: str) -> Analysis | None:
     if name not in _REGISTRY:
         module = f"augsens.analysis.{name.replace('-', '_')}"
         if module in _modules():
-            importlib.import_module(module)
+            _import(module)
     if name not in _REGISTRY:
         analyses()
     return _REGISTRY.get(name)
@@ -166,11 +166,25 @@ def analyses(missing: dict[str, str] | None = None) -> list[Analysis]:
 
     for module in _modules():
         try:
-            importlib.import_module(module)
+            _import(module)
         except MissingExtraError as exc:
             if missing is not None:
                 missing[module] = str(exc)
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def _import(module: str) -> None:
+    """Import an analysis module; a dependency it lacks is named with the extra that brings it."""
+    from augsens.extras import MissingExtraError, missing_extra
+
+    try:
+        importlib.import_module(module)
+    except MissingExtraError:
+        raise
+    except ImportError as exc:
+        if exc.name is None or exc.name.startswith("augsens"):  # a bug, not a missing package
+            raise
+        raise missing_extra(exc.name, purpose=f"the analysis {module.rpartition('.')[2]!r}") from exc
 
 
 def list_values(values: Sequence[str] | str | None) -> list[str] | None:
