@@ -25,7 +25,7 @@ def _count(
     word: Annotated[str, typer.Option(help="A word to write.")] = "hello",
 ) -> list[Path]:
     """Write one word to a file."""
-    path = out / "word.txt"
+    path = out / "word.csv"
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(word)
     return [path]
@@ -46,10 +46,10 @@ def test_a_registration_is_a_command_that_saves_its_section(tmp_path, capsys):
 
     command = analysis.command(wrap)
     command.main(["--out", str(tmp_path), "--word", "bonjour"], standalone_mode=False)
-    assert calls == [["out", "word"]] and (tmp_path / "word.txt").read_text() == "bonjour"
+    assert calls == [["out", "word"]] and (tmp_path / "word.csv").read_text() == "bonjour"
     assert "word: 1 files in" in capsys.readouterr().err
     section = (tmp_path / "word.section.json").read_text()
-    assert '"title": "One word"' in section and "The word written." in section and "word.txt" in section
+    assert '"title": "One word"' in section and "The word written." in section and "word.csv" in section
 
 
 def test_a_registration_needs_an_output_folder_and_a_free_name():
