@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from augsens.errors import MissingFileError, UserInputError
-from augsens.plot.explorer import GLOSSARY, write_explorer
-from augsens.plot.figures import figure_html
+from augsens.plot.explorer import write_explorer
 from augsens.plot.sections import Section, find_sections
 from augsens.schema import find_results, open_tree, results_folder, unfinished_run
 from augsens.wording import option
 
-__all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
+__all__ = ["write_report", "write_section"]
 
 
 def write_section(out_dir: str | Path, name: str, title: str, files: Sequence[Path], intro: str = "") -> Path:
