@@ -1,8 +1,8 @@
-"""Command line: ``augsens demo | init | run | screen | report | verify | compare | info | gallery | mask |
-contrast | correlation | lda | segments``.
+"""Command line: ``augsens demo | init | run | screen | report | verify | compare | info | analyses |
+gallery | mask | contrast``, then the analyses of results (``correlation | lda | segments | dominance``...).
 
-The analyses of results (``correlation``, ``lda``, ``segments``...) are the commands of their
-registrations (:mod:`augsens.analysis.protocol`), built when named.  Every user mistake ends in one
+The analyses' commands come from their registrations (:mod:`augsens.analysis.protocol`), built when
+named.  Every user mistake ends in one
 message naming what to fix (exit code 2; ``--debug`` adds the traceback), checked before torch is
 imported wherever it can be; any other error is a bug and shows its traceback.  Ctrl-C or SIGTERM during
 a run saves its state (exit code 130 or 143) and ``--resume`` finishes it.
