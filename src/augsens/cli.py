@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
 
@@ -31,27 +31,43 @@ _LIST = " Comma-separated or repeated."
 
 
 class _Commands(TyperGroup):
-    """The commands below, then every registered analysis (:mod:`augsens.analysis.protocol`): its command
-    is built from its registration when it is named, so that a study run never imports the analyses."""
+    """The commands below, then every registered analysis (:mod:`augsens.analysis.protocol`), listed from
+    its module's source: a study run never imports the analyses, and ``--help`` imports none of them."""
 
     def list_commands(self, ctx: Any) -> list[str]:  # ctx: the click Context typer vendors
-        from augsens.analysis.protocol import analyses
+        from augsens.analysis.protocol import listings
 
         own = super().list_commands(ctx)
-        return [*own, *(a.name for a in analyses() if a.name not in own)]
+        return [*own, *(item.name for item in listings() if item.name not in own)]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
+        from augsens.analysis.protocol import listings
+
+        found = [item for item in listings() if item.name == cmd_name]
+        return _AnalysisCommand(found[0].name, found[0].help) if found else None
+
+
+class _AnalysisCommand(TyperCommand):
+    """A registered analysis in the list of commands (name and help read from its module); the command
+    itself, with its options, is built from the registration when it runs or shows its help."""
+
+    def __init__(self, name: str, help: str) -> None:
+        super().__init__(name, help=help, short_help=help)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         from augsens.analysis.protocol import get_analysis
 
         try:
-            analysis = get_analysis(cmd_name)
+            analysis = get_analysis(str(self.name))
         except UserInputError as exc:  # an analysis whose extra is not installed
             _say("red", f"error: {exc}")
             raise typer.Exit(2) from None
-        return None if analysis is None else analysis.command(_friendly)
+        if analysis is None:  # its module declares it but did not register it on import
+            raise RuntimeError(f"augsens.analysis declares {self.name!r} but registers no such analysis")
+        return analysis.command(_friendly).make_context(info_name, args, parent=parent, **extra)
 
 
 app = typer.Typer(

@@ -11,7 +11,7 @@ from typing import Annotated
 import pytest
 import typer
 
-from augsens.analysis.protocol import Analysis, analyses, get_analysis, register
+from augsens.analysis.protocol import Analysis, analyses, get_analysis, listings, register
 
 
 def test_the_migrated_analyses_are_registered():
@@ -76,3 +76,24 @@ def test_an_analysis_whose_package_is_missing_is_named_with_its_extra(tmp_path):
     assert "exit analyses 0" in res.stdout and "exit lda 2" in res.stdout, res.stdout + res.stderr
     assert "augsens.analysis.lda: the analysis 'lda' needs 'sklearn'" in res.stderr.replace("\n", " ")
     assert "pip install 'augsens[" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_listing_read_from_the_sources_equals_the_registrations():
+    read = {(item.name, item.title, item.help) for item in listings()}
+    assert read == {(a.name, a.title, a.help) for a in analyses()}
+
+
+def test_the_command_list_imports_no_analysis():
+    code = (
+        "import sys\n"
+        "from augsens.cli import app\n"
+        "try:\n    app(['--help'])\n"
+        "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'scipy', 'sklearn', 'matplotlib', 'augsens.analysis.lda')"
+        " if m in sys.modules)\n"
+        "print('heavy', heavy)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "heavy []" in res.stdout, res.stdout + res.stderr
+    for name in ("correlation", "lda", "segments", "analyses"):
+        assert name in res.stdout

@@ -9,7 +9,10 @@ Calling the analysis runs it and saves its :class:`~augsens.plot.sections.Sectio
 ``augsens report`` shows it.  The module that holds an analysis registers it at import with
 :func:`register`; :func:`analyses` imports every module of :mod:`augsens.analysis` and returns the
 registrations, and the command line (:mod:`augsens.cli`) builds a command from each one when it is named
-(so a study run never pays for importing the analyses).  Adding an analysis is adding one module.
+(so a study run never pays for importing the analyses).  To list the commands (``augsens --help``),
+:func:`listings` reads each registration from its module's source without importing it, so a
+registration is written with literal ``name`` and ``title`` (``ANALYSIS = register(Analysis("name",
+"Title", intro, run))``).  Adding an analysis is adding one module.
 
 Examples
 --------
@@ -24,7 +27,9 @@ Examples
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
@@ -41,8 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Analysis",
+    "Listing",
     "register",
     "analyses",
+    "listings",
     "get_analysis",
     "list_values",
     "require_results",
@@ -185,6 +192,64 @@ def _import(module: str) -> None:
         if exc.name is None or exc.name.startswith("augsens"):  # a bug, not a missing package
             raise
         raise missing_extra(exc.name, purpose=f"the analysis {module.rpartition('.')[2]!r}") from exc
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An analysis as its module's source declares it: enough to list its command without importing it."""
+
+    name: str
+    title: str
+    help: str
+    module: str
+
+
+def listings() -> list[Listing]:
+    """The registered analyses, by name, read from their modules' source (no module is imported).
+
+    A module whose registration is not written with literal ``name`` and ``title`` is imported instead
+    (:func:`analyses`), as is any module when listing it needs more than its source.
+    """
+    found: dict[str, Listing] = {}
+    for module in _modules():
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            continue
+        listing = _declared(ast.parse(Path(spec.origin).read_text(encoding="utf-8")), module)
+        if listing is not None:
+            found[listing.name] = listing
+        elif "ANALYSIS" in Path(spec.origin).read_text(encoding="utf-8"):
+            for a in analyses():
+                if a.run.__module__ == module:
+                    found[a.name] = Listing(a.name, a.title, a.help, module)
+    return [found[name] for name in sorted(found)]
+
+
+def _declared(tree: ast.Module, module: str) -> Listing | None:
+    """The ``ANALYSIS = register(Analysis(name, title, intro, run))`` statement of a module, read."""
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    for statement in tree.body:
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
+            continue
+        if [t.id for t in statement.targets if isinstance(t, ast.Name)] != ["ANALYSIS"]:
+            continue
+        inner = statement.value.args[0] if statement.value.args else None
+        if not isinstance(inner, ast.Call):
+            return None
+        fields = dict(zip(("name", "title", "intro", "run"), inner.args, strict=False))
+        fields.update({k.arg: k.value for k in inner.keywords if k.arg})
+        name, title, run = fields.get("name"), fields.get("title"), fields.get("run")
+        if not (isinstance(name, ast.Constant) and isinstance(title, ast.Constant)):
+            return None
+        doc = (
+            ast.get_docstring(functions[run.id])
+            if isinstance(run, ast.Name) and run.id in functions
+            else None
+        )
+        return Listing(
+            str(name.value), str(title.value), (doc or str(title.value)).split("\n\n")[0].strip(), module
+        )
+    return None
 
 
 def list_values(values: Sequence[str] | str | None) -> list[str] | None:
