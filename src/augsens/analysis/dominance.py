@@ -166,7 +166,7 @@ def dominance(
 
 def dominance_figure(ds: xr.Dataset, measure: str, *, title: str = "") -> Figure:
     """Stacked bars, one per checkpoint (input → output): each factor's share of the elements it leads,
-    the separated part solid and the rest pale, with the reachable share as a tick."""
+    the separated part solid and the rest pale (the reachable shares are in the table)."""
     sel = ds.sel(measure=measure)
     checkpoints = [str(c) for c in sel["checkpoint"].values]
     x = np.arange(len(checkpoints))
