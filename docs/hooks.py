@@ -30,7 +30,10 @@ def cli_reference() -> str:
     from augsens.cli import app
 
     os.environ.setdefault("TERM", "dumb")  # plain text: no colour codes in the page
-    names = sorted(c.name or c.callback.__name__ for c in app.registered_commands if c.callback)
+    from augsens.analysis.protocol import listings
+
+    own = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    names = sorted(own | {a.name for a in listings()})  # the analyses' commands come from their registrations
     parts = [
         "# Command line\n",
         "Generated from the commands (`augsens COMMAND --help` prints the same). Every list option takes its "

@@ -1,9 +1,11 @@
-"""Command line: ``augsens demo | init | run | screen | report | verify | compare | info | gallery | mask |
-contrast | correlation | lda | segments``.
+"""Command line: ``augsens demo | init | run | screen | report | verify | compare | info | analyses |
+gallery | mask | contrast``, then the analyses of results (``correlation | lda | segments | dominance``...).
 
-Every user mistake ends in one message naming what to fix (exit code 2; ``--debug`` adds the traceback),
-checked before torch is imported wherever it can be; any other error is a bug and shows its traceback.
-Ctrl-C or SIGTERM during a run saves its state (exit code 130 or 143) and ``--resume`` finishes it.
+The analyses' commands come from their registrations (:mod:`augsens.analysis.protocol`), built when
+named.  Every user mistake ends in one
+message naming what to fix (exit code 2; ``--debug`` adds the traceback), checked before torch is
+imported wherever it can be; any other error is a bug and shows its traceback.  Ctrl-C or SIGTERM during
+a run saves its state (exit code 130 or 143) and ``--resume`` finishes it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from augsens.core.kinds import KINDS, kinds_where
 from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
@@ -24,11 +27,52 @@ from augsens.errors import MissingFileError, UserInputError, is_out_of_memory
 __all__ = ["app"]
 
 Mode = Literal["clean", "paper"]
-Example = Literal["alexnet", "resnet18"]
 # Every list option takes its values either comma-separated or by repeating the option (or both).
 _LIST = " Comma-separated or repeated."
 
+
+class _Commands(TyperGroup):
+    """The commands below, then every registered analysis (:mod:`augsens.analysis.protocol`), listed from
+    its module's source: a study run never imports the analyses, and ``--help`` imports none of them."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: the click Context typer vendors
+        from augsens.analysis.protocol import listings
+
+        own = super().list_commands(ctx)
+        return [*own, *(item.name for item in listings() if item.name not in own)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from augsens.analysis.protocol import listings
+
+        found = [item for item in listings() if item.name == cmd_name]
+        return _AnalysisCommand(found[0].name, found[0].help) if found else None
+
+
+class _AnalysisCommand(TyperCommand):
+    """A registered analysis in the list of commands (name and help read from its module); the command
+    itself, with its options, is built from the registration when it runs or shows its help."""
+
+    def __init__(self, name: str, help: str) -> None:
+        super().__init__(name, help=help, short_help=help)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        from augsens.analysis.protocol import get_analysis
+
+        try:
+            analysis = get_analysis(str(self.name))
+        except UserInputError as exc:  # an analysis whose extra is not installed
+            _say("red", f"error: {exc}")
+            raise typer.Exit(2) from None
+        if analysis is None:  # its module declares it but did not register it on import
+            raise RuntimeError(f"augsens.analysis declares {self.name!r} but registers no such analysis")
+        return analysis.command(_friendly).make_context(info_name, args, parent=parent, **extra)
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     help="augsens: which parts of a network react to which image changes, and how much.",
@@ -389,21 +433,17 @@ def compare(
     measures: Annotated[list[str] | None, typer.Option(help="S1, ST, shapley." + _LIST)] = None,
 ) -> None:
     """Several studies on one page: depth profiles on a relative-depth axis, dominant factors, differences."""
-    import re
-
     from augsens.analysis.compare import compare as compare_runs
-    from augsens.plot.explorer import inline_images, write_explorer
-    from augsens.results import find_results
+    from augsens.plot.explorer import write_explorer
+    from augsens.schema import find_results
 
     result = compare_runs(results, out, labels=_csv(labels), measures=_csv(measures))
-    page = out / "compare.html"  # written because out is given
-    console.print(f"comparison: {escape(str(page))} ({len(result.files)} figures and tables in {out})")
+    assert result.section is not None and result.page is not None  # written because out is given
+    console.print(f"comparison: {escape(str(result.page))} ({len(result.files)} figures and tables in {out})")
     # the same comparison as a section of the explorer, beside every compared study's maps
-    body = re.search(r"<body>(.*)</body>", page.read_text(), flags=re.S)
-    section = inline_images(body.group(1) if body else "", out)
     folders = list(dict.fromkeys(d for r in results for d in find_results(r)))
     explorer = write_explorer(
-        folders, out / "explorer.html", sections=[("Comparison", section)], title="augsens comparison"
+        folders, out / "explorer.html", sections=[result.section], title="augsens comparison"
     )
     console.print(f"explorer:   {escape(str(explorer))}")
 
@@ -474,6 +514,23 @@ def info(
 
 @app.command()
 @_friendly
+def analyses() -> None:
+    """List the analyses of results: each one's command and report section (see `augsens NAME --help`)."""
+    from rich.table import Table
+
+    from augsens.analysis.protocol import analyses as registered
+
+    missing: dict[str, str] = {}
+    table = Table("command", "report section", "what it does")
+    for analysis in registered(missing):
+        table.add_row(analysis.name, analysis.title, analysis.help)
+    Console(soft_wrap=False).print(table)
+    for module, message in missing.items():
+        _say("yellow", f"{module}: {message}")
+
+
+@app.command()
+@_friendly
 def gallery(
     image: Annotated[Path, typer.Argument(help="A photo (any format PIL reads).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("gallery.png"),
@@ -516,20 +573,6 @@ def _model_and_images(model: str, weights: str, images: str, per_class: int, dev
     )
 
 
-def _results_exist(paths: list[Path]) -> None:
-    """Name a results folder that is not there before the analysis stack (seconds of imports) loads."""
-    from augsens.results import is_results_dir, unfinished_run
-
-    for p in paths:
-        if not is_results_dir(p):
-            what = (
-                "does not exist" if not p.exists() else "is not an augsens results folder (no results.zarr)"
-            )
-            raise MissingFileError(
-                f"{str(p)!r} {what}: pass the --out folder of a finished run.{unfinished_run(p)}"
-            )
-
-
 def _csv(values: list[str] | str | None) -> list[str] | None:
     """A list option's values: each given once or more, and each may hold several separated by commas."""
     items = [values] if isinstance(values, str) else values or []
@@ -545,27 +588,6 @@ def _floats(text: list[str] | str, option: str) -> list[float]:
     if not values:
         raise UserInputError(f"{option} is empty: give comma-separated numbers, e.g. 0.5,0.9")
     return values
-
-
-_CORRELATION_INTRO = (
-    "At each spatial position, the Spearman correlation across channels between two factors' sensitivity "
-    "maps; mean and spread over positions, per checkpoint and measure; across measures; and against the "
-    "coefficient of variation."
-)
-_LDA_INTRO = (
-    "Samples are (unit, factor) pairs, features the unit's flattened sensitivity map, the target the factor: "
-    "validation accuracy well above chance means factors leave distinct spatial signatures."
-)
-_SEGMENTS_INTRO = (
-    "Network segments run standalone on one of the H, S, V channels of the augmented image; their "
-    "correlation patterns between factors compared with those of the same units inside the network."
-)
-
-
-def _section(out: Path, name: str, title: str, files: list[Path], intro: str) -> None:
-    from augsens.plot.report import write_section
-
-    write_section(out, name, title, files, intro)
 
 
 ModelOpt = Annotated[str, typer.Option(help="Model name (see `augsens info`) or package.module:factory.")]
@@ -604,7 +626,9 @@ def mask(
     device: DeviceOpt = "auto",
 ) -> None:
     """Guided masking of activations by their sensitivity, and single-class analysis."""
-    _results_exist(results)
+    from augsens.analysis.protocol import require_results
+
+    require_results(results)
     from augsens.analysis.masking import guided_masking_report, mask_configs
 
     qs = _floats(quantiles or "0.5,0.6,0.7,0.8,0.9", "--quantiles")
@@ -626,7 +650,10 @@ def mask(
         batch_size=batch_size,
         k=k,
     )
-    (out / "masking.section.html").write_text(rep.html)
+    from augsens.plot.sections import Section
+
+    files = (*rep.tables.values(), *rep.figures.values())
+    Section("Guided masking and single-class analysis", rep.html, "masking", files).save(out)
     console.print(f"masking: {len(rep.tables)} tables, {len(rep.figures)} figures in {out}")
 
 
@@ -670,86 +697,3 @@ def contrast(
     )
     files = contrast_report([out], out / "contrast-report")
     console.print(f"results: {out / 'results.zarr'}; {len(files)} report files in {out / 'contrast-report'}")
-
-
-@app.command()
-@_friendly
-def correlation(
-    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + _LIST)] = None,
-    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
-) -> None:
-    """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
-    _results_exist(results)
-    from augsens.analysis.correlation import correlation_report
-
-    files = correlation_report(results, out, measures=_csv(measures), factors=_csv(factors))
-    _section(out, "correlation", "Correlation analysis", files, _CORRELATION_INTRO)
-    console.print(f"correlation: {len(files)} files in {out}")
-
-
-@app.command()
-@_friendly
-def lda(
-    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[
-        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
-    ] = None,
-    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + _LIST)] = None,
-    splits: int = 5,
-    repeats: Annotated[int, typer.Option(help="Repeats of the k-fold split.")] = 100,
-    seed: int = 0,
-) -> None:
-    """Linear discriminant analysis: can a unit's sensitivity map tell which factor it belongs to?"""
-    _results_exist(results)
-    from augsens.analysis.lda import lda_report
-
-    files = lda_report(
-        results,
-        out,
-        measures=_csv(measures or "shapley,S1,ST") or (),
-        factors=_csv(factors),
-        n_splits=splits,
-        n_repeats=repeats,
-        seed=seed,
-    )
-    _section(out, "lda", "Linear discriminant analysis", files, _LDA_INTRO)
-    console.print(f"lda: {len(files)} files in {out}")
-
-
-@app.command()
-@_friendly
-def segments(
-    segment_results: Annotated[Path, typer.Argument(help="Results folder of the study on the segments.")],
-    network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
-    segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    measures: Annotated[
-        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + _LIST)
-    ] = None,
-    channels: Annotated[
-        list[str] | None, typer.Option(help="HSV channels (default hue,saturation,value)." + _LIST)
-    ] = None,
-) -> None:
-    """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
-    _results_exist([segment_results, network_results])
-    from augsens.analysis.segments import segment_report
-    from augsens.models.segments import example_segments
-
-    path = (
-        example_segments(cast(Example, segments_file))
-        if segments_file in ("alexnet", "resnet18")
-        else segments_file
-    )
-    files = segment_report(
-        segment_results,
-        network_results,
-        path,
-        out,
-        measures=_csv(measures or "shapley,S1,ST") or (),
-        channels=_csv(channels or "hue,saturation,value") or (),
-    )
-    _section(out, "segments", "Single-channel (HSV) segments vs the network", files, _SEGMENTS_INTRO)
-    console.print(f"segments: {len(files)} files in {out}")

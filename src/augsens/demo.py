@@ -16,7 +16,6 @@ index, nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from augsens.config import StudyConfig
@@ -135,7 +134,9 @@ def run_demo(
 
 def _same_study(attrs: dict, cfg: StudyConfig) -> bool:
     """Whether finished results were made with ``cfg`` (the run section, e.g. the device, may differ)."""
-    saved = json.loads(attrs.get("config", "{}"))
+    from augsens.schema import ResultsInfo
+
+    saved = dict(ResultsInfo.from_attrs(attrs).config)
     now = cfg.to_dict()
     saved.pop("run", None)
     now.pop("run", None)

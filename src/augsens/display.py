@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from augsens.schema import Results, open_tree
 
 __all__ = ["Summary", "summary", "show"]
 
@@ -107,15 +108,15 @@ def _dataset_summary(ds: xr.Dataset) -> Summary:
 
 
 def _tree_summary(tree: xr.DataTree) -> Summary:
-    attrs = {str(k): v for k, v in tree.attrs.items()}
+    results = Results.of(tree)
     facts = _facts(
-        attrs,
+        dict(results.info.attrs),
         ("kind", "model", "mode", "n", "base_samples_done", "forwards", "elapsed_s", "device", "precision",
          "stop_reason"),
     )  # fmt: skip
-    order = json.loads(attrs["checkpoints"]) if "checkpoints" in attrs else [c for c in tree.children]
-    depth = json.loads(attrs.get("depth", "{}"))
-    nodes = [tree.children[c].to_dataset(inherit=False) for c in order if c in tree.children]
+    order = list(results.checkpoints)
+    depth = results.info.depth
+    nodes = [results.node(c) for c in order]
     found = [m for m in _MEASURES if nodes and f"{m}_checkpoint" in nodes[0].data_vars]
     if not found:  # no whole-checkpoint aggregate: one line per checkpoint
         rows = [[c, f"{depth.get(c, float('nan')):.2f}", ", ".join(map(str, n.data_vars))] for c, n in
@@ -166,9 +167,7 @@ def summary(result: Any) -> Summary:
            b  0.799 ± 0.004  0.798 ± 0.002
     """
     if isinstance(result, str | os.PathLike):
-        from augsens.results import open_results
-
-        result = open_results(os.fspath(result))
+        result = open_tree(os.fspath(result))
     if isinstance(result, xr.DataTree):
         return _tree_summary(result)
     if isinstance(result, xr.Dataset):
@@ -226,13 +225,12 @@ def show(result: Any, *, height: int = 720) -> Any:
         shown = _Png(png_bytes(result, dpi=100))
     else:
         from augsens.plot.explorer import explorer_html
-        from augsens.results import open_results
 
         items = result if isinstance(result, list | tuple) else [result]
         trees = []
         for i, item in enumerate(items):
             if isinstance(item, str | os.PathLike):
-                trees.append((os.fspath(item), open_results(os.fspath(item))))
+                trees.append((os.fspath(item), open_tree(os.fspath(item))))
             elif isinstance(item, xr.DataTree):
                 trees.append((str(item.attrs.get("model", f"study {i + 1}")), item))
             else:

@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from augsens.schema import open_tree
+
 __all__ = ["to_dataframe", "AGGREGATE_LEVELS"]
 
 #: Suffixes of the aggregated variables of a study (``ST_checkpoint``, ``S1_channel``...).
@@ -100,9 +102,7 @@ def to_dataframe(
     """
     keep = None if measures is None else set(measures)
     if isinstance(result, str | os.PathLike):
-        from augsens.results import open_results
-
-        result = open_results(os.fspath(result))
+        result = open_tree(os.fspath(result))
     if isinstance(result, xr.DataArray):
         result = result.to_dataset(name=str(result.name or "value"))
     if isinstance(result, xr.Dataset):

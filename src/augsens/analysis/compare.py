@@ -31,19 +31,21 @@ Examples
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from augsens.errors import MissingFileError, UserInputError
-from augsens.results import find_results, open_results
+from augsens.schema import Results, ResultsInfo, find_results, read_results
+
+if TYPE_CHECKING:
+    from augsens.plot.sections import Section
 
 __all__ = ["compare", "Comparison", "MEASURES"]
 
@@ -74,6 +76,8 @@ class Comparison:
         CSV tables and PNG figures written (empty without ``out``).
     page : Path or None
         The HTML page (``out/compare.html``), or None without ``out``.
+    section : Section or None
+        The comparison as a report section (what ``compare.html`` shows), or None without ``out``.
     """
 
     runs: dict[str, xr.DataTree]
@@ -82,6 +86,12 @@ class Comparison:
     differences: pd.DataFrame
     files: list[Path] = field(default_factory=list)
     page: Path | None = None
+    section: Section | None = None
+
+    @property
+    def infos(self) -> dict[str, ResultsInfo]:
+        """Each run's root attributes, decoded."""
+        return {run: ResultsInfo.from_attrs(tree.attrs) for run, tree in self.runs.items()}
 
 
 def _trees(
@@ -90,7 +100,7 @@ def _trees(
     found: list[tuple[str, xr.DataTree]] = []
     for item in results:
         if isinstance(item, xr.DataTree):
-            found.append((f"{item.attrs.get('model', 'run')} {item.attrs.get('kind', '')}".strip(), item))
+            found.append((read_results(item).name, item))
             continue
         folders = find_results(Path(item))
         if not folders:
@@ -98,7 +108,7 @@ def _trees(
                 f"no augsens results in {os.fspath(item)!r} (expected results.zarr in it or its "
                 "sub-folders): give folders written by `augsens run` or ag.study(..., out=...)"
             )
-        found += [(d.name, open_results(d)) for d in folders]
+        found += [(d.name, read_results(d).tree) for d in folders]
     if len(found) < 2:
         raise UserInputError(f"compare needs at least two results, got {len(found)}: give two or more")
     if labels is not None:
@@ -121,19 +131,12 @@ def _trees(
 
 
 def _checkpoints(tree: xr.DataTree) -> list[str]:
-    listed = tree.attrs.get("checkpoints")
-    names = json.loads(listed) if isinstance(listed, str) else list(tree.children)
-    return [c for c in names if c in tree.children]
+    return list(Results.of(tree).checkpoints)
 
 
 def relative_depths(tree: xr.DataTree) -> dict[str, float]:
     """Relative depth of each checkpoint: recorded by the study, else evenly spaced ``(i + 1) / k``."""
-    cps = _checkpoints(tree)
-    recorded = tree.attrs.get("depth")
-    depth = json.loads(recorded) if isinstance(recorded, str) else {}
-    if all(c in depth for c in cps):
-        return {c: float(depth[c]) for c in cps}
-    return {c: (i + 1) / len(cps) for i, c in enumerate(cps)}
+    return Results.of(tree).depths()
 
 
 def _profiles(runs: dict[str, xr.DataTree], measures: Sequence[str]) -> pd.DataFrame:
@@ -165,7 +168,7 @@ def _profiles(runs: dict[str, xr.DataTree], measures: Sequence[str]) -> pd.DataF
 
 
 def _dominance(profiles: pd.DataFrame, runs: dict[str, xr.DataTree]) -> pd.DataFrame:
-    augmentations = {run: set(json.loads(t.attrs.get("augmentations", "[]"))) for run, t in runs.items()}
+    augmentations = {run: set(ResultsInfo.from_attrs(t.attrs).augmentations) for run, t in runs.items()}
     rows = []
     for (run, checkpoint, measure), g in profiles.groupby(["run", "checkpoint", "measure"], sort=False):
         ranked = g.sort_values("value", ascending=False)
@@ -273,7 +276,8 @@ def compare(
     if out is not None:
         from augsens.plot.compare import write_comparison
 
-        result.files, result.page = write_comparison(result, Path(out))
+        result.section, result.page = write_comparison(result, Path(out))
+        result.files = list(result.section.files)
     return result
 
 

@@ -47,7 +47,7 @@ def contrast_report(
 
     from augsens.analysis.correlation import plot_heatmap
     from augsens.plot.figures import save_figure
-    from augsens.results import open_results
+    from augsens.schema import open_tree
 
     if not 0 < alpha < 1:
         raise UserInputError(f"alpha must lie in (0, 1), got {alpha!r}")
@@ -56,7 +56,7 @@ def contrast_report(
     rows = []
     written: list[Path] = []
     for rdir in results_dirs:
-        tree = open_results(rdir)
+        tree = open_tree(rdir)
         study = Path(rdir).name
         table: dict[str, dict[str, list[float]]] = {}
         ckpts = [c for c in tree.children if "p_value_by" in tree[c].data_vars]

@@ -17,21 +17,23 @@ they are left out of the mean and std (the authors set them to 0, which biases t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Annotated, cast
 
 import numpy as np
 import pandas as pd
 import scipy.stats
+import typer
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from augsens.analysis.factor_maps import as_factor_maps
+from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
+from augsens.schema import Results, ResultsInfo, read_results
 
 __all__ = [
     "MEASURES",
@@ -172,11 +174,7 @@ def _collect(
     covs: dict[str, dict[str, xr.DataArray]] = {}
     seen: set[str] = set()  # factors of the selected measures, to name the unknown ones in ``factors``
     for study, tree in trees.items():
-        order = json.loads(tree.attrs["checkpoints"]) if "checkpoints" in tree.attrs else list(tree.children)
-        for c in order:
-            if c not in tree.children:
-                continue
-            ds = tree[c].to_dataset()
+        for c, ds in Results.of(tree).nodes():
             if "cov" in ds.data_vars and "factor" not in ds["cov"].dims:
                 cov = ds["cov"]
             elif "mean" in ds.data_vars and "var" in ds.data_vars:
@@ -246,7 +244,7 @@ def correlation_analysis(
     """
     trees = {"results": results} if isinstance(results, xr.DataTree) else dict(results)
     maps, covs = _collect(trees, measures, factors)
-    nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs={"checkpoints": json.dumps(list(maps))})}
+    nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=ResultsInfo(checkpoints=tuple(maps)).to_attrs())}
     for c, by_measure in maps.items():
         labels = list(by_measure)
         for m in labels:
@@ -360,17 +358,15 @@ def correlation_report(
         checkpoint, measure(s), factor, factor2, mean, std, n_positions) and the PNG heatmaps of the mean
         coefficients, one per checkpoint and measure, measure pair and CoV.
     """
-    from augsens.results import open_results
-
     if not results_dirs:
         raise UserInputError("results_dirs is empty: pass at least one results folder")
-    trees = {Path(d).name: open_results(d) for d in results_dirs}
+    trees = {r.name: r.tree for r in map(read_results, results_dirs)}
     tree = correlation_analysis(trees, measures=measures, factors=factors)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tables: dict[str, list[pd.DataFrame]] = {"within": [], "cross": [], "cov": []}
-    for c in json.loads(tree.attrs["checkpoints"]):
+    for c in Results.of(tree).checkpoints:
         for kind in ("within", "cross", "cov"):
             if kind not in tree[c].children:
                 continue
@@ -391,3 +387,26 @@ def correlation_report(
             pd.concat(frames, ignore_index=True).to_csv(path, index=False)
             csvs.append(path)
     return [*csvs, *written]
+
+
+def _run(
+    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + LIST_HELP)] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + LIST_HELP)] = None,
+) -> list[Path]:
+    """Spearman correlations between factors' sensitivity maps (within, across measures, vs CoV)."""
+    require_results(results)
+    return correlation_report(results, out, measures=list_values(measures), factors=list_values(factors))
+
+
+ANALYSIS = register(
+    Analysis(
+        "correlation",
+        "Correlation analysis",
+        "At each spatial position, the Spearman correlation across channels between two factors' "
+        "sensitivity maps; mean and spread over positions, per checkpoint and measure; across measures; "
+        "and against the coefficient of variation.",
+        _run,
+    )
+)

@@ -9,12 +9,13 @@ factors' maps are indistinguishable; near 1, every factor leaves its own spatial
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+import typer
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -24,8 +25,10 @@ from sklearn.model_selection import RepeatedKFold
 
 from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
+from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
+from augsens.schema import read_results
 
 __all__ = ["lda_analysis", "plot_lda_projection", "lda_report"]
 
@@ -212,19 +215,13 @@ def lda_report(
         measure a confusion-matrix heatmap and a projection scatter (PNG).  Checkpoints without spatial
         maps are skipped.
     """
-    from augsens.results import open_results
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for rdir in results_dirs:
-        tree = open_results(rdir)
-        study = Path(rdir).name
-        order = json.loads(tree.attrs["checkpoints"]) if "checkpoints" in tree.attrs else list(tree.children)
-        for c in order:
-            if c not in tree.children:
-                continue
-            ds = tree[c].to_dataset()
+        results = read_results(rdir)
+        study = results.name
+        for c, ds in results.nodes():
             for m in measures:
                 if m not in ds.data_vars or "channel" not in ds[m].dims or ds[m].ndim < 3:
                     continue
@@ -258,3 +255,38 @@ def lda_report(
     csv = out / "lda_summary.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return [csv, *written]
+
+
+def _run(
+    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + LIST_HELP)
+    ] = None,
+    factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + LIST_HELP)] = None,
+    splits: int = 5,
+    repeats: Annotated[int, typer.Option(help="Repeats of the k-fold split.")] = 100,
+    seed: int = 0,
+) -> list[Path]:
+    """Linear discriminant analysis: can a unit's sensitivity map tell which factor it belongs to?"""
+    require_results(results)
+    return lda_report(
+        results,
+        out,
+        measures=list_values(measures or "shapley,S1,ST") or (),
+        factors=list_values(factors),
+        n_splits=splits,
+        n_repeats=repeats,
+        seed=seed,
+    )
+
+
+ANALYSIS = register(
+    Analysis(
+        "lda",
+        "Linear discriminant analysis",
+        "Samples are (unit, factor) pairs, features the unit's flattened sensitivity map, the target the "
+        "factor: validation accuracy well above chance means factors leave distinct spatial signatures.",
+        _run,
+    )
+)

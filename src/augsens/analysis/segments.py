@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Annotated, Literal, cast
 
 import numpy as np
 import pandas as pd
 import scipy.stats
+import typer
 import xarray as xr
 
 from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
+from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
 from augsens.errors import UnknownNameError, UserInputError
-from augsens.models.segments import HSV_CHANNELS, SegmentSpec, load_segments
+from augsens.models.segments import HSV_CHANNELS, SegmentSpec, example_segments, load_segments
 from augsens.plot.figures import save_figure
 
 __all__ = [
@@ -307,11 +309,11 @@ def segment_report(
         the network, units used), then heatmaps: mean rho per segment x measure x source, and the layer
         comparison per measure.
     """
-    from augsens.results import open_results
+    from augsens.schema import open_tree
 
     specs = load_segments(segments)
     comparison = segment_comparison(
-        open_results(segment_dir), open_results(network_dir), specs, measures=measures, channels=channels
+        open_tree(segment_dir), open_tree(network_dir), specs, measures=measures, channels=channels
     )
     if not comparison.children:  # otherwise an empty table and no figure, without a word
         raise UserInputError(
@@ -365,3 +367,43 @@ def segment_report(
     csv = out / "segments_summary.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return [csv, *written]
+
+
+def _run(
+    segment_results: Annotated[Path, typer.Argument(help="Results folder of the study on the segments.")],
+    network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
+    segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    measures: Annotated[
+        list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + LIST_HELP)
+    ] = None,
+    channels: Annotated[
+        list[str] | None, typer.Option(help="HSV channels (default hue,saturation,value)." + LIST_HELP)
+    ] = None,
+) -> list[Path]:
+    """Compare single-channel (HSV) segments with the full network (correlation patterns)."""
+    require_results([segment_results, network_results])
+    path = (
+        example_segments(cast(Literal["alexnet", "resnet18"], segments_file))
+        if segments_file in ("alexnet", "resnet18")
+        else segments_file
+    )
+    return segment_report(
+        segment_results,
+        network_results,
+        path,
+        out,
+        measures=list_values(measures or "shapley,S1,ST") or (),
+        channels=list_values(channels or "hue,saturation,value") or (),
+    )
+
+
+ANALYSIS = register(
+    Analysis(
+        "segments",
+        "Single-channel (HSV) segments vs the network",
+        "Network segments run standalone on one of the H, S, V channels of the augmented image; their "
+        "correlation patterns between factors compared with those of the same units inside the network.",
+        _run,
+    )
+)

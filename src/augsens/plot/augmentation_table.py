@@ -4,10 +4,11 @@ distributions they were drawn from, its code hash (from the results' ``augmentat
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import xarray as xr
+
+from augsens.schema import ResultsInfo
 
 __all__ = ["augmentation_rows", "augmentation_table_html"]
 
@@ -28,7 +29,7 @@ def augmentation_rows(tree: xr.DataTree) -> list[tuple[str, str, str, str, str, 
     """``(augmentation, from, parameter, range or distribution, identity, code hash)`` per parameter
     (one row with an empty parameter for an op without parameters); empty for results that predate the
     record."""
-    specs = json.loads(tree.attrs.get("augmentation_specs", "[]"))
+    specs = ResultsInfo.from_attrs(tree.attrs).augmentation_specs
     rows = []
     for a in specs:
         params = a.get("parameters", [])

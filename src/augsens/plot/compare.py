@@ -1,16 +1,19 @@
-"""Figures and the HTML page of a comparison of studies (:func:`augsens.analysis.compare.compare`).
+"""Figures, report section and page of a comparison of studies (:func:`augsens.analysis.compare.compare`).
 
-The page is self-contained like the report (figures embedded as base64 PNG); the same figures are written
-as PNG files beside it, with the CSV tables.
+The comparison is one :class:`~augsens.plot.sections.Section` (:func:`comparison_section`): the explorer
+shows it beside the compared studies' maps, and ``compare.html`` is that section on a page of its own,
+self-contained like the report (figures embedded as base64 PNG); the same figures are written as PNG files
+beside it, with the CSV tables.  This module reads a comparison through :class:`ComparisonTables` (what it
+draws), so it needs nothing of the module that computes one.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import matplotlib
 
@@ -22,11 +25,33 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from augsens.plot.figures import save_figure  # noqa: E402
 from augsens.plot.maps import MEASURE_TITLES  # noqa: E402
+from augsens.plot.sections import Section  # noqa: E402
+from augsens.schema import ResultsInfo  # noqa: E402
 
-if TYPE_CHECKING:
-    from augsens.analysis.compare import Comparison
+__all__ = [
+    "profile_figure",
+    "difference_figure",
+    "comparison_section",
+    "write_comparison",
+    "ComparisonTables",
+]
 
-__all__ = ["profile_figure", "difference_figure", "write_comparison"]
+
+class ComparisonTables(Protocol):
+    """What a comparison page draws: the runs' provenance and the three tables of
+    :class:`augsens.analysis.compare.Comparison` (see there for their columns)."""
+
+    @property
+    def infos(self) -> Mapping[str, ResultsInfo]: ...
+
+    @property
+    def profiles(self) -> pd.DataFrame: ...
+
+    @property
+    def dominance(self) -> pd.DataFrame: ...
+
+    @property
+    def differences(self) -> pd.DataFrame: ...
 
 
 def _factors(frame: pd.DataFrame) -> list[str]:
@@ -121,11 +146,10 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _runs_table(result: Comparison) -> str:
+def _runs_table(result: ComparisonTables) -> str:
     rows = []
-    for label, tree in result.runs.items():
-        a = tree.attrs
-        cfg = json.loads(a.get("config", "{}"))
+    for label, info in result.infos.items():
+        a, cfg = info.attrs, info.config
         rows.append(
             {
                 "run": label,
@@ -133,10 +157,10 @@ def _runs_table(result: Comparison) -> str:
                 "weights": cfg.get("model", {}).get("weights", ""),
                 "kind": a.get("kind"),
                 "mode": a.get("mode"),
-                "augmentations": ", ".join(json.loads(a.get("augmentations", "[]"))),
+                "augmentations": ", ".join(info.augmentations),
                 "n": a.get("base_samples_done"),
                 "images": f"{cfg.get('images', {}).get('source', '')} ({a.get('images')})",
-                "checkpoints": len(json.loads(a.get("checkpoints", "[]"))),
+                "checkpoints": len(info.checkpoints),
             }
         )
     return pd.DataFrame(rows).to_html(index=False, escape=True)
@@ -150,8 +174,8 @@ dt { font-weight: bold; margin-top: .5em; } h2 { border-top: 2px solid #333; pad
 """
 
 
-def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
-    """Write the CSV tables, PNG figures and ``compare.html`` of ``result`` into ``out``."""
+def comparison_section(result: ComparisonTables, out: Path) -> Section:
+    """Write the CSV tables and PNG figures of ``result`` into ``out``; the section that shows them."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name in ("profiles", "dominance", "differences"):
@@ -208,7 +232,19 @@ def write_comparison(result: Comparison, out: Path) -> tuple[list[Path], Path]:
                         index=False, float_format=float_format, escape=True
                     )
                 )
+    return Section("Comparison", "\n".join(body), "comparison", tuple(files))
+
+
+def write_comparison(result: ComparisonTables, out: Path) -> tuple[Section, Path]:
+    """Write the CSV tables, PNG figures and ``compare.html`` of ``result`` into ``out``.
+
+    Returns
+    -------
+    (Section, Path)
+        The comparison as a report section (its files: tables and figures) and the page.
+    """
+    section = comparison_section(result, out)
     head = f"<meta charset='utf-8'><title>augsens comparison</title><style>{_CSS}</style>"
     page = out / "compare.html"
-    page.write_text(f"<!doctype html><html><head>{head}</head><body>" + "\n".join(body) + "</body></html>")
-    return files, page
+    page.write_text(f"<!doctype html><html><head>{head}</head><body>{section.html}</body></html>")
+    return section, page

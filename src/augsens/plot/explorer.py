@@ -10,16 +10,14 @@ with confidence bands, a map viewer (study, checkpoint, measure, factor, channel
 sortable channel table for the viewer's selection, factor × factor interaction heat maps where a study
 has pairwise indices (:mod:`augsens.plot.interactions`), the Morris plane of screening studies
 (:mod:`augsens.plot.screening`), per-study provenance, the glossary, then any extra
-sections (the analyses' ``*.section.html`` fragments, or a comparison's own sections), all in one
+sections (the analyses' :class:`~augsens.plot.sections.Section` objects, or a comparison's), all in one
 navigation bar.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -27,50 +25,66 @@ from pathlib import Path
 import xarray as xr
 
 from augsens.plot.explorer_data import study_payload
+from augsens.plot.figures import figure_html
 from augsens.plot.interactions import interactions_section
 from augsens.plot.screening import screening_section
+from augsens.plot.sections import Section
 from augsens.plot.summary import study_summary
-from augsens.results import json_attr, open_results
+from augsens.schema import ResultsInfo, open_tree
 
-__all__ = ["write_explorer", "explorer_html", "inline_images"]
+__all__ = ["write_explorer", "explorer_html", "GLOSSARY"]
+
+#: Definitions shown at the foot of every page.
+GLOSSARY = {
+    "S1": "First-order Sobol index: the share of an activation's variance explained by the factor alone, "
+    "averaging over everything else (Var E[Y | X_j] / Var Y). Near 0: the factor matters only through "
+    "interactions, or not at all.",
+    "ST": "Total Sobol index: the share of variance that would vanish if the factor were fixed "
+    "(E Var[Y | X_~j] / Var Y), interactions included. ST - S1 measures interactions.",
+    "shapley": "Shapley effect: the variance shared fairly among factors (each interaction split equally "
+    "among its members); the effects of an activation sum to 1.",
+    "S2": "Second-order Sobol index of a pair of factors (when the study computes it): the share of "
+    "variance owed to their interaction alone.",
+    "shapley_interaction": "Pairwise Shapley interaction index (exact-Shapley studies): the share of "
+    "variance in every interaction the two factors take part in, each interaction of k factors shared "
+    "equally among the k - 1 pairs it forms with one of them; a factor's row sums to its ST - S1.",
+    "mu_star / sigma": "Morris screening (kind = 'morris'): the mean absolute elementary effect of a factor "
+    "(the change of an activation when the factor alone moves by one step of the design grid, per unit "
+    "step, in the activation's units) and the standard deviation of the signed effects; aggregated over a "
+    "channel or checkpoint as the mean (mu_star) and root mean square (sigma) over its activations.",
+    "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
+    "over the replicates); intervals that do not overlap separate two factors at the study's size.",
+    "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "
+    "over all design rows.",
+    "aggregated index": "For a channel or a checkpoint: the sum of the elements' numerators divided by the "
+    "sum of their variances, i.e. the share of the whole channel's (checkpoint's) activation variance.",
+    "factors": "One per augmentation (its parameters and on/off switch), plus 'order' (the composition "
+    "order), 'image' (which photo) and 'partition' (train/val) where present.",
+}
 
 _ASSETS = resources.files("augsens.plot")
 
 
-def inline_images(fragment: str, folder: Path) -> str:
-    """Replace ``src="file.png"`` paths relative to ``folder`` with embedded data, so a fragment written
-    beside its PNG files still shows them once copied into a page elsewhere."""
-
-    def embed(match: re.Match[str]) -> str:
-        path = folder / html.unescape(match.group(2))
-        if not path.is_file():
-            return match.group(0)
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        return f'{match.group(1)}"data:image/png;base64,{data}"'
-
-    return re.sub(r'(src=)"(?!data:|https?:)([^"]+\.png)"', embed, fragment)
-
-
 def _provenance(name: str, tree: xr.DataTree) -> str:
-    a = tree.attrs
-    versions = json_attr(a, "versions", {})
+    info = ResultsInfo.from_attrs(tree.attrs)
+    a = info.attrs
     rows = {
         "model": a.get("model"),
         "kind / mode": f"{a.get('kind')} / {a.get('mode')}",
-        "augmentations": ", ".join(json_attr(a, "augmentations", [])),
-        "factors": ", ".join(json_attr(a, "factors", [])),
+        "augmentations": ", ".join(info.augmentations),
+        "factors": ", ".join(info.factors),
         "seed": a.get("seed"),
         "base samples (n)": a.get("base_samples_done", a.get("n")),
         "forwards": a.get("forwards"),
         "time": f"{a.get('elapsed_s')} s, {a.get('forwards_per_s')} forwards/s on {a.get('device')}",
         "images": f"{a.get('images')} ({a.get('skipped_images')} skipped)",
         "created": a.get("created"),
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "versions": ", ".join(f"{k} {v}" for k, v in info.versions.items()),
         # each start or resume: from which base sample, with which batch size, device and layout
         "runs": "; ".join(
             f"from sample {h.get('from_sample')}: batch {h.get('batch_size')} on {h.get('device')}"
             + (", channels_last" if h.get("channels_last") else "")
-            for h in json_attr(a, "run_history", [])
+            for h in info.run_history
         )
         or None,
     }
@@ -81,8 +95,8 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
         if v is not None
     ]
     out.append("</table>")
-    nonfinite = json_attr(a, "nonfinite", {})
-    if isinstance(nonfinite, dict) and nonfinite:
+    nonfinite = info.nonfinite
+    if nonfinite:
         out.append(
             "<table class='nonfinite'><tr><th>checkpoint</th>"
             "<th>values dropped for NaN/inf (samples × elements)</th></tr>"
@@ -110,7 +124,7 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
         )
         out += empty_rows
         out.append("</table>")
-    config = json_attr(a, "config", {})
+    config = dict(info.config)
     out.append(
         "<details><summary>config</summary><pre>"
         + html.escape(json.dumps(config, indent=2, sort_keys=True))
@@ -120,18 +134,17 @@ def _provenance(name: str, tree: xr.DataTree) -> str:
 
 
 def _contrast_summary(name: str, tree: xr.DataTree) -> str:
+    model = ResultsInfo.from_attrs(tree.attrs).model
     return (
-        f"<p><b>{html.escape(name)}</b>: treatment-control statistics on "
-        f"{html.escape(str(tree.attrs.get('model')))} (each augmentation alone against the original "
-        "image); the profile below shows, per checkpoint, the share of elements with a Benjamini-Yekutieli "
-        "adjusted p below 0.05 and the mean |rank-biserial r|.</p>"
+        f"<p><b>{html.escape(name)}</b>: treatment-control statistics on {html.escape(model)} (each "
+        "augmentation alone against the original image); the profile below shows, per checkpoint, the share "
+        "of elements with a Benjamini-Yekutieli adjusted p below 0.05 and the mean |rank-biserial r|.</p>"
     )
 
 
 def _profile_block(index: int, name: str, tree: xr.DataTree, payload: dict) -> str:
-    if tree.attrs.get("kind") == "contrast":
+    if ResultsInfo.from_attrs(tree.attrs).kind == "contrast":
         from augsens.plot.maps import contrast_profile
-        from augsens.plot.report import figure_html
 
         return f"<h3>{html.escape(name)}</h3>" + figure_html(contrast_profile(tree), f"{name} contrast")
     if not payload["profiles"]:
@@ -178,19 +191,20 @@ sort (again to reverse); click a row to show that channel above.</p>
 def explorer_html(
     results: Sequence[tuple[str, xr.DataTree]],
     *,
-    sections: Sequence[tuple[str, str]] = (),
+    sections: Sequence[Section] = (),
     title: str = "augsens report",
     intro: str = "",
     budget: int = 600_000,
 ) -> str:
-    """The explorer page for named results trees plus extra ``(title, html)`` sections.
+    """The explorer page for named results trees plus extra sections (analyses, a comparison).
 
     Parameters
     ----------
     results : sequence of (str, DataTree)
         Studies in page order, each with its label (e.g. the folder name).
-    sections : sequence of (str, str)
-        Extra sections appended after the studies' own, each listed in the navigation by its title.
+    sections : sequence of Section
+        Extra sections (:class:`augsens.plot.sections.Section`) appended after the studies' own, each
+        listed in the navigation by its title.
     title, intro : str
         Page heading and an HTML paragraph under it.
     budget : int, default 600_000
@@ -201,11 +215,9 @@ def explorer_html(
     str
         The whole HTML document.
     """
-    from augsens.plot.report import GLOSSARY
-
     payloads = [study_payload(name, tree, budget=budget) for name, tree in results]
     summary = [
-        _contrast_summary(n, t) if t.attrs.get("kind") == "contrast" else study_summary(n, t)
+        _contrast_summary(n, t) if ResultsInfo.from_attrs(t.attrs).kind == "contrast" else study_summary(n, t)
         for n, t in results
     ]
     profiles = [
@@ -234,9 +246,9 @@ def explorer_html(
         + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in GLOSSARY.items())
         + "</dl></section>",
     ]
-    for i, (sec_title, fragment) in enumerate(sections):
-        nav.append((f"section-{i}", sec_title))
-        body.append(f'<section id="section-{i}" class="analysis">{fragment}</section>')
+    for i, section in enumerate(sections):
+        nav.append((f"section-{i}", section.title))
+        body.append(f'<section id="section-{i}" class="analysis">{section.html}</section>')
     links = "".join(f'<a href="#{k}">{html.escape(v)}</a>' for k, v in nav)
     # "<" escaped so that no string in the data can close the script element
     data = json.dumps({"studies": payloads}, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
@@ -256,7 +268,7 @@ def write_explorer(
     results: Sequence[str | Path],
     out: str | Path,
     *,
-    sections: Sequence[tuple[str, str]] = (),
+    sections: Sequence[Section] = (),
     title: str = "augsens report",
     intro: str = "",
     budget: int = 600_000,
@@ -279,7 +291,7 @@ def write_explorer(
     names = [d.name for d in dirs]
     labels = [f"{d.parent.name}/{d.name}" if names.count(d.name) > 1 else d.name for d in dirs]
     # every file's checksum: the page reads all of it anyway, and a damaged store is named, not drawn
-    trees = [(label, open_results(d, verify="full")) for label, d in zip(labels, dirs, strict=True)]
+    trees = [(label, open_tree(d, verify="full")) for label, d in zip(labels, dirs, strict=True)]
     page = explorer_html(trees, sections=sections, title=title, intro=intro, budget=budget)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

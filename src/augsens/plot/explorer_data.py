@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from augsens.plot.maps import checkpoints_of
+from augsens.schema import ResultsInfo
 
 __all__ = [
     "study_payload",
@@ -331,6 +332,7 @@ def study_payload(name: str, tree: xr.DataTree, *, budget: int = 600_000) -> dic
         measure and factor: a value per channel or unit).
     """
     cps = checkpoints_of(tree)
+    info = ResultsInfo.from_attrs(tree.attrs)
     datasets = {c: tree[c].dataset for c in cps}
     max_side, max_channels = REDUCTIONS[-1]
     for side, channels in REDUCTIONS:
@@ -339,8 +341,8 @@ def study_payload(name: str, tree: xr.DataTree, *, budget: int = 600_000) -> dic
             break
     return {
         "name": name,
-        "kind": str(tree.attrs.get("kind", "")),
-        "model": str(tree.attrs.get("model", "")),
+        "kind": info.kind,
+        "model": info.model,
         "checkpoints": cps,
         "profiles": _profiles(tree, cps),
         "maps": {c: _checkpoint_maps(ds, max_side, max_channels) for c, ds in datasets.items()},

@@ -9,6 +9,8 @@ closing them is a no-op, and pyplot is never imported here.
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import os
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-__all__ = ["save_figure", "png_bytes"]
+__all__ = ["save_figure", "png_bytes", "figure_html"]
 
 
 def _close(fig: Figure) -> None:
@@ -89,3 +91,9 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int) -> Path:
     finally:
         _close(fig)
     return path
+
+
+def figure_html(fig: Figure, alt: str) -> str:
+    """Embed a figure in a page as a base64 PNG ``<img>`` (and close it)."""
+    data = base64.b64encode(png_bytes(fig, dpi=110)).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'

@@ -22,6 +22,7 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from augsens.plot.explorer_data import PAIR_MEASURES  # noqa: E402
+from augsens.plot.figures import figure_html  # noqa: E402
 from augsens.plot.maps import checkpoints_of  # noqa: E402
 
 __all__ = ["PAIR_TITLES", "pair_measures", "interaction_heatmaps", "interactions_section"]
@@ -126,7 +127,6 @@ _INTRO = (
 def interactions_section(results: Sequence[tuple[str, xr.DataTree]]) -> str:
     """The report's "Interactions" section: :func:`interaction_heatmaps` of every study and pairwise
     measure that has them, as embedded PNG images ("" when no study has any)."""
-    from augsens.plot.report import figure_html
 
     parts = []
     for name, tree in results:

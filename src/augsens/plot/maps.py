@@ -6,8 +6,6 @@ All functions take a results ``DataTree`` (:func:`augsens.open_results`) and ret
 
 from __future__ import annotations
 
-import json
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -15,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from augsens.schema import Results  # noqa: E402
 
 __all__ = [
     "depth_profile",
@@ -34,15 +34,12 @@ MEASURE_TITLES = {
 
 def checkpoints_of(tree: xr.DataTree) -> list[str]:
     """Checkpoint node names in model order."""
-    listed = tree.attrs.get("checkpoints")
-    names = json.loads(listed) if isinstance(listed, str) else list(tree.children)
-    return [c for c in names if c in tree.children]
+    return list(Results.of(tree).checkpoints)
 
 
 def measures_of(tree: xr.DataTree) -> list[str]:
     """Sensitivity measures present in the tree (S1, ST, shapley), in that order."""
-    first = tree[checkpoints_of(tree)[0]].dataset if checkpoints_of(tree) else xr.Dataset()
-    return [m for m in ("S1", "ST", "shapley") if m in first]
+    return Results.of(tree).measures()
 
 
 def depth_profile(tree: xr.DataTree, measure: str, *, title: str | None = None) -> Figure:

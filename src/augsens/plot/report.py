@@ -1,88 +1,39 @@
 """The self-contained HTML report of one or more results folders.
 
 The report is the explorer page of :mod:`augsens.plot.explorer`: one HTML file with its data and viewer
-inside, so ``report.html`` opens from disk and can be mailed or archived on its own.  Other analyses
-(masking, contrast, correlation, LDA, segments) add sections by writing ``*.section.html`` fragments
-into the report folder (:func:`write_section`); :func:`write_report` includes every fragment it finds.
+inside, so ``report.html`` opens from disk and can be mailed or archived on its own.  The analyses
+(:mod:`augsens.analysis.protocol`: masking, correlation, LDA, segments...) add sections by saving a
+:class:`~augsens.plot.sections.Section` into their output folder (:func:`write_section`);
+:func:`write_report` includes every section saved under the folders it is given or beside its page.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from augsens.errors import MissingFileError, UserInputError
-from augsens.plot.figures import png_bytes
-from augsens.results import find_results, results_folder, unfinished_run
+from augsens.plot.explorer import write_explorer
+from augsens.plot.sections import Section, find_sections
+from augsens.schema import find_results, open_tree, results_folder, unfinished_run
 from augsens.wording import option
 
-__all__ = ["write_report", "write_section", "figure_html", "GLOSSARY"]
-
-GLOSSARY = {
-    "S1": "First-order Sobol index: the share of an activation's variance explained by the factor alone, "
-    "averaging over everything else (Var E[Y | X_j] / Var Y). Near 0: the factor matters only through "
-    "interactions, or not at all.",
-    "ST": "Total Sobol index: the share of variance that would vanish if the factor were fixed "
-    "(E Var[Y | X_~j] / Var Y), interactions included. ST - S1 measures interactions.",
-    "shapley": "Shapley effect: the variance shared fairly among factors (each interaction split equally "
-    "among its members); the effects of an activation sum to 1.",
-    "S2": "Second-order Sobol index of a pair of factors (when the study computes it): the share of "
-    "variance owed to their interaction alone.",
-    "shapley_interaction": "Pairwise Shapley interaction index (exact-Shapley studies): the share of "
-    "variance in every interaction the two factors take part in, each interaction of k factors shared "
-    "equally among the k - 1 pairs it forms with one of them; a factor's row sums to its ST - S1.",
-    "mu_star / sigma": "Morris screening (kind = 'morris'): the mean absolute elementary effect of a factor "
-    "(the change of an activation when the factor alone moves by one step of the design grid, per unit "
-    "step, in the activation's units) and the standard deviation of the signed effects; aggregated over a "
-    "channel or checkpoint as the mean (mu_star) and root mean square (sigma) over its activations.",
-    "± half-width": "95 % confidence half-width from independent randomisations of the design (Student t "
-    "over the replicates); intervals that do not overlap separate two factors at the study's size.",
-    "mean / var / cov": "Mean, variance and coefficient of variation sd / (|mean| + 1e-5) of the activation "
-    "over all design rows.",
-    "aggregated index": "For a channel or a checkpoint: the sum of the elements' numerators divided by the "
-    "sum of their variances, i.e. the share of the whole channel's (checkpoint's) activation variance.",
-    "factors": "One per augmentation (its parameters and on/off switch), plus 'order' (the composition "
-    "order), 'image' (which photo) and 'partition' (train/val) where present.",
-}
-
-
-def figure_html(fig: Figure, alt: str) -> str:
-    """Embed a figure as a base64 PNG ``<img>`` (and close it)."""
-    data = base64.b64encode(png_bytes(fig, dpi=110)).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+__all__ = ["write_report", "write_section"]
 
 
 def write_section(out_dir: str | Path, name: str, title: str, files: Sequence[Path], intro: str = "") -> Path:
-    """Write ``out_dir/<name>.section.html``: a report section embedding the PNG ``files`` and linking
-    the others (CSV tables).  :func:`write_report` includes every such fragment under its folder."""
-    d = Path(out_dir)
-    parts = [f"<h2>{html.escape(title)}</h2>"]
-    if intro:
-        parts.append(f"<p>{html.escape(intro)}</p>")
-    tables = [f for f in files if f.suffix != ".png"]
-    if tables:
-        parts.append("<p>Tables: " + ", ".join(html.escape(str(f)) for f in tables) + "</p>")
-    for f in files:
-        if f.suffix == ".png":
-            data = base64.b64encode(Path(f).read_bytes()).decode()
-            parts.append(f'<img alt="{html.escape(f.name)}" src="data:image/png;base64,{data}">')
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}.section.html"
-    path.write_text("\n".join(parts))
-    return path
+    """Save a report section embedding the PNG ``files`` and naming the others (CSV tables) in ``out_dir``
+    (see :meth:`Section.save`); :func:`write_report` includes every section saved under its folders."""
+    return Section.from_files(name, title, files, intro).save(out_dir)
 
 
 def write_report(results: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Write the explorer page (:func:`augsens.plot.explorer.write_explorer`) for results folders.
 
-    Every ``*.section.html`` fragment found under the given folders or beside ``out`` becomes a section
-    of the page, its relative PNG images embedded.
+    Every section saved under the given folders or beside ``out``
+    (:func:`augsens.plot.sections.find_sections`) becomes a section of the page, its relative PNG images
+    embedded.
 
     Parameters
     ----------
@@ -98,8 +49,6 @@ def write_report(results: str | Path | Sequence[str | Path], out: str | Path | N
     ValueError
         Several folders and no ``out``.
     """
-    from augsens.plot.explorer import inline_images, write_explorer
-
     roots = [Path(results)] if isinstance(results, str | Path) else [Path(r) for r in results]
     if not roots:
         raise UserInputError("no results folders given: pass at least one folder holding results.zarr")
@@ -123,25 +72,17 @@ def write_report(results: str | Path | Sequence[str | Path], out: str | Path | N
     if out.is_dir():
         raise UserInputError(f"{option('out', '')} {str(out)!r} is a folder: name the HTML file to write")
     _check_writable(out)  # at once, not after every map was read
-    fragments = {f for root in roots for f in root.rglob("*.section.html")} | set(
-        out.parent.glob("*.section.html")
-    )
-    sections = []
-    for frag in sorted(fragments):
-        text = inline_images(frag.read_text(), frag.parent)
-        heading = re.search(r"<h2[^>]*>(.*?)</h2>", text, flags=re.S)
-        title = html.unescape(re.sub(r"<[^>]+>", "", heading.group(1))) if heading else frag.stem
-        sections.append((title.strip(), text))
+    sections = find_sections([*roots, out.parent], recursive=[*(True for _ in roots), False])
     from augsens.plot.augmentation_table import augmentation_table_html
-    from augsens.results import open_results
 
     tables = []
     for folder in found:  # the ranges each study drew its parameters from
-        table = augmentation_table_html(open_results(folder), title=folder.name)
+        table = augmentation_table_html(open_tree(folder), title=folder.name)
         if table:
             tables.append(table)
     if tables:
-        sections.append(("Augmentations and ranges", "<h2>Augmentations and ranges</h2>" + "".join(tables)))
+        heading = "<h2>Augmentations and ranges</h2>"
+        sections.append(Section("Augmentations and ranges", heading + "".join(tables), "ranges"))
     intro = (
         "<p>Each activation (channel × position of each checkpoint) of the network varies as augmentations "
         "are applied together with random parameters and order; its variance is split into shares owed to "

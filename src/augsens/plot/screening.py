@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from augsens.plot.figures import figure_html  # noqa: E402
 from augsens.plot.maps import checkpoints_of  # noqa: E402
 
 __all__ = ["morris_plane", "screening_section"]
@@ -108,7 +109,6 @@ _INTRO = (
 def screening_section(results: Sequence[tuple[str, xr.DataTree]]) -> str:
     """The report's "Morris screening" section: :func:`morris_plane` of every study that has one, as
     embedded PNG images ("" when no study has any)."""
-    from augsens.plot.report import figure_html
 
     parts = []
     for name, tree in results:

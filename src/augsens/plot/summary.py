@@ -19,6 +19,7 @@ import xarray as xr
 
 from augsens.plot.explorer_data import AUXILIARY_FACTORS
 from augsens.plot.maps import checkpoints_of
+from augsens.schema import ResultsInfo
 
 __all__ = ["study_summary", "summary_measure", "INVARIANCE_THRESHOLD", "MEASURE_NAMES"]
 
@@ -161,10 +162,9 @@ class _Table:
 
 def study_summary(name: str, tree: xr.DataTree) -> str:
     """HTML paragraphs summarising one study from its aggregated indices (see the module docstring)."""
-    a = tree.attrs
-    head = (
-        f"<b>{html.escape(name)}</b>: {html.escape(str(a.get('kind')))} on {html.escape(str(a.get('model')))}"
-    )
+    info = ResultsInfo.from_attrs(tree.attrs)
+    a = info.attrs
+    head = f"<b>{html.escape(name)}</b>: {html.escape(info.kind)} on {html.escape(info.model)}"
     if a.get("n") is not None:
         head += f", n = {a.get('base_samples_done', a.get('n'))}, {a.get('forwards')} forwards"
     measure = summary_measure(tree)

@@ -436,6 +436,6 @@ class MaskSet:
 def _open_tree(results: xr.DataTree | str | Path) -> xr.DataTree:
     if isinstance(results, xr.DataTree):
         return results
-    from augsens.results import open_results
+    from augsens.schema import open_tree
 
-    return open_results(results)
+    return open_tree(results)

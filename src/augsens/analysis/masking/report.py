@@ -26,7 +26,7 @@ from augsens.analysis.single_class import (
 )
 from augsens.errors import UserInputError
 from augsens.plot.figures import save_figure
-from augsens.results import open_results
+from augsens.schema import open_tree
 
 __all__ = ["MaskingReport", "guided_masking_report"]
 
@@ -164,7 +164,7 @@ def guided_masking_report(
     frames: dict[str, list[pd.DataFrame]] = {}
     sections = []
     for label, path in _labelled(results_dirs):
-        tree = open_results(path)
+        tree = open_tree(path)
         masks = MaskSet.from_results(tree, measures=measures, checkpoints=checkpoints, configs=configs)
         run = run_masking(
             tree,
