@@ -22,12 +22,14 @@ from typing import Any
 import torch
 import xarray as xr
 
+import augsens.engine.memory as memory
+import augsens.engine.results as results
+import augsens.engine.runner as runner
+import augsens.engine.state as study_state
 from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import SampleCache
-from augsens.engine import memory, results, runner
-from augsens.engine import state as study_state
 from augsens.engine.inputs import image_counts, load_images, load_model
 from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, work_dtype
 from augsens.engine.state import StudyState
