@@ -28,7 +28,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """The factors a study varies and the method that estimates their effects."""
+    """The factors a study varies, the method that estimates their effects and the budget it runs within
+    (:class:`augsens.core.budget.Budget`, as the config set it)."""
 
     factors: AugmentationFactors
     method: Method
