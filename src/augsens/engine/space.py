@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import xarray as xr
 
-from augsens.core import loop
 from augsens.engine.parts import StudyParts
 from augsens.engine.state import export_state
 from augsens.errors import UserInputError
@@ -59,21 +58,17 @@ def _tensor_bytes(obj: Any) -> int:
 def state_nbytes(study: StudyParts) -> int:
     """Bytes of ``study``'s saved state (what ``state.pt`` holds), before any forward.
 
-    A fresh state on PyTorch's ``meta`` device is fed one batch of outputs of the checkpoints' shapes
-    through the run's own update path (:class:`augsens.engine.runner.StudyHooks` does the same with real
-    outputs), so its tensors, with the float32 block a mixed-precision state saves beside them, have
-    their true shapes and dtypes and take no memory."""
+    Every accumulator is allocated on the ``meta`` device at its checkpoint's output shape, with the
+    float32 block a mixed-precision state may save beside it, so the tensors have their true shapes and
+    dtypes and take no memory."""
     state = study.new_state()
     meta = torch.device("meta")
-    for acc in [*state.acc.values(), *state.moments.values()]:
-        acc.to(meta)  # in place, before any storage exists
-    method = study.plan.method
-    batch = next(loop.batches(method, method.granularity * method.rows_per_sample))
-    rows = batch.count * method.rows_per_sample
-    outputs = {c: torch.empty((rows, *study.shapes[c]), device=meta) for c in study.checkpoints}
-    for c, moments in state.moments.items():
-        moments.update(outputs[c])
-    loop.feed(method, state.acc, outputs, batch)
+    for c, acc in [*state.acc.items(), *state.moments.items()]:
+        acc.device = meta  # a throw-away accumulator: its storage is sized, never filled
+        acc._allocate(tuple(study.shapes[c]), meta)
+        work = getattr(acc, "work_dtype", None)
+        if work is not None and work != acc.dtype:  # "mixed": a pending float32 block is saved too
+            acc._block_for(0, work).samples = 1
     return _tensor_bytes(export_state(state, "")) + _STATE_OVERHEAD
 
 
