@@ -232,7 +232,7 @@ def network(
         for unit in (x, x2):
             parts: dict[str, list[torch.Tensor]] = {c: [] for c in study.checkpoints}
             for lo in range(0, m, batch):
-                acts = study._forward(unit[lo : lo + batch], 0)
+                acts = study.forward(unit[lo : lo + batch], 0)
                 for c in study.checkpoints:
                     parts[c].append(acts[c].reshape(acts[c].shape[0], -1).to(torch.float64))
             outs.append({c: torch.cat(v) for c, v in parts.items()})

@@ -241,7 +241,7 @@ def _blocked_out(d: Path) -> list[str]:
 # ------------------------------------------------------------------ a full disk
 @contextlib.contextmanager
 def _disk_too_small_for_the_state(d: Path) -> Iterator[None]:
-    """A filesystem with 1 KiB free; a forward (Study._step) would be a failure of the check."""
+    """A filesystem with 1 KiB free; a forward (Study.forward) would be a failure of the check."""
     import augsens.engine.space as space
     from augsens.engine.study import Study
 
@@ -250,7 +250,7 @@ def _disk_too_small_for_the_state(d: Path) -> Iterator[None]:
 
     with (
         mock.patch.object(space, "free_bytes", lambda folder: 1024),
-        mock.patch.object(Study, "_step", forward),
+        mock.patch.object(Study, "forward", forward),
     ):
         yield
 

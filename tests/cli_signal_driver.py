@@ -40,7 +40,7 @@ def _signalling(fn: Callable[..., Any], sig: int, at_call: int = 1) -> Callable[
 # phase -> (object, attribute, call that gets the signal)
 _TARGETS: dict[str, tuple[Any, str, int]] = {
     "startup": (Study, "__init__", 1),
-    "mid-study": (Study, "_step", 2),
+    "mid-study": (Study, "forward", 2),
     "finalisation": (Study, "finalize", 1),
     "writing": (runner, "write_results", 1),
 }

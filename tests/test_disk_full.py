@@ -56,7 +56,7 @@ def test_a_run_whose_state_cannot_fit_is_refused_before_it_starts(tmp_path, monk
     need = state_nbytes(s)
     monkeypatch.setattr(space, "free_bytes", lambda folder: need - 1)
     calls = []
-    monkeypatch.setattr(s, "_step", lambda *a: calls.append(a))
+    monkeypatch.setattr(s, "forward", lambda *a: calls.append(a))
     with pytest.raises(DiskFullError, match=rf"state alone needs {size(need)}.*free at least 1 B") as info:
         s.run(tmp_path / "o")
     assert "out= (--out)" in str(info.value)

@@ -165,7 +165,7 @@ def test_ctrl_c_saves_state(tiny, photos, tmp_path, monkeypatch):
     cfg = config(kind="moments", augmentations=["hflip"], n=32, design="iid", replicates=1)
     study = Study(cfg, model=tiny, images=photos, progress=False)
     calls = {"n": 0}
-    original = study._step
+    original = study.forward
 
     def flaky(*args):
         calls["n"] += 1
@@ -173,7 +173,7 @@ def test_ctrl_c_saves_state(tiny, photos, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(*args)
 
-    monkeypatch.setattr(study, "_step", flaky)
+    monkeypatch.setattr(study, "forward", flaky)
     with pytest.raises(StudyInterrupted, match="--resume"):
         study.run(tmp_path)
     tree = study.run(tmp_path, resume=True)
@@ -260,7 +260,7 @@ def test_ctrl_c_mid_batch_finishes_the_batch_then_saves(tiny, photos, tmp_path, 
     cfg = config(kind="sobol", augmentations=["hue", "hflip"], n=16, replicates=2, batch_size=16)
     whole = Study(cfg, model=tiny, images=photos, progress=False).run(tmp_path / "whole")
     study = Study(cfg, model=tiny, images=photos, progress=False)
-    original = study._forward
+    original = study.forward
     calls = {"n": 0}
 
     def forward_then_signal(*args):
@@ -269,7 +269,7 @@ def test_ctrl_c_mid_batch_finishes_the_batch_then_saves(tiny, photos, tmp_path, 
             os.kill(os.getpid(), signal.SIGINT)  # lands mid-batch
         return original(*args)
 
-    monkeypatch.setattr(study, "_forward", forward_then_signal)
+    monkeypatch.setattr(study, "forward", forward_then_signal)
     with pytest.raises(StudyInterrupted, match="state saved"):
         study.run(tmp_path / "part")
     monkeypatch.undo()

@@ -48,7 +48,7 @@ def test_the_estimated_state_is_the_state_a_run_builds(kind: str) -> None:
     est = study.memory
     assert est is not None and est.elements == {c: int(np.prod(s)) for c, s in study.shapes.items()}
     state = study.new_state()
-    study._step(state, next(loop.batches(study.plan.method, 24 * study.plan.rows)))
+    study.step(state, next(loop.batches(study.plan.method, 24 * study.plan.rows)))
     blob = study.export_state(state)
     actual = _nbytes(blob["acc"]) + _nbytes(blob["moments"])
     # per-element sizes are measured on the method itself: only a few constant bytes per accumulator differ

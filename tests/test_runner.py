@@ -18,7 +18,7 @@ def test_out_of_memory_in_the_forward_saves_the_state_and_resume_finishes(tmp_pa
         }
     )
     study = Study(cfg, progress=False)
-    original = study._forward
+    original = study.forward
     calls = {"n": 0}
 
     def forward_then_oom(*args):
@@ -27,7 +27,7 @@ def test_out_of_memory_in_the_forward_saves_the_state_and_resume_finishes(tmp_pa
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return original(*args)
 
-    monkeypatch.setattr(study, "_forward", forward_then_oom)
+    monkeypatch.setattr(study, "forward", forward_then_oom)
     with pytest.raises(torch.OutOfMemoryError):
         study.run(tmp_path)
     blob = torch.load(tmp_path / "state" / "state.pt", weights_only=True)

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
+from augsens.core.budget import Budget, Spelling
 from augsens.core.kinds import KINDS, foreign_keys, kinds_where, or_list
 from augsens.errors import MissingFileError, UserInputError
 
@@ -228,13 +229,12 @@ class StudyConfig:
                 f"{source}: [study] replicates = {s.replicates} must be a positive divisor of n = {s.n}"
                 + _replicates_hint(s.n, s.replicates, s.design)
             )
-        if s.precision:
-            self._check_precision(source)
-        elif s.max_n or s.time_limit:
+        if 0.0 < s.precision < 1.0 and not kind.rounds:
             raise ConfigError(
-                f"{source}: [study] max_n and time_limit bound a run with a precision target; set "
-                "[study] precision (e.g. 0.02) or remove them"
+                f"{source}: [study] precision needs kind = {or_list(kinds_where(rounds=True))} (confidence "
+                f"half-widths), not {s.kind!r}"
             )
+        self.budget(source)
         if not 0.0 <= s.switch_p <= 1.0:
             raise ConfigError(f"{source}: [study] switch_p must lie in [0, 1], got {s.switch_p!r}")
         for key in ("song_permutations", "song_outer", "song_inner"):
@@ -294,31 +294,18 @@ class StudyConfig:
                 f"remove {it}, or choose another kind"
             )
 
-    def _check_precision(self, source: str) -> None:
+    def budget(self, source: str = "config") -> Budget:
+        """The run's budget from ``[study]`` n, replicates, precision, max_n and time_limit (0: unset),
+        checked by :meth:`augsens.core.budget.Budget.of`; raises :class:`ConfigError`."""
         s = self.study
-        if not 0.0 < s.precision < 1.0:
-            raise ConfigError(
-                f"{source}: [study] precision = {s.precision!r} must be a half-width in (0, 1), e.g. 0.02 "
-                "(0 = no target)"
-            )
-        if not KINDS[s.kind].rounds:
-            raise ConfigError(
-                f"{source}: [study] precision needs kind = {or_list(kinds_where(rounds=True))} (confidence "
-                f"half-widths), not {s.kind!r}"
-            )
-        if s.replicates < 2:
-            raise ConfigError(
-                f"{source}: [study] precision needs replicates >= 2 (half-widths come from the spread of "
-                f"the replicates), got {s.replicates}"
-            )
-        ratio = s.max_n // s.n if s.max_n >= s.n else 0
-        if s.max_n and (not ratio or s.max_n % s.n or ratio & (ratio - 1)):
-            raise ConfigError(
-                f"{source}: [study] max_n = {s.max_n} must be n = {s.n} times a power of 2 (each round "
-                f"doubles the base samples), e.g. {16 * s.n}; 0 = 16 n"
-            )
-        if s.time_limit < 0:
-            raise ConfigError(f"{source}: [study] time_limit must be >= 0 seconds (0 = none)")
+        return Budget.of(
+            s.n,
+            replicates=s.replicates,
+            precision=s.precision or None,
+            max_n=s.max_n or None,
+            time_limit=s.time_limit or None,
+            spelling=Spelling(keywords=False, where=f"{source}: [study] ", error=ConfigError),
+        )
 
 
 def _replicates_hint(n: int, replicates: int, design: str) -> str:

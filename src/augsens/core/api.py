@@ -10,6 +10,7 @@ stored.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -19,10 +20,11 @@ import xarray as xr
 
 import augsens.display  # noqa: F401  (registers the .augsens summary accessor on results)
 from augsens.core import loop
+from augsens.core.budget import Budget
 from augsens.core.design import DESIGNS
 from augsens.core.factors import Problem
-from augsens.core.methods import METHODS, Batch
-from augsens.core.precision import PRECISION_RULE, default_max_n
+from augsens.core.methods import METHODS, Batch, Method
+from augsens.core.precision import PRECISION_RULE, precision_of
 from augsens.core.trajectories import DEFAULT_LEVELS
 
 __all__ = ["sobol", "shapley", "morris", "moments"]
@@ -58,39 +60,6 @@ def _check_common(
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not valid; choose one of {list(allowed)!r}")
     return problem
-
-
-def _budget(
-    n: Any, replicates: Any, precision: Any, max_n: Any, time_limit: Any
-) -> tuple[int, int | None, float, float]:
-    """Validated ``(design size, first round or None, target, time limit)`` of a run."""
-    if precision is None:
-        if max_n is not None or time_limit is not None:
-            raise ValueError(
-                "max_n and time_limit bound a run with a precision target; pass precision=... as well "
-                f"(got max_n={max_n!r}, time_limit={time_limit!r})"
-            )
-        return n, None, 0.0, 0.0
-    if isinstance(precision, bool) or not isinstance(precision, int | float) or not 0 < precision < 1:
-        raise ValueError(f"precision must be a half-width in (0, 1), e.g. 0.02, got {precision!r}")
-    if isinstance(replicates, int) and replicates < 2:
-        raise ValueError(
-            f"a precision target needs replicates >= 2 (half-widths come from the spread of the replicates), "
-            f"got replicates={replicates!r}"
-        )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (base samples of the first round) must be a positive integer, got {n!r}")
-    budget = default_max_n(n) if max_n is None else max_n
-    ratio = budget // n if isinstance(budget, int) and not isinstance(budget, bool) and budget >= n else 0
-    if not ratio or budget % n or ratio & (ratio - 1):
-        raise ValueError(
-            f"max_n={max_n!r} must be n={n} times a power of 2 (each round doubles the base samples), "
-            f"e.g. max_n={default_max_n(n)}"
-        )
-    limit = 0.0 if time_limit is None else time_limit
-    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
-        raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
-    return budget, n, float(precision), float(limit)
 
 
 def _evaluate(f: Function, values: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
@@ -135,7 +104,7 @@ def _estimate(
 ) -> xr.Dataset:
     """Method ``name`` (:data:`~augsens.core.methods.METHODS`) on ``f`` within the validated budget:
     the shared loop (:func:`augsens.core.loop.run`) with ``f`` as the evaluation, then ``finalize``."""
-    size, first, target, time_limit = _budget(n, replicates, precision, max_n, time_limit)
+    budget = Budget.of(n, replicates=replicates, precision=precision, max_n=max_n, time_limit=time_limit)
     design = keywords.get("design")
     if design not in DESIGNS:  # the design's own check speaks of its `method`, not of `design=`
         close = difflib.get_close_matches(str(design), DESIGNS, n=1)
@@ -144,23 +113,40 @@ def _estimate(
             f"design={design!r} is not a design.{hint} Use 'sobol' (Owen-scrambled QMC), 'sobol-lms' "
             "(scipy's linear matrix scramble) or 'iid'"
         )
-    method = METHODS[name](problem, size, replicates=replicates, first=first, device=device, **keywords)
-
-    def evaluate(batch: Batch) -> torch.Tensor:
-        return _evaluate(f, problem.decode(batch.rows), device)
-
-    out = loop.run(method, evaluate, batch_rows=batch_size, target=target, time_limit=time_limit)
-    ds = method.finalize(out.accumulator)
+    method = METHODS[name](
+        problem, budget.max_n, replicates=replicates, first=budget.first, device=device, **keywords
+    )
+    hooks = _FunctionHooks(f, problem, method, device)
+    out = loop.run(method, hooks, budget, batch_rows=batch_size)
+    ds = method.finalize(hooks.accumulator)
     ds.attrs.update(method.attrs())
     if method.sensitivity:
         ds.attrs.update(
             precision=out.precision,
-            precision_target=target,
+            precision_target=budget.precision,
             precision_rule=PRECISION_RULE,
             stop_reason=out.stop_reason,
-            max_n=method.n,
+            max_n=budget.max_n,
         )
     return ds
+
+
+class _FunctionHooks(loop.Hooks):
+    """The loop's hooks for a function of the factors: its values of a batch into one accumulator."""
+
+    def __init__(self, f: Function, problem: Problem, method: Method, device: torch.device | str | None):
+        super().__init__()
+        self.f, self.problem, self.method, self.device = f, problem, method, device
+        self.accumulator = method.accumulator()
+
+    def evaluate(self, batch: Batch) -> torch.Tensor:
+        return _evaluate(self.f, self.problem.decode(batch.rows), self.device)
+
+    def add(self, outputs: torch.Tensor, batch: Batch) -> None:
+        self.method.update(self.accumulator, outputs, batch)
+
+    def precision(self) -> float:
+        return precision_of([self.accumulator]) if self.method.sensitivity else math.nan
 
 
 def sobol(

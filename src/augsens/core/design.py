@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from augsens.core.budget import check_doubling
 from augsens.core.draws import mix64, philox, philox_uniform, seed_sequence
 from augsens.core.factors import Problem
 
@@ -234,10 +235,7 @@ class BasePointDesign(Design):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         n, replicates = int(n), int(replicates)
         first = n if first is None else int(first)
-        if first < 1 or first > n or n % first or (n // first) & (n // first - 1):
-            raise ValueError(
-                f"first={first} must divide n={n} by a power of 2 (each round doubles the base samples)"
-            )
+        check_doubling(first, n)
         if first % replicates:
             if method == "iid":
                 low = first - first % replicates

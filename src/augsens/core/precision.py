@@ -29,7 +29,7 @@ import xarray as xr
 
 from augsens.core.estimate.protocol import Accumulator
 
-__all__ = ["PRECISION_RULE", "STOP_REASONS", "precision_of", "stop_reason", "default_max_n"]
+__all__ = ["PRECISION_RULE", "STOP_REASONS", "precision_of", "stop_reason"]
 
 #: The summary of half-widths that a precision target bounds (recorded in results).
 PRECISION_RULE = (
@@ -42,15 +42,6 @@ STOP_REASONS = ("precision reached", "max_n reached", "time limit", "n reached")
 
 #: Quantile of the half-widths that the target bounds.
 _QUANTILE = 0.95
-
-#: Rounds a precision run may add by default: ``max_n = n * 2^_DEFAULT_DOUBLINGS``.
-_DEFAULT_DOUBLINGS = 4
-
-
-def default_max_n(n: int) -> int:
-    """Budget of base samples when none is given: four doublings of the first round (``16 n``)."""
-    return n << _DEFAULT_DOUBLINGS
-
 
 #: The quantities whose half-widths the rule reads (those a result has).
 _NAMES = ("S1", "ST", "shapley")

@@ -17,7 +17,7 @@ __all__ = ["Study", "resolve_device"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from augsens.engine import study
+        import augsens.engine.study as study
 
         return getattr(study, name)
     raise AttributeError(f"module 'augsens.engine' has no attribute {name!r}")

@@ -35,6 +35,8 @@ import torch
 import xarray as xr
 
 from augsens.config import StudyConfig
+from augsens.core import loop
+from augsens.core.precision import precision_of
 from augsens.engine.state import StudyState
 from augsens.engine.study import Study
 from augsens.errors import UserInputError
@@ -288,19 +290,13 @@ def run_distributed(
         )
         worker_config = _with_device(config, "cuda" if use_gpu else "cpu")
         actors = [actor_cls.remote(worker_config) for _ in range(k)]
-        merged: StudyState | None = None
-        n_shards = 0
+        hooks = _RoundHooks(ray, actors, rounds, driver, progress, _fail_once, max_retries, t0)
         try:
-            for ranges in rounds:
-                part = _schedule(ray, actors, ranges, driver, progress, _fail_once, max_retries)
-                merged = part if merged is None else driver.merge_states([merged, part])
-                n_shards += len(ranges)
-                # the time limit is on the wall clock of the whole run, not the workers' summed time
-                if driver._round_check(merged, elapsed=time.monotonic() - t0) is not None:
-                    break
+            loop.run(plan.method, hooks, plan.budget, batch_rows=None)
         finally:
             for actor in actors:
                 ray.kill(actor)
+    merged = hooks.merged
     assert merged is not None  # there is at least one round
 
     tree = driver.finalize(merged)
@@ -313,10 +309,53 @@ def run_distributed(
         forwards_per_s=round(forwards / max(wall, 1e-9), 2),
         worker_elapsed_s=round(merged.elapsed, 3),
         ray_workers=k,
-        ray_shards=n_shards,
+        ray_shards=hooks.shards,
     )
     write_results(tree, Path(out))
     return tree
+
+
+class _RoundHooks(loop.Hooks):
+    """The one loop's hooks on the driver: a round is evaluated as shards on the workers and merged into
+    the state in shard order; the time limit is on the wall clock of the whole run (from ``t0``), not the
+    workers' summed time."""
+
+    def __init__(
+        self,
+        ray: ModuleType,
+        actors: list[Any],
+        rounds: list[list[tuple[int, int]]],
+        driver: Study,
+        progress: bool,
+        fail_once: tuple[int, str, str] | None,
+        max_retries: int,
+        t0: float,
+    ) -> None:
+        super().__init__()
+        self.ray, self.actors, self.driver = ray, actors, driver
+        self.progress, self.fail_once, self.max_retries, self.t0 = progress, fail_once, max_retries, t0
+        self.shard_ranges = {ranges[0][0]: ranges for ranges in rounds}  # by the round's first sample
+        self.merged: StudyState | None = None
+        self.shards = 0
+
+    def evaluate_round(self, start: int, stop: int) -> None:
+        ranges = self.shard_ranges[start]
+        part = _schedule(
+            self.ray, self.actors, ranges, self.driver, self.progress, self.fail_once, self.max_retries
+        )
+        self.merged = part if self.merged is None else self.driver.merge_states([self.merged, part])
+        self.shards += len(ranges)
+
+    def precision(self) -> float:
+        assert self.merged is not None  # a round was merged
+        return precision_of(self.merged.acc.values())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def round_end(self, done: int, precision: float, reason: str | None) -> None:
+        assert self.merged is not None
+        self.merged.precision, self.merged.stop_reason = precision, reason
 
 
 def _schedule(

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from augsens.config import StudyConfig
+from augsens.core.budget import Budget
 from augsens.core.kinds import KINDS
 from augsens.core.methods import METHODS, Method
-from augsens.core.precision import default_max_n
 from augsens.engine.factors import AugmentationFactors
 
 __all__ = [
@@ -28,10 +28,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """The factors a study varies and the method that estimates their effects."""
+    """The factors a study varies, the method that estimates their effects and the budget it runs within
+    (:class:`augsens.core.budget.Budget`, as the config set it)."""
 
     factors: AugmentationFactors
     method: Method
+    budget: Budget
 
     @property
     def n(self) -> int:
@@ -123,18 +125,18 @@ def plan(
     if not kind.sensitivity:
         raise ValueError(f"[study] kind = {sc.kind!r} is not a sensitivity study: it has no factors to plan")
     cls = METHODS[name]
-    size, first = (sc.max_n or default_max_n(sc.n), sc.n) if sc.precision else (sc.n, None)
+    budget = config.budget()
     # the method's own options, read from the config keys it names
     options: dict[str, Any] = {arg: getattr(sc, key) for arg, key in cls.options.items()}
     method = cls(
         factors.problem,
-        size,
+        budget.max_n,
         seed=sc.seed,
         design=sc.design,
         replicates=sc.replicates,
-        first=first,
+        first=budget.first,
         dtype=state_dtype(config),
         device=device,
         **options,
     )
-    return StudyPlan(factors, method)
+    return StudyPlan(factors, method, budget)

@@ -6,7 +6,6 @@ import json
 import math
 import time
 import warnings
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,11 +13,9 @@ import xarray as xr
 
 from augsens.core.precision import PRECISION_RULE, precision_of
 from augsens.engine.aggregates import named_aggregates
+from augsens.engine.parts import StudyParts
 from augsens.engine.state import StudyState, run_segment
 from augsens.results import versions
-
-if TYPE_CHECKING:
-    from augsens.engine.study import Study
 
 __all__ = ["results_tree", "NoDataWarning", "warn_no_data"]
 
@@ -43,7 +40,7 @@ def warn_no_data(tree: xr.DataTree, stacklevel: int = 2) -> None:
     )
 
 
-def _node(study: Study, state: StudyState, checkpoint: str) -> xr.Dataset:
+def _node(study: StudyParts, state: StudyState, checkpoint: str) -> xr.Dataset:
     """A checkpoint's per-element indices and moments, and its per-checkpoint/channel/token aggregates."""
     factors = study.factors.factor_names
     shape = tuple(study.shapes[checkpoint])
@@ -67,17 +64,17 @@ def _node(study: Study, state: StudyState, checkpoint: str) -> xr.Dataset:
     return ds
 
 
-def results_tree(study: Study, state: StudyState) -> xr.DataTree:
+def results_tree(study: StudyParts, state: StudyState) -> xr.DataTree:
     """The results tree of a (complete or partial) state: one node per checkpoint + provenance."""
     nodes = {c: _node(study, state, c) for c in study.checkpoints}
     nonfinite = {c: int(ds.attrs.get("nonfinite_total", 0)) for c, ds in nodes.items()}
     # checkpoints where no element had a single finite sample: their maps hold no information
     no_data = [c for c, ds in nodes.items() if ds.attrs["no_data_elements"] == math.prod(study.shapes[c])]
-    sc = study.config.study
+    sc, budget = study.config.study, study.plan.budget
     n, rows = study.plan.n, study.plan.rows
     forwards = state.position * rows
     reason = state.stop_reason or (
-        ("max_n reached" if sc.precision else "n reached") if state.position >= n else "stopped"
+        ("max_n reached" if budget.precision else "n reached") if state.position >= n else "stopped"
     )
     factors = study.factors.factor_names
     root = xr.Dataset(
@@ -96,7 +93,8 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
             "config": study.config.to_json(),
             "versions": json.dumps(versions()),
             "seed": sc.seed,
-            "n": sc.n if sc.precision else n,
+            # the budget as it was set; a Song-type design's size is its blocks, not the budget's n
+            "n": budget.n if budget.precision else n,
             "base_samples_done": state.position,
             "rows_per_sample": rows,
             "forwards": forwards,
@@ -116,7 +114,7 @@ def results_tree(study: Study, state: StudyState) -> xr.DataTree:
             "no_data_checkpoints": json.dumps(no_data),
             # the precision reached (NaN without replicate intervals), its rule and why the run stopped
             "precision": precision_of(nodes.values()),
-            "precision_target": sc.precision,
+            "precision_target": budget.precision,
             "precision_rule": PRECISION_RULE,
             "stop_reason": reason,
             "max_n": n,

@@ -1,4 +1,4 @@
-"""The hot path of a study and its run loop: rows -> images -> forward with capture -> accumulators.
+"""The hot path of a study and the hooks that run it: rows -> images -> forward with capture -> accumulators.
 
 Per batch of base samples::
 
@@ -9,19 +9,21 @@ Per batch of base samples::
       -> accumulator updates on the device (:func:`augsens.core.loop.feed`)
 
 No device -> host copy happens per batch: progress counts rows on the host, and non-finite values are
-counted on the device.  :func:`run` walks the design (:func:`augsens.core.loop.batches`), checks the
-precision at round ends, saves the state atomically every ``checkpoint_every`` seconds and on Ctrl-C or
-SIGTERM (deferred to the end of the batch), and keeps the last save when an update fails half-way.
+counted on the device.  The rounds and the stop rule are the one loop's (:func:`augsens.core.loop.run`);
+:func:`run` supplies its hooks: after a batch it saves the state atomically every ``checkpoint_every``
+seconds and on Ctrl-C or SIGTERM (deferred to the end of the batch), and it keeps the last save when an
+update fails half-way.  Everything here reads a study through its public members
+(:class:`augsens.engine.parts.StudyParts`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import xarray as xr
@@ -29,7 +31,8 @@ import xarray as xr
 from augsens.augment import compose, postprocess
 from augsens.core import loop
 from augsens.core.methods import Batch
-from augsens.core.precision import precision_of, stop_reason
+from augsens.core.precision import precision_of
+from augsens.engine.parts import StudyParts
 from augsens.engine.results import warn_no_data
 from augsens.engine.space import (
     DiskFullError,
@@ -40,22 +43,29 @@ from augsens.engine.space import (
     state_nbytes,
     tree_nbytes,
 )
-from augsens.engine.state import StudyState, run_segment
-from augsens.errors import is_out_of_memory
+from augsens.engine.state import STATE_KEYS, StudyState, run_segment
+from augsens.errors import UserInputError, is_out_of_memory
+from augsens.fingerprint import compare
 from augsens.interrupts import StudyInterrupted, deferred_signals
 from augsens.outlock import own_out
 from augsens.preflight import STATE_DIR, STATE_NAME, prepare_out
 from augsens.progress import forwards_bar
 from augsens.results import write_results
-from augsens.wording import run_again
+from augsens.wording import option, run_again
 
-if TYPE_CHECKING:
-    from augsens.engine.study import Study
+__all__ = [
+    "images_for",
+    "forward",
+    "StudyHooks",
+    "step",
+    "accumulate",
+    "save_state",
+    "load_state",
+    "run",
+]
 
-__all__ = ["images_for", "forward", "step", "accumulate", "round_check", "run"]
 
-
-def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor:
+def images_for(study: StudyParts, unit: torch.Tensor, first_row: int) -> torch.Tensor:
     """Post-processed model inputs for unit rows ``[N, k]`` whose global row ids start at first_row."""
     sc = study.config.study
     row_ids = torch.arange(first_row, first_row + unit.shape[0], dtype=torch.int64)
@@ -70,13 +80,13 @@ def images_for(study: Study, unit: torch.Tensor, first_row: int) -> torch.Tensor
         mode=sc.mode,
         validate=False,
     )
-    x = postprocess(x, study._mean, study._std, minmax=sc.mode == "paper")
+    x = postprocess(x, study.input_mean, study.input_std, minmax=sc.mode == "paper")
     if study.config.run.channels_last and x.ndim == 4:  # NHWC exists for 4-D batches only
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-def forward(study: Study, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
+def forward(study: StudyParts, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
     """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]``, in forward chunks."""
     bs = study.config.run.batch_size
     autocast = (
@@ -94,75 +104,180 @@ def forward(study: Study, unit: torch.Tensor, first_row: int) -> dict[str, torch
     return {c: v[0] if len(v) == 1 else torch.cat(v) for c, v in parts.items()}
 
 
-def step(study: Study, state: StudyState, batch: Batch) -> None:
+class StudyHooks(loop.Hooks):
+    """The loop's hooks that add a study's batches to ``state``: evaluate is the study's forward pass
+    (:meth:`augsens.engine.Study.forward`), add updates the moments and the method's accumulators.
+
+    ``updating`` is true while the state is changed in place: an exception then leaves it half updated,
+    so it must not be saved."""
+
+    def __init__(self, study: StudyParts, state: StudyState) -> None:
+        super().__init__()
+        self.study, self.state = study, state
+        self.updating = False
+
+    def evaluate(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.study.forward(batch.rows, batch.start * self.study.plan.rows)
+
+    def add(self, outputs: dict[str, torch.Tensor], batch: Batch) -> None:
+        self.updating = True
+        for c, m in self.state.moments.items():
+            m.update(outputs[c])
+        loop.feed(self.study.plan.method, self.state.acc, outputs, batch)
+        self.updating = False
+
+
+def step(study: StudyParts, state: StudyState, batch: Batch) -> None:
     """Forward one batch and add its activations to ``state`` (the position is the caller's)."""
-    R = study.plan.rows
-    acts = study._forward(batch.rows, batch.start * R)
-    # From here on the state changes in place: an exception now leaves it half updated, so it must
-    # not be saved (run() keeps the last saved state instead).
-    study._updating = True
-    for c, m in state.moments.items():
-        m.update(acts[c])
-    loop.feed(study.plan.method, state.acc, acts, batch)
-    study._updating = False
+    hooks = StudyHooks(study, state)
+    hooks.add(hooks.evaluate(batch), batch)
+
+
+class _ShardHooks(StudyHooks):
+    """A shard of the design: the position counts the base samples held, ``advance`` the rows."""
+
+    def __init__(self, study: StudyParts, state: StudyState, advance: Callable[[int], None] | None) -> None:
+        super().__init__(study, state)
+        self.advance = advance
+
+    def after_batch(self, batch: Batch, done: int) -> None:
+        self.state.position += batch.count
+        if self.advance is not None:
+            self.advance(batch.count * self.study.plan.rows)
 
 
 def accumulate(
-    study: Study, state: StudyState, start: int, stop: int, advance: Callable[[int], None] | None = None
+    study: StudyParts,
+    state: StudyState,
+    start: int,
+    stop: int,
+    advance: Callable[[int], None] | None = None,
 ) -> StudyState:
     """Add base samples ``[start, stop)`` to ``state`` (a shard of the design; used by Ray workers)."""
     t0 = time.monotonic()
-    for batch in loop.batches(study.plan.method, study.config.run.batch_size, start, stop):
-        study._step(state, batch)
-        state.position += batch.count
-        if advance is not None:
-            advance(batch.count * study.plan.rows)
+    loop.walk(study.plan.method, _ShardHooks(study, state, advance), study.config.run.batch_size, start, stop)
     state.elapsed += time.monotonic() - t0
     return state
 
 
-def round_check(study: Study, state: StudyState, elapsed: float | None = None) -> str | None:
-    """At the end of a round: the precision reached (kept in ``state``) and why to stop, if so.
+def save_state(study: StudyParts, path: Path, state: StudyState) -> None:
+    """Write ``state`` to ``path`` atomically, with the study's fingerprint (a resume must read the same
+    images and weights)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    blob = {**study.export_state(state), "fingerprint": study.fingerprint()}
+    try:
+        # through a Python file, so that a full disk surfaces as OSError(ENOSPC), not as the C++
+        # writer's "iostream error"
+        with open(tmp, "wb") as f:
+            torch.save(blob, f)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a partial file filling the disk
+        raise
+    os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
 
-    ``elapsed`` (default ``state.elapsed``) is the time the time limit is compared with."""
-    sc = study.config.study
-    state.precision = precision_of(state.acc.values())
-    state.stop_reason = stop_reason(
-        state.precision,
-        sc.precision,
-        done=state.position,
-        total=study.plan.n,
-        elapsed=state.elapsed if elapsed is None else elapsed,
-        time_limit=sc.time_limit,
-    )
-    return state.stop_reason
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), "")
+
+
+def load_state(study: StudyParts, path: Path) -> StudyState:
+    """The state saved in ``path``; refused when unreadable or made with other inputs or config."""
+    fix = f"Restore the file, or start over with {option('overwrite')} (the work it held is lost)"
+    try:
+        blob = torch.load(path, map_location=study.device, weights_only=True)
+    except Exception as exc:  # torch.load raises many types on a cut-short or foreign file
+        raise UserInputError(
+            f"state file {str(path)!r} cannot be read ({type(exc).__name__}: {_first_line(exc)}): "
+            f"it was cut short or is not an augsens state. {fix}"
+        ) from exc
+    if not isinstance(blob, dict) or any(k not in blob for k in STATE_KEYS):
+        raise UserInputError(f"state file {str(path)!r} is not an augsens run state. {fix}")
+    changes = compare(blob.get("fingerprint", {}), study.fingerprint()) if "fingerprint" in blob else []
+    if changes:
+        raise UserInputError(
+            f"cannot resume from {str(path)!r}: the inputs changed since it was saved: "
+            f"{'; '.join(changes)}. Restore them, or start over with {option('overwrite')} (or another "
+            f"{option('out', '')})"
+        )
+    return study.import_state(blob, source=repr(str(path)))
+
+
+class _RunHooks(StudyHooks):
+    """The hooks of :func:`run`: a stop after ``stop_after`` base samples, progress, deferred signals and
+    periodic saves after each batch, the precision kept in the state at each round end."""
+
+    def __init__(
+        self,
+        study: StudyParts,
+        state: StudyState,
+        *,
+        save: Callable[[], None],
+        advance: Callable[..., None],
+        pending: Callable[[], int | None],
+        stop_after: int | None,
+        t0: float,
+    ) -> None:
+        super().__init__(study, state)
+        self.save, self.advance, self.pending = save, advance, pending
+        self.stop_after, self.t0 = stop_after, t0
+        self.last_save = time.monotonic()
+
+    def before_batch(self, batch: Batch) -> bool:
+        return self.stop_after is None or batch.start < self.stop_after
+
+    def after_batch(self, batch: Batch, done: int) -> None:
+        self.state.position = done
+        self.advance(batch.count * self.study.plan.rows)
+        if self.pending():
+            raise KeyboardInterrupt
+        if time.monotonic() - self.last_save > self.study.config.run.checkpoint_every:
+            self.save()
+            self.last_save = time.monotonic()
+
+    def precision(self) -> float:
+        return precision_of(self.state.acc.values())
+
+    def elapsed(self) -> float:
+        self.state.elapsed = time.monotonic() - self.t0
+        return self.state.elapsed
+
+    def round_end(self, done: int, precision: float, reason: str | None) -> None:
+        self.state.precision, self.state.stop_reason = precision, reason
+        if reason is not None:
+            self.advance(0, precision=precision)  # the bar ends on it
+        else:
+            self.advance(0, total=_next_end(self.study, done) * self.study.plan.rows, precision=precision)
+
+
+def _next_end(study: StudyParts, position: int) -> int:
+    """The end of the round that base sample ``position`` is in (``n`` once done)."""
+    n = study.plan.n
+    return next(e for e in study.plan.method.round_ends if e > position) if position < n else n
 
 
 def run(
-    study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
+    study: StudyParts, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
 ) -> xr.DataTree | None:
-    """:meth:`augsens.engine.Study.run`: the run loop with checkpoints, signals and OOM handling, in an
+    """:meth:`augsens.engine.Study.run`: the one loop with checkpoints, signals and OOM handling, in an
     output folder this run holds (:func:`augsens.outlock.own_out`)."""
     with own_out(out):
         return _run(study, out, resume=resume, overwrite=overwrite, stop_after=stop_after)
 
 
 def _run(
-    study: Study, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
+    study: StudyParts, out: Path, *, resume: bool, overwrite: bool, stop_after: int | None
 ) -> xr.DataTree | None:
     state_path = out / STATE_DIR / STATE_NAME
     prepare_out(out, resume=resume, overwrite=overwrite)
     need = state_nbytes(study)
     check_room(out, need)  # before the first forward: a run that cannot save its state does not start
-    state = study._load_state(state_path) if resume else study.new_state()
+    state = load_state(study, state_path) if resume else study.new_state()
     saved_at = state.position if resume else None  # base samples in the last good state on disk
     # what this (re)start uses of the settings a resume may change: the results list every one
     state.history.append(run_segment(state.position, study.config.to_dict()["run"], str(study.device)))
     n, R = study.plan.n, study.plan.rows
-    target = study.config.study.precision or None
-    ends = study.round_ends
-    every = study.config.run.checkpoint_every
-    last_save = time.monotonic()
+    budget = study.plan.budget
     t0 = time.monotonic() - state.elapsed
 
     unsaved: DiskFullError | None = None  # the final save found no room (see below)
@@ -171,7 +286,7 @@ def _run(
         nonlocal saved_at
         state.elapsed = time.monotonic() - t0
         try:
-            study._save_state(state_path, state)  # removes its partial file when it fails
+            save_state(study, state_path, state)  # removes its partial file when it fails
         except Exception as exc:
             if not is_disk_full(exc):
                 raise
@@ -187,41 +302,29 @@ def _run(
             ) from exc
         saved_at = state.position
 
-    def round_end(position: int) -> int:
-        return next(e for e in ends if e > position) if position < n else n
-
     with deferred_signals() as pending:
+        hooks: _RunHooks | None = None
         try:
             with forwards_bar(
                 study.progress,
-                total=(round_end(state.position) if target else n) * R,
+                total=(_next_end(study, state.position) if budget.precision else n) * R,
                 done=state.position * R,
-                label=study._label(),
-                target=target,
+                label=study.label,
+                target=budget.precision or None,
             ) as advance:
-                for batch in loop.batches(study.plan.method, study.config.run.batch_size, state.position):
-                    start = batch.start
-                    if start > 0 and start in ends:  # a round ended: check the precision before the next
-                        state.elapsed = time.monotonic() - t0
-                        if round_check(study, state) is not None:
-                            advance(0, precision=state.precision)  # the bar ends on it
-                            break
-                        advance(0, total=round_end(start) * R, precision=state.precision)
-                    if stop_after is not None and start >= stop_after:
-                        save()
-                        return None
-                    study._step(state, batch)
-                    state.position = start + batch.count
-                    advance(batch.count * R)
-                    if pending():
-                        raise KeyboardInterrupt
-                    if time.monotonic() - last_save > every:
-                        save()
-                        last_save = time.monotonic()
-                if state.position >= n:
-                    state.elapsed = time.monotonic() - t0
-                    round_check(study, state)
-                    advance(0, precision=state.precision)
+                hooks = _RunHooks(
+                    study, state, save=save, advance=advance, pending=pending, stop_after=stop_after, t0=t0
+                )
+                outcome = loop.run(
+                    study.plan.method,
+                    hooks,
+                    budget,
+                    batch_rows=study.config.run.batch_size,
+                    start=state.position,
+                )
+            if outcome.stop_reason is None:  # stop_after: a partial run, its state saved as on Ctrl-C
+                save()
+                return None
             # every sample is done: keep them on disk until the results are, so that a stop while
             # the results are assembled or written loses no forward pass
             try:
@@ -229,15 +332,14 @@ def _run(
             except DiskFullError as exc:
                 unsaved = exc  # no room for the state: the results, often smaller, may still fit
         except KeyboardInterrupt as exc:
-            if not study._updating:
+            updating = hooks is not None and hooks.updating
+            if not updating:
                 save()
             signum = pending() or getattr(exc, "signum", int(signal.SIGINT))
-            raise StudyInterrupted(
-                state_path, state.position, n, saved=not study._updating, signum=signum
-            ) from None
+            raise StudyInterrupted(state_path, state.position, n, saved=not updating, signum=signum) from None
         except Exception as exc:
-            if is_out_of_memory(exc) and not study._updating:  # in the forward pass: the state is intact
-                save()
+            if is_out_of_memory(exc) and not (hooks is not None and hooks.updating):
+                save()  # in the forward pass: the state is intact
             raise
         try:
             tree = study.finalize(state)

@@ -14,19 +14,16 @@ from __future__ import annotations
 import errno
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+import xarray as xr
 
 from augsens.core.estimate import Accumulator
+from augsens.engine.parts import StudyParts
 from augsens.engine.state import export_state
 from augsens.errors import UserInputError
 from augsens.wording import option
-
-if TYPE_CHECKING:
-    import xarray as xr
-
-    from augsens.engine.study import Study
 
 __all__ = ["DiskFullError", "state_nbytes", "tree_nbytes", "free_bytes", "is_disk_full", "check_room", "size"]
 
@@ -59,7 +56,7 @@ def _tensor_bytes(obj: Any) -> int:
     return 0
 
 
-def state_nbytes(study: Study) -> int:
+def state_nbytes(study: StudyParts) -> int:
     """Bytes of ``study``'s saved state (what ``state.pt`` holds), before any forward.
 
     Every accumulator is allocated on the ``meta`` device at its checkpoint's output shape, with the

@@ -2,10 +2,11 @@
 
 The work is split by job: :mod:`augsens.engine.plan` (config -> augmentation factors and the
 sensitivity method), :mod:`augsens.engine.state` (the typed run state, exported, imported and merged),
-:mod:`augsens.engine.runner` (the hot path and the run loop: checkpoints, signals, OOM) and
-:mod:`augsens.engine.results` (the results tree).  :class:`Study` loads the model (or its segment
-bank) and images through :mod:`augsens.engine.inputs`, as every command does, holds what those modules
-share, and is what the CLI, ``ag.study`` and Ray workers call.
+:mod:`augsens.engine.runner` (the hot path and the hooks of the one loop: checkpoints, signals, OOM)
+and :mod:`augsens.engine.results` (the results tree).  :class:`Study` is data: it loads the model (or
+its segment bank) and images through :mod:`augsens.engine.inputs`, as every command does, and holds
+what those modules read through its public members (:class:`augsens.engine.parts.StudyParts`); its
+methods are what the CLI, ``ag.study`` and Ray workers call.
 
 Nothing but the final maps is written.  Accumulator state and the design position are saved atomically
 every ``checkpoint_every`` seconds and on Ctrl-C; ``resume=True`` continues from there and gives results
@@ -14,7 +15,6 @@ equal to an uninterrupted run (the design rows are a pure function of ``(seed, s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,21 @@ from typing import Any
 import torch
 import xarray as xr
 
+import augsens.engine.memory as memory
+import augsens.engine.results as results
+import augsens.engine.runner as runner
+import augsens.engine.state as study_state
 from augsens.augment.checks import PROBE_SIZE, check_augmentations
 from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import SampleCache
-from augsens.engine import memory, results, runner
-from augsens.engine import state as study_state
 from augsens.engine.inputs import image_counts, load_images, load_model
 from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, work_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
-from augsens.fingerprint import compare, fingerprint
+from augsens.fingerprint import fingerprint
 from augsens.models import LoadedModel
 from augsens.models.layout import checkpoint_layouts
-from augsens.wording import option
 
 __all__ = ["Study", "resolve_device"]
 
@@ -61,10 +62,6 @@ def resolve_device(device: str) -> torch.device:
             f"[run] device = {device!r} but Apple's MPS is not available; use 'cpu' or 'auto'"
         )
     return dev
-
-
-def _first_line(exc: BaseException) -> str:
-    return next(iter(str(exc).splitlines()), "")
 
 
 class Study:
@@ -107,7 +104,6 @@ class Study:
         config.validate()
         self.config = config
         self.progress = progress
-        self._updating = False  # True while accumulators are changed in place (see _step)
         self.device = resolve_device(config.run.device)
         config = self.config = resolve_dtype(config, self.device)
         mc = config.model
@@ -137,8 +133,8 @@ class Study:
         # the network is probed (output shapes, dims, depth) with inputs of the images' own shape
         model.input_shape = self.images.sample_shape
         # normalisation constants on the device once per run, not copied from the host every batch
-        self._mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
-        self._std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
+        self.input_mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
+        self.input_std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
         self.plan: StudyPlan = plan(
             config, self.images.partitions, self.device, sample_shape=self.images.sample_shape
         )
@@ -195,50 +191,11 @@ class Study:
             self._fingerprint = fingerprint(self.images, self.model.module, self.factors.specs)
         return self._fingerprint
 
-    def _save_state(self, path: Path, state: StudyState) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        # the fingerprint goes only into files: a resumed run must read the same images and weights
-        blob = {**self.export_state(state), "fingerprint": self.fingerprint()}
-        try:
-            # through a Python file, so that a full disk surfaces as OSError(ENOSPC), not as the C++
-            # writer's "iostream error"
-            with open(tmp, "wb") as f:
-                torch.save(blob, f)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # never leave a partial file filling the disk
-            raise
-        os.replace(tmp, path)  # atomic: a crash leaves the previous state intact
-
-    def _load_state(self, path: Path) -> StudyState:
-        fix = f"Restore the file, or start over with {option('overwrite')} (the work it held is lost)"
-        try:
-            blob = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as exc:  # torch.load raises many types on a cut-short or foreign file
-            raise UserInputError(
-                f"state file {str(path)!r} cannot be read ({type(exc).__name__}: {_first_line(exc)}): "
-                f"it was cut short or is not an augsens state. {fix}"
-            ) from exc
-        if not isinstance(blob, dict) or any(k not in blob for k in study_state.STATE_KEYS):
-            raise UserInputError(f"state file {str(path)!r} is not an augsens run state. {fix}")
-        changes = compare(blob.get("fingerprint", {}), self.fingerprint()) if "fingerprint" in blob else []
-        if changes:
-            raise UserInputError(
-                f"cannot resume from {str(path)!r}: the inputs changed since it was saved: "
-                f"{'; '.join(changes)}. Restore them, or start over with {option('overwrite')} (or another "
-                f"{option('out', '')})"
-            )
-        return self.import_state(blob, source=repr(str(path)))
-
     # ------------------------------------------------------------------ hot path
     @property
     def round_ends(self) -> list[int]:
         """Base samples done at the end of each round (one round, ``[n]``, without a precision target)."""
         return self.plan.method.round_ends
-
-    def _round_check(self, state: StudyState, elapsed: float | None = None) -> str | None:
-        """At the end of a round: the precision reached (kept in ``state``) and why to stop, if so."""
-        return runner.round_check(self, state, elapsed)
 
     def accumulate(
         self, state: StudyState, start: int, stop: int, advance: Callable[[int], None] | None = None
@@ -248,12 +205,13 @@ class Study:
         ``state.position`` counts the base samples this state holds."""
         return runner.accumulate(self, state, start, stop, advance)
 
-    def _forward(self, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
-        """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]``, in forward chunks."""
+    def forward(self, unit: torch.Tensor, first_row: int) -> dict[str, torch.Tensor]:
+        """Captured activations ``{checkpoint: [N, *out]}`` for unit rows ``[N, k]`` whose global row ids
+        start at ``first_row``, in forward chunks (:func:`augsens.engine.runner.forward`)."""
         return runner.forward(self, unit, first_row)
 
-    def _step(self, state: StudyState, batch: Batch) -> None:
-        """Forward one batch and add its activations to ``state``."""
+    def step(self, state: StudyState, batch: Batch) -> None:
+        """Forward one batch and add its activations to ``state`` (its position is the caller's)."""
         runner.step(self, state, batch)
 
     # ------------------------------------------------------------------ run
@@ -298,7 +256,9 @@ class Study:
         """
         return runner.run(self, Path(out), resume=resume, overwrite=overwrite, stop_after=stop_after)
 
-    def _label(self) -> str:
+    @property
+    def label(self) -> str:
+        """A short name of the study for progress bars: its kind and augmentations."""
         sc = self.config.study
         aug = (
             sc.augmentations

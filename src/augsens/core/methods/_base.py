@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 import xarray as xr
@@ -14,6 +14,11 @@ from augsens.core.estimate.protocol import Accumulator
 from augsens.core.factors import Problem
 
 __all__ = ["Batch", "Method"]
+
+#: The accumulator type of a method: an :class:`~augsens.core.estimate.Accumulator` for the sensitivity
+#: methods; a method with other statistics (the contrast study's ranks) names its own and overrides
+#: :meth:`Method.update` and :meth:`Method.finalize`.
+AccT = TypeVar("AccT")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Batch:
         return self.unit.reshape(-1, self.unit.shape[-1])
 
 
-class Method:
+class Method(Generic[AccT]):
     """An estimator kind: its design, its accumulator, its row layout and its update call.
 
     Parameters
@@ -141,28 +146,29 @@ class Method:
         return self.design.unit_rows(start, count), ()
 
     # -- accumulation -----------------------------------------------------------------------------
-    def accumulator(self) -> Accumulator:
+    def accumulator(self) -> AccT:
         """A fresh, empty accumulator (one per output: a checkpoint, the result of ``f``)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def update(self, acc: Accumulator, y: torch.Tensor, batch: Batch) -> None:
+    def update(self, acc: AccT, y: torch.Tensor, batch: Batch) -> None:
         """Add the outputs ``y [count * R, *out]`` of ``batch.rows`` to ``acc``."""
         y = y.reshape(batch.count, self.rows_per_sample, *y.shape[1:])
-        acc.update(y, *batch.extra, replicate=batch.replicate)
+        cast(Accumulator, acc).update(y, *batch.extra, replicate=batch.replicate)
 
     def finalize(
         self,
-        acc: Accumulator,
+        acc: AccT,
         factors: Sequence[str] | None = None,
         dims: Sequence[str] | None = None,
         coords: Mapping[str, Any] | None = None,
     ) -> xr.Dataset:
         """Per-element results of ``acc`` (``factors`` default to the problem's group names; a method
         without indices over factors has no factor dim)."""
+        done = cast(Accumulator, acc)
         if not self.sensitivity:
-            return acc.finalize(None, dims=dims, coords=coords)
+            return done.finalize(None, dims=dims, coords=coords)
         names = self.problem.group_names if factors is None else list(factors)
-        return acc.finalize(names, dims=dims, coords=coords)
+        return done.finalize(names, dims=dims, coords=coords)
 
     def attrs(self) -> dict[str, Any]:
         """Provenance of the design: ``seed``, ``design`` and ``rows_per_sample``."""

@@ -70,7 +70,7 @@ class ContrastDesign(Design):
         self.n = n_inputs * passes
         self.seed = seed
         self.replicates = 1
-        self.method = "iid"  # copies are drawn by a counter-based generator, not from a Sobol' net
+        self.design_name = "iid"  # copies are drawn by a counter-based generator, not from a Sobol' net
         self.rows_per_sample = rows_per_sample
         self.labels = labels
         self.round_ends = [n_inputs * (p + 1) for p in range(passes)]
@@ -192,7 +192,7 @@ class ContrastAccumulator:
                 self.maps["point_biserial"][a] = r.cpu().numpy()
 
 
-class Contrast(Method):
+class Contrast(Method[ContrastAccumulator]):
     """Each treatment alone against the original: ``R = 1 + sum(draws)`` rows per input, one pass per
     block of output elements (module docstring).
 
@@ -294,7 +294,7 @@ class Contrast(Method):
             device=self.device,
         )
 
-    def update(self, acc: Any, y: torch.Tensor, batch: Batch) -> None:
+    def update(self, acc: ContrastAccumulator, y: torch.Tensor, batch: Batch) -> None:
         block, first = self.position(batch)
         acc.update(y.reshape(batch.count, self.rows_per_sample, -1), block=block, first=first)
 
@@ -337,7 +337,7 @@ class Contrast(Method):
 
     def finalize(
         self,
-        acc: Any,
+        acc: ContrastAccumulator,
         factors: Sequence[str] | None = None,
         dims: Sequence[str] | None = None,
         coords: Mapping[str, Any] | None = None,
