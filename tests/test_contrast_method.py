@@ -9,6 +9,7 @@ import scipy.stats
 import torch
 
 from augsens.core import loop
+from augsens.core.budget import Budget
 from augsens.core.methods.contrast import Contrast, ContrastDesign
 
 N, DRAWS, SIZES = 7, [3, 1], [5, 6]
@@ -42,9 +43,11 @@ def _run(y: torch.Tensor, block: int, rows: int, pairing: str = "draw", first_pa
         assert batch.start // N == 0 or hi - lo <= block  # later passes ask for their block only
         return y[first : first + batch.count, :, lo:hi].reshape(-1, hi - lo)
 
-    outcome = loop.run(method, evaluate, batch_rows=rows)  # every pass, batches cut at pass ends
+    hooks = loop.OneAccumulator(method, evaluate)
+    budget = Budget(n=method.n, max_n=method.n)
+    outcome = loop.run(method, hooks, budget, batch_rows=rows)  # every pass, batches cut at pass ends
     assert outcome.done == method.n and outcome.stop_reason == "n reached"
-    return method, outcome.accumulator
+    return method, hooks.accumulator
 
 
 def test_design_walks_one_pass_per_block_and_batches_never_straddle_a_pass():

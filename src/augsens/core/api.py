@@ -10,7 +10,6 @@ stored.
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -23,8 +22,8 @@ from augsens.core import loop
 from augsens.core.budget import Budget
 from augsens.core.design import DESIGNS
 from augsens.core.factors import Problem
-from augsens.core.methods import METHODS, Batch, Method
-from augsens.core.precision import PRECISION_RULE, precision_of
+from augsens.core.methods import METHODS
+from augsens.core.precision import PRECISION_RULE
 from augsens.core.trajectories import DEFAULT_LEVELS
 
 __all__ = ["sobol", "shapley", "morris", "moments"]
@@ -116,7 +115,7 @@ def _estimate(
     method = METHODS[name](
         problem, budget.max_n, replicates=replicates, first=budget.first, device=device, **keywords
     )
-    hooks = _FunctionHooks(f, problem, method, device)
+    hooks = loop.OneAccumulator(method, lambda batch: _evaluate(f, problem.decode(batch.rows), device))
     out = loop.run(method, hooks, budget, batch_rows=batch_size)
     ds = method.finalize(hooks.accumulator)
     ds.attrs.update(method.attrs())
@@ -129,24 +128,6 @@ def _estimate(
             max_n=budget.max_n,
         )
     return ds
-
-
-class _FunctionHooks(loop.Hooks):
-    """The loop's hooks for a function of the factors: its values of a batch into one accumulator."""
-
-    def __init__(self, f: Function, problem: Problem, method: Method, device: torch.device | str | None):
-        super().__init__()
-        self.f, self.problem, self.method, self.device = f, problem, method, device
-        self.accumulator = method.accumulator()
-
-    def evaluate(self, batch: Batch) -> torch.Tensor:
-        return _evaluate(self.f, self.problem.decode(batch.rows), self.device)
-
-    def add(self, outputs: torch.Tensor, batch: Batch) -> None:
-        self.method.update(self.accumulator, outputs, batch)
-
-    def precision(self) -> float:
-        return precision_of([self.accumulator]) if self.method.sensitivity else math.nan
 
 
 def sobol(

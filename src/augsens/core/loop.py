@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,9 @@ import torch
 
 from augsens.core.budget import Budget
 from augsens.core.methods import Batch, Method
-from augsens.core.precision import stop_reason
+from augsens.core.precision import precision_of, stop_reason
 
-__all__ = ["batches", "feed", "walk", "run", "Hooks", "Outcome"]
+__all__ = ["batches", "feed", "walk", "run", "Hooks", "OneAccumulator", "Outcome"]
 
 
 def batches(method: Method, batch_rows: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
@@ -96,6 +96,26 @@ class Hooks:
     def round_end(self, done: int, precision: float, reason: str | None) -> None:
         """A round ended at ``done`` base samples with ``precision``; ``reason``: why the run stops there,
         ``None`` when the next round runs."""
+
+
+class OneAccumulator(Hooks):
+    """Hooks that evaluate a batch with ``evaluate(batch) -> outputs`` into one accumulator of ``method``
+    (:attr:`accumulator`): a function of the factors (:mod:`augsens.core.api`), the contrast study's
+    images and copies; the precision is the accumulator's for a sensitivity method."""
+
+    def __init__(self, method: Method, evaluate: Callable[[Batch], torch.Tensor]):
+        super().__init__()
+        self.method, self._evaluate = method, evaluate
+        self.accumulator = method.accumulator()
+
+    def evaluate(self, batch: Batch) -> torch.Tensor:
+        return self._evaluate(batch)
+
+    def add(self, outputs: torch.Tensor, batch: Batch) -> None:
+        self.method.update(self.accumulator, outputs, batch)
+
+    def precision(self) -> float:
+        return precision_of([self.accumulator]) if self.method.sensitivity else math.nan
 
 
 @dataclass

@@ -158,25 +158,10 @@ def _run_contrast(
     # one pass over the images per block of elements (the rounds of the method's design); a batch holds
     # batch_size // max(draws) images, so that one augmentation's forward holds at most batch_size copies
     chunk = max(1, batch_size // max(method.draws))
-    hooks = _ContrastHooks(method, evaluate)
+    hooks = loop.OneAccumulator(method, evaluate)
     budget = Budget(n=method.n, max_n=method.n)  # every pass: no precision target, no time limit
     loop.run(method, hooks, budget, batch_rows=chunk * method.rows_per_sample)
     return method, hooks.accumulator, shapes
-
-
-class _ContrastHooks(loop.Hooks):
-    """The one loop's hooks for a contrast study: a batch's images and copies into one accumulator."""
-
-    def __init__(self, method: Contrast, evaluate: Callable[[Batch], torch.Tensor]):
-        super().__init__()
-        self.method, self._evaluate = method, evaluate
-        self.accumulator = method.accumulator()
-
-    def evaluate(self, batch: Batch) -> torch.Tensor:
-        return self._evaluate(batch)
-
-    def add(self, outputs: torch.Tensor, batch: Batch) -> None:
-        self.method.update(self.accumulator, outputs, batch)
 
 
 def _plans(
