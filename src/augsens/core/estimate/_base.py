@@ -26,9 +26,11 @@ over at most :data:`BLOCK_SAMPLES` samples carry float32 rounding of a few ``eps
 block's own spread, far below the statistical error of any index (``docs/performance.md`` gives the
 measured agreement with the float64 path).  Outputs in float64 always work in float64.
 
-**Memory traffic.**  On the CPU the update walks the outputs in chunks of about :data:`CHUNK_BYTES` of
-working data, so that the ``b + 1`` in-place products of a batch of ``b`` base samples stay in cache and
-the state (or block) is read and written once per batch.
+**Memory traffic.**  A batch is reduced about a reference point (the running mean) in one pass: one
+subtraction, one sum and the in-place products per pair block, with no centring pass and no correction
+term of its own (:meth:`_Accumulator._chan_update`).  On the CPU the update walks the outputs in chunks of
+about :data:`CHUNK_BYTES` of working data: per-operation overhead, not bytes, dominated with small chunks
+(``docs/performance.md`` gives the measurements), so chunks are large and only bound the transient memory.
 """
 
 from __future__ import annotations
@@ -49,10 +51,13 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: base samples merged into a float32 block before it is merged into the float64 state
 BLOCK_SAMPLES = 64
-#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update
-CHUNK_BYTES = 1 << 20
-#: up to this many (pseudo-)samples per batch the co-moments are updated by in-place products
-_LOOP_SAMPLES = 8
+#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update: measured
+#: fastest with chunks this large (per-operation costs, not bytes, dominate; docs/performance.md); it
+#: bounds the transient memory of an update to about that of the batch itself
+CHUNK_BYTES = 1 << 28
+#: up to this many samples per batch the co-moments are updated by in-place products (measured faster
+#: than one product and one sum for large chunks), beyond it by one product and one sum
+_LOOP_SAMPLES = 32
 
 
 class _Ratio(NamedTuple):
