@@ -15,7 +15,7 @@ random activations go through
   (two passes), Chan's correction appended as a pseudo-sample, ``b + 1`` in-place products per pair block
   on chunks of 1 MB (kept here as a reference copy, :class:`_Previous`);
 - **current**: :meth:`augsens.core.estimate._base._Accumulator._chan_update` as it is, with
-  ``CHUNK_BYTES`` as shipped and, for ``--chunk-mb``, as given.
+  ``CHUNK_BYTES`` and ``SQUARES_CHUNK_BYTES`` as shipped and, for ``--chunk-mb``, both as given.
 
 All variants run in alternating rounds in one process (so load from other processes hits them alike); the
 median time per update and the ratio previous / current are printed, with the largest relative difference
@@ -123,15 +123,15 @@ def _previous_class(cls: type) -> type:
 
 
 def _time(acc: Any, y: torch.Tensor, extra: tuple[Any, ...], chunk: int | None) -> float:
-    saved = base.CHUNK_BYTES
+    saved = base.CHUNK_BYTES, base.SQUARES_CHUNK_BYTES
     if chunk is not None:
-        base.CHUNK_BYTES = chunk
+        base.CHUNK_BYTES = base.SQUARES_CHUNK_BYTES = chunk
     try:
         t = time.perf_counter()
         acc.update(y, *extra)
         return time.perf_counter() - t
     finally:
-        base.CHUNK_BYTES = saved
+        base.CHUNK_BYTES, base.SQUARES_CHUNK_BYTES = saved
 
 
 def run(
@@ -244,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     act = torch.bfloat16 if a.dtype == "bfloat16" else torch.float32
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, activations {a.dtype}, "
-        f"D = {a.factors}, "
-        f"CHUNK_BYTES {base.CHUNK_BYTES / 2**20:g} MB (previous: {_PREVIOUS_CHUNK_BYTES / 2**20:g} MB); "
+        f"D = {a.factors}, CHUNK_BYTES {base.CHUNK_BYTES / 2**20:g} MB, "
+        f"SQUARES_CHUNK_BYTES {base.SQUARES_CHUNK_BYTES / 2**20:g} MB "
+        f"(previous: {_PREVIOUS_CHUNK_BYTES / 2**20:g} MB); "
         f"medians of {a.rounds} alternating rounds"
     )
     run(a.outputs, a.factors, a.batch, act, a.chunk_mb, a.rounds)

@@ -39,6 +39,7 @@ def test_chunks_of_any_size_give_the_same_state(monkeypatch, kind, work):
 
     whole = _feed(build(), batches, extra)
     monkeypatch.setattr(base, "CHUNK_BYTES", 1)  # 256 elements per chunk, the smallest
+    monkeypatch.setattr(base, "SQUARES_CHUNK_BYTES", 1)
     chunked = _feed(build(), batches, extra)
     for a, c in zip(whole, chunked, strict=True):
         assert torch.equal(a, c)

@@ -29,8 +29,9 @@ measured agreement with the float64 path).  Outputs in float64 always work in fl
 **Memory traffic.**  A batch is reduced about a reference point (the running mean) in one pass: one
 subtraction, one sum and the in-place products per pair block, with no centring pass and no correction
 term of its own (:meth:`_Accumulator._chan_update`).  On the CPU the update walks the outputs in chunks of
-about :data:`CHUNK_BYTES` of working data: per-operation overhead, not bytes, dominated with small chunks
-(``docs/performance.md`` gives the measurements), so chunks are large and only bound the transient memory.
+about :data:`CHUNK_BYTES` of working data: large enough that per-operation costs, which dominated with
+1 MB chunks, stay small; small enough that each in-place product works on cache-resident data
+(``docs/performance.md`` gives the measurements).
 """
 
 from __future__ import annotations
@@ -51,10 +52,13 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: base samples merged into a float32 block before it is merged into the float64 state
 BLOCK_SAMPLES = 64
-#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update: measured
-#: fastest with chunks this large (per-operation costs, not bytes, dominate; docs/performance.md); it
-#: bounds the transient memory of an update to about that of the batch itself
-CHUNK_BYTES = 1 << 28
+#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update: 16 MB keeps
+#: each in-place product on a block of co-moments in L2 while making few enough operations per batch
+#: (1 MB chunks made hundreds per batch; docs/performance.md gives the measurements)
+CHUNK_BYTES = 1 << 24
+#: the same for the sums of squares of one variable (moments): a few operations per chunk over many
+#: samples, bound by bytes, so chunks that stay in cache were measured faster
+SQUARES_CHUNK_BYTES = 1 << 23
 #: up to this many samples per batch the co-moments are updated by in-place products (measured faster
 #: than one product and one sum for large chunks), beyond it by one product and one sum
 _LOOP_SAMPLES = 32
@@ -116,12 +120,13 @@ class _Block:
         self.comoment.zero_()
 
 
-def _chunk(device: torch.device, bytes_per_element: int, size: int) -> int:
-    """Output elements per chunk of an update: cache-sized on the CPU, everything at once elsewhere
-    (an accelerator streams from its own memory; more kernel launches would only cost)."""
+def _chunk(device: torch.device, bytes_per_element: int, size: int, budget: int | None = None) -> int:
+    """Output elements per chunk of an update: ``budget`` bytes (default :data:`CHUNK_BYTES`) on the
+    CPU, everything at once elsewhere (an accelerator streams from its own memory; more kernel launches
+    would only cost)."""
     if device.type != "cpu":
         return max(size, 1)
-    return max(256, CHUNK_BYTES // max(bytes_per_element, 1))
+    return max(256, (CHUNK_BYTES if budget is None else budget) // max(bytes_per_element, 1))
 
 
 class _Accumulator:
@@ -382,7 +387,7 @@ class _Accumulator:
         if b == 0:
             return
         per_element = v.element_size() * (b * m + 2 * m + len(self._left))
-        step = _chunk(v.device, per_element, size)
+        step = _chunk(v.device, per_element, size, SQUARES_CHUNK_BYTES if m == 1 else None)
         # Values at non-finite base samples are zeroed; on the CPU the common all-finite batch skips that
         # pass (one host-side test per batch; on an accelerator it would be a synchronisation).
         masked = v.device.type != "cpu" or not bool(finite.all())
