@@ -26,9 +26,12 @@ over at most :data:`BLOCK_SAMPLES` samples carry float32 rounding of a few ``eps
 block's own spread, far below the statistical error of any index (``docs/performance.md`` gives the
 measured agreement with the float64 path).  Outputs in float64 always work in float64.
 
-**Memory traffic.**  On the CPU the update walks the outputs in chunks of about :data:`CHUNK_BYTES` of
-working data, so that the ``b + 1`` in-place products of a batch of ``b`` base samples stay in cache and
-the state (or block) is read and written once per batch.
+**Memory traffic.**  A batch is reduced about a reference point (the running mean) in one pass: one
+subtraction, one sum and the in-place products per pair block, with no centring pass and no correction
+term of its own (:meth:`_Accumulator._chan_update`).  On the CPU the update walks the outputs in chunks of
+about :data:`CHUNK_BYTES` of working data: large enough that per-operation costs, which dominated with
+1 MB chunks, stay small; small enough that each in-place product works on cache-resident data
+(``docs/performance.md`` gives the measurements).
 """
 
 from __future__ import annotations
@@ -57,10 +60,16 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 #: base samples merged into a float32 block before it is merged into the float64 state
 BLOCK_SAMPLES = 64
-#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update
-CHUNK_BYTES = 1 << 20
-#: up to this many (pseudo-)samples per batch the co-moments are updated by in-place products
-_LOOP_SAMPLES = 8
+#: working data (batch copy, means, co-moments) per chunk of output elements in a CPU update: 16 MB keeps
+#: each in-place product on a block of co-moments in L2 while making few enough operations per batch
+#: (1 MB chunks made hundreds per batch; docs/performance.md gives the measurements)
+CHUNK_BYTES = 1 << 24
+#: the same for the sums of squares of one variable (moments): a few operations per chunk over many
+#: samples, bound by bytes, so chunks that stay in cache were measured faster
+SQUARES_CHUNK_BYTES = 1 << 23
+#: up to this many samples per batch the co-moments are updated by in-place products (measured faster
+#: than one product and one sum for large chunks), beyond it by one product and one sum
+_LOOP_SAMPLES = 32
 
 
 class Ratio(NamedTuple):
@@ -119,12 +128,13 @@ class _Block:
         self.comoment.zero_()
 
 
-def _chunk(device: torch.device, bytes_per_element: int, size: int) -> int:
-    """Output elements per chunk of an update: cache-sized on the CPU, everything at once elsewhere
-    (an accelerator streams from its own memory; more kernel launches would only cost)."""
+def _chunk(device: torch.device, bytes_per_element: int, size: int, budget: int | None = None) -> int:
+    """Output elements per chunk of an update: ``budget`` bytes (default :data:`CHUNK_BYTES`) on the
+    CPU, everything at once elsewhere (an accelerator streams from its own memory; more kernel launches
+    would only cost)."""
     if device.type != "cpu":
         return max(size, 1)
-    return max(256, CHUNK_BYTES // max(bytes_per_element, 1))
+    return max(256, (CHUNK_BYTES if budget is None else budget) // max(bytes_per_element, 1))
 
 
 class CoMomentAccumulator:
@@ -383,18 +393,30 @@ class CoMomentAccumulator:
         """Chan's merge of the batch ``v`` ``[b, m, O]`` (minus ``shift`` ``[m, O]``, if given) into
         ``(count [O], mean [m, O], comoment [P, O])`` in place, chunk by chunk along the outputs.
 
-        The correction term ``δ_i δ_j n_a n_b / n`` is added as one extra pseudo-sample
-        ``sqrt(n_a n_b / n) δ`` appended to the centred batch, so each block of co-moments receives the
-        batch's products and the correction in place, with no ``[P, O]`` temporary.
+        The batch is taken relative to a reference point ``K`` per element -- the running mean where the
+        state already holds samples, else the batch's first sample -- and reduced in one pass to sums
+        ``S_i = Σ (v_i - K_i)`` and products ``Σ (v_i - K_i)(v_j - K_j)``.  With ``K = mean_a`` Chan's
+        merge becomes
+
+            mean = K + S / n,   C_ij = C_ij,a + Σ (v_i - K_i)(v_j - K_j) - S_i S_j / n
+
+        (``n = n_a + n_b``; for ``n_a = 0`` the same with ``C_a = 0``): no centring pass over the batch and
+        no correction pseudo-sample.  The values are spread about ``K`` by the outputs' spread plus the
+        drift of the batch mean from the running mean, so the sums lose no more than the two-pass form.
         """
         b, m, size = v.shape
-        per_element = v.element_size() * ((b + 1) * m + m + len(self._left))
-        step = _chunk(v.device, per_element, size)
+        if b == 0:
+            return
+        per_element = v.element_size() * (b * m + 2 * m + len(self._left))
+        step = _chunk(v.device, per_element, size, SQUARES_CHUNK_BYTES if m == 1 else None)
+        # Values at non-finite base samples are zeroed; on the CPU the common all-finite batch skips that
+        # pass (one host-side test per batch; on an accelerator it would be a synchronisation).
+        masked = v.device.type != "cpu" or not bool(finite.all())
         for lo in range(0, size, step):
             c = slice(lo, lo + step)
             self._chan_chunk(
                 count[c], mean[:, c], comoment[:, c], v[..., c], finite[:, c],
-                None if shift is None else shift[:, c],
+                None if shift is None else shift[:, c], masked,
             )  # fmt: skip
 
     def _chan_chunk(
@@ -405,32 +427,43 @@ class CoMomentAccumulator:
         v: torch.Tensor,
         finite: torch.Tensor,
         shift: torch.Tensor | None,
+        masked: bool,
     ) -> None:
         b = v.shape[0]
         dtype = v.dtype
         n_b = finite.sum(0)  # [c]
-        d = torch.empty((b + 1, *v.shape[1:]), dtype=dtype, device=v.device)
-        keep = finite[:, None, :]
-        torch.where(keep, v if shift is None else v - shift, v.new_zeros(()), out=d[:b])
-        mean_b = d[:b].sum(0) / n_b.clamp_min(1).to(dtype)
-        d[:b].sub_(mean_b).mul_(keep)
-        n_a = count
-        n = n_a + n_b
-        frac = torch.where(n > 0, n_b.to(dtype) / n.clamp_min(1).to(dtype), 0.0)
-        delta = mean_b.sub_(mean)  # [m, c]: batch mean minus running mean
-        mean.addcmul_(delta, frac)
-        torch.mul(delta, (n_a.to(dtype) * frac).sqrt_(), out=d[b])
+        n = count + n_b
+        if shift is None:
+            # an element without samples yet has mean 0: take its first finite sample as reference (a mean
+            # of 1e3 ± 1 would otherwise cost the sums three digits); still 0 where none is finite
+            ref = torch.where(count > 0, mean, torch.where(finite[0], v[0], 0.0))
+            d = v - ref
+        else:
+            # a block's values are already shifted by one of its samples; its mean is the reference
+            ref = mean
+            d = v - (mean + shift)
+        if masked:
+            d.masked_fill_(~finite[:, None, :], 0.0)
+        s1 = d.sum(0)  # [m, c]
+        g = s1 * (1 / n.clamp_min(1).to(dtype))  # S / n: the move of the mean
         for anchor, partners, pair_ids in self._blocks:
             target = com[pair_ids]  # a view: subclasses order pairs in contiguous blocks
-            if b + 1 <= _LOOP_SAMPLES:  # a few in-place products on cache-resident data
-                for i in range(b + 1):
+            if anchor is None and d.shape[1] == 1:  # squares of one variable (moments): square in place
+                target.add_(d.square_().sum(0))
+            elif b <= _LOOP_SAMPLES:  # in-place products on cache-resident data
+                for i in range(b):
                     part = d[i, partners]
                     target.addcmul_(part if anchor is None else d[i, anchor], part)
-            else:  # many samples (moments of a whole batch): one product, one sum
+            else:  # many samples: one product, one sum
                 part = d[:, partners]
                 target.add_((part * (part if anchor is None else d[:, anchor, None])).sum(0))
+            target.addcmul_(g[partners] if anchor is None else g[anchor], s1[partners], value=-1.0)
             if isinstance(pair_ids, list):  # not a view: write back
                 com[pair_ids] = target
+        if ref is mean:
+            mean.add_(g)
+        else:
+            mean.copy_(ref.add_(g))
         count.copy_(n)
 
     def pooled_moments(self) -> CoMomentAccumulator:
