@@ -14,7 +14,7 @@ random activations go through
 - **previous**: the update as it was before the one-pass form -- the batch centred on its own mean
   (two passes), Chan's correction appended as a pseudo-sample, ``b + 1`` in-place products per pair block
   on chunks of 1 MB (kept here as a reference copy, :class:`_Previous`);
-- **current**: :meth:`augsens.core.estimate._base._Accumulator._chan_update` as it is, with
+- **current**: :meth:`augsens.core.estimate._base.CoMomentAccumulator._chan_update` as it is, with
   ``CHUNK_BYTES`` and ``SQUARES_CHUNK_BYTES`` as shipped and, for ``--chunk-mb``, both as given.
 
 All variants run in alternating rounds in one process (so load from other processes hits them alike); the
