@@ -2,7 +2,7 @@
 
 Each :class:`Case` prepares files in a fresh folder, runs one ``augsens`` command and states what a good
 answer is: the exit code, words the message must contain, and a check of what is left on disk.  The same
-table drives ``tests/test_cli_faults.py`` (one test per case) and ``benchmarks/cli_faults.py`` (runs the
+table drives ``tests/cli/test_cli_faults.py`` (one test per case) and ``benchmarks/cli_faults.py`` (runs the
 whole table and counts the answers: clear / correct / traceback / unclear / wrong).
 
 Signal cases run the command in a real subprocess (``tests/cli_signal_driver.py``) that sends itself

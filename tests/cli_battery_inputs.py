@@ -2,7 +2,7 @@
 results folders inside, keys a kind does not read, suggestions, models that mix the images of a batch,
 and studies too large for memory.
 
-The cases use :class:`cli_battery.Case`, so ``tests/test_cli_faults_inputs.py`` checks each and
+The cases use :class:`cli_battery.Case`, so ``tests/cli/test_cli_faults_inputs.py`` checks each and
 ``benchmarks/cli_faults.py`` counts them with the rest of the battery.
 """
 

@@ -4,7 +4,7 @@ read as results, and an empty ``--out``.
 
 The cases use :class:`cli_battery.Case`; those that need something happening while the command runs
 (a process holding the folder, a disk simulated full) give it as ``Case.during``.
-``tests/test_cli_faults_runs.py`` checks each and ``benchmarks/cli_faults.py`` counts them with the rest
+``tests/cli/test_cli_faults_runs.py`` checks each and ``benchmarks/cli_faults.py`` counts them with the rest
 of the battery.
 """
 

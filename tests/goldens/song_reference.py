@@ -2,8 +2,8 @@
 
 The file pins the results (fixed seeds) of the double loop on the Ishigami function and through the study
 engine, whole and merged from three shards, as the estimator gave them before it was driven through
-:mod:`augsens.core.methods` (commit fe31c81, with ``augsens.core.song``).  ``tests/test_methods.py`` and
-``tests/test_distributed.py`` check the code of today against it:
+:mod:`augsens.core.methods` (commit fe31c81, with ``augsens.core.song``).  ``tests/core/test_methods.py`` and
+``tests/engine/test_distributed.py`` check the code of today against it:
 
 * the analytic case is float64 from end to end and is compared to 1e-12;
 * the engine case runs ``tiny_cnn`` in float32, whose kernels round differently on different CPUs, and is

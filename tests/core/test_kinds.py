@@ -107,7 +107,7 @@ def test_every_list_of_kinds_in_the_docs_names_the_registry():
 
     import augsens.config
 
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     texts = {
         "augsens.config": augsens.config.__doc__ or "",
         "README.md": (root / "README.md").read_text(encoding="utf-8"),

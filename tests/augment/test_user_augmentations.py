@@ -17,7 +17,7 @@ import pytest
 import augsens as ag
 from cli_battery import image_folder, partial_run, run_inprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 USER_MODULE = """
 import torchvision.transforms.v2.functional as F

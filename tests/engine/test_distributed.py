@@ -103,7 +103,7 @@ def test_song_sharded_run_equals_its_pinned_results(cluster, tmp_path):
     from goldens.song_reference import SHARDS, STUDY, STUDY_FAN_IN
     from goldens.tolerance import assert_matches_golden
 
-    golden = np.load(Path(__file__).parent / "goldens" / "song_reference.npz")
+    golden = np.load(Path(__file__).parents[1] / "goldens" / "song_reference.npz")
     tree = run_distributed(StudyConfig.from_dict(STUDY), tmp_path / "out", shards=3, progress=False)
     assert tree.attrs["ray_shards"] == len(SHARDS) and tree.attrs["base_samples_done"] == SHARDS[-1][1]
     for c in STUDY["model"]["checkpoints"]:

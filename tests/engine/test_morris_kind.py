@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_engine_kinds import BRIGHT, DARK, cache, two_tone
 from typer.testing import CliRunner
 
 import augsens as ag
@@ -23,7 +24,6 @@ from augsens.engine.study import Study
 from augsens.models import load
 from augsens.results import open_results
 from augsens.testing import image_statistics
-from test_engine_kinds import BRIGHT, DARK, cache, two_tone
 
 AUGS = ["brightness", "hflip", "grayscale"]
 # float32 activations of O(0.3): effects that must vanish are rounding, a few float32 ulps over a step

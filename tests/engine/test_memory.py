@@ -116,8 +116,8 @@ def test_the_suggested_checkpoint_groups_each_fit() -> None:
     assert f"{len(groups)} x {est.forwards:,} forwards" in str(info.value)
 
 
-PRESETS = sorted((Path(__file__).parents[1] / "configs" / "paper").glob("*.toml"))
-# a few base samples per kind, as tests/test_paper_presets.py runs them
+PRESETS = sorted((Path(__file__).parents[2] / "configs" / "paper").glob("*.toml"))
+# a few base samples per kind, as tests/engine/test_paper_presets.py runs them
 SMALL = {
     "moments": {"study.n": 4, "study.replicates": 1},
     "sobol": {"study.n": 8},

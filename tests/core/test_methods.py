@@ -19,7 +19,7 @@ from augsens.engine.study import Study
 from goldens.song_reference import ANALYTIC, SHARDS, STUDY, STUDY_FAN_IN, analytic_outputs, problem, spoil
 from goldens.tolerance import assert_matches_golden
 
-GOLDEN = np.load(Path(__file__).parent / "goldens" / "song_reference.npz")
+GOLDEN = np.load(Path(__file__).parents[1] / "goldens" / "song_reference.npz")
 
 
 def _song_analytic() -> SongShapley:

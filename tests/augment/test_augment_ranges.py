@@ -18,7 +18,7 @@ from augsens.engine.quick import _config
 from augsens.errors import UserInputError
 from augsens.plot.gallery import gallery_values
 
-ATOL = 0.01  # the analytic-index tolerance of tests/estimate at n = 2^14
+ATOL = 0.01  # the analytic-index tolerance of tests/core/estimate at n = 2^14
 TAIL = 1e-9
 
 

@@ -22,7 +22,7 @@ from augsens.config import load_config
 from augsens.engine.factors import resolve_augmentations
 from augsens.results import open_results
 
-PRESETS = sorted((Path(__file__).parents[1] / "configs" / "paper").glob("*.toml"))
+PRESETS = sorted((Path(__file__).parents[2] / "configs" / "paper").glob("*.toml"))
 
 # Images are decoded at 64 x 64 instead of 224 x 224 (a twelfth of the forward cost; AlexNet needs at
 # least 63).  Activation shapes are read off a 224 x 224 probe, so only checkpoints whose shape does not

@@ -2,7 +2,7 @@
 
 Each check runs in a fresh interpreter (``sys.executable``, the environment inherited), since imports are
 cached per process.  That importing ``augsens`` and ``augsens.cli`` stays light (no torch, xarray, scipy,
-timm) is guarded by ``tests/test_cli_faults.py::test_cli_answers_a_bad_config_without_importing_torch``.
+timm) is guarded by ``tests/cli/test_cli_faults.py::test_cli_answers_a_bad_config_without_importing_torch``.
 """
 
 from __future__ import annotations
