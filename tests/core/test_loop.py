@@ -54,9 +54,7 @@ class _Recorder(loop.Hooks):
 
 
 def _method(budget: Budget):
-    return METHODS["sobol"](
-        _problem(), budget.max_n, replicates=budget.replicates, first=budget.first, design="iid", seed=3
-    )
+    return METHODS["sobol"](_problem(), budget, design="iid", seed=3)
 
 
 def test_the_stop_rule_runs_at_every_round_end_and_nowhere_else():

@@ -11,6 +11,7 @@ import torch
 
 from augsens.config import StudyConfig
 from augsens.core import loop
+from augsens.core.budget import Budget
 from augsens.core.design import SongShapleyDesign
 from augsens.core.estimate import SongShapleyAccumulator
 from augsens.core.methods import METHODS, Batch, SongShapley
@@ -100,7 +101,7 @@ def test_every_study_kind_names_a_registered_method(study, name):
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_the_walk_covers_the_design_once_in_order_with_the_rows_the_method_draws(name):
     p = problem()
-    method = METHODS[name](p, 16, replicates=2 if name != "moments" else 1, design="iid", seed=5)
+    method = METHODS[name](p, Budget.of(16, replicates=2 if name != "moments" else 1), design="iid", seed=5)
     batches = list(loop.batches(method, 3 * method.rows_per_sample))
     starts = [b.start for b in batches]
     assert starts == sorted(starts) and sum(b.count for b in batches) == method.n

@@ -112,9 +112,7 @@ def _estimate(
             f"design={design!r} is not a design.{hint} Use 'sobol' (Owen-scrambled QMC), 'sobol-lms' "
             "(scipy's linear matrix scramble) or 'iid'"
         )
-    method = METHODS[name](
-        problem, budget.max_n, replicates=replicates, first=budget.first, device=device, **keywords
-    )
+    method = METHODS[name](problem, budget, device=device, **keywords)
     hooks = loop.OneAccumulator(method, lambda batch: _evaluate(f, problem.decode(batch.rows), device))
     out = loop.run(method, hooks, budget, batch_rows=batch_size)
     ds = method.finalize(hooks.accumulator)

@@ -130,11 +130,9 @@ def plan(
     options: dict[str, Any] = {arg: getattr(sc, key) for arg, key in cls.options.items()}
     method = cls(
         factors.problem,
-        budget.max_n,
+        budget,
         seed=sc.seed,
         design=sc.design,
-        replicates=sc.replicates,
-        first=budget.first,
         dtype=state_dtype(config),
         device=device,
         **options,

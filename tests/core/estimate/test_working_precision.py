@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from augsens.core import loop
+from augsens.core.budget import Budget
 from augsens.core.estimate import (
     MomentsAccumulator,
     PermutationShapleyAccumulator,
@@ -40,7 +41,7 @@ KINDS = {
 
 def _run(kind: str, analytic, work_dtype: torch.dtype, batch_rows: int):
     name, options = KINDS[kind]
-    method = METHODS[name](analytic.problem, 2**9, seed=0, replicates=4, **options)
+    method = METHODS[name](analytic.problem, Budget.of(2**9, replicates=4), seed=0, **options)
     acc = method.accumulator()
     acc.work_dtype = work_dtype
     for batch in loop.batches(method, batch_rows):

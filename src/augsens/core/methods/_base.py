@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import torch
 import xarray as xr
 
+from augsens.core.budget import Budget
 from augsens.core.design import Design, DesignName
 from augsens.core.estimate.protocol import Accumulator
 from augsens.core.factors import Problem
@@ -57,15 +58,13 @@ class Method(Generic[AccT]):
     ----------
     problem : Problem
         Factors and groups; results are per group.
-    n : int
-        Base samples of the design (its budget, with ``first`` the first round).
+    budget : Budget
+        The run's budget (:class:`augsens.core.budget.Budget`, validated where it was built): the
+        design holds ``budget.max_n`` base samples in ``budget.replicates`` randomisations, walked in
+        rounds from ``budget.n`` when there is a precision target.  Kept as :attr:`budget`.
     seed : int, default 0
     design : {"sobol", "sobol-lms", "iid"}, default "sobol"
         How base points are drawn (:mod:`augsens.core.design`).
-    replicates : int, default 1
-        Independent randomisations of the design (confidence half-widths).
-    first : int, optional
-        Base samples of the first round (default ``n``: one round).
     dtype : torch.dtype, default torch.float64
         Accumulator state dtype.
     device : torch.device or str, optional
@@ -77,7 +76,8 @@ class Method(Generic[AccT]):
     -----
     Every method takes the same keywords, so that a registry name and a config build any of them.  This
     constructor keeps what accumulators need (``problem``, ``replicates``, ``dtype``, ``device``) and
-    builds :attr:`design` with :meth:`make_design`.
+    builds :attr:`design` from the budget with :meth:`make_design`, the one place where the budget
+    becomes a design's size.
 
     A subclass sets :attr:`name` and implements :meth:`make_design` and :meth:`accumulator`; it takes its
     own options in an ``__init__`` that stores them before calling this one, overrides :meth:`rows` when
@@ -99,25 +99,22 @@ class Method(Generic[AccT]):
     def __init__(
         self,
         problem: Problem,
-        n: int,
+        budget: Budget,
         *,
         seed: int = 0,
         design: DesignName = "sobol",
-        replicates: int = 1,
-        first: int | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ) -> None:
         self.problem = problem
-        self.replicates = replicates
+        self.budget = budget
+        self.replicates = budget.replicates
         self.dtype = dtype
         self.device = device
-        self.design = self.make_design(n, seed=seed, design=design, replicates=replicates, first=first)
+        self.design = self.make_design(budget, seed=seed, design=design)
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> Design:
-        """The method's design of ``n`` base samples (keywords as the constructor's)."""
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> Design:
+        """The method's design for ``budget`` (keywords as the constructor's)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     # -- layout -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName, ShapleyDesign
 from augsens.core.estimate import ShapleyAccumulator
 from augsens.core.methods._base import Method
@@ -19,10 +20,15 @@ class ExactShapley(Method):
 
     name = "shapley-exact"
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> ShapleyDesign:
-        return ShapleyDesign(self.problem, n, seed=seed, method=design, replicates=replicates, first=first)
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> ShapleyDesign:
+        return ShapleyDesign(
+            self.problem,
+            budget.max_n,
+            seed=seed,
+            method=design,
+            replicates=budget.replicates,
+            first=budget.first,
+        )
 
     def accumulator(self) -> Any:
         return ShapleyAccumulator(

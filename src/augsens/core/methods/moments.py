@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName, IIDDesign
 from augsens.core.estimate import MomentsAccumulator
 from augsens.core.factors import Problem
@@ -25,13 +27,11 @@ class Moments(Method):
     sensitivity = False
     pooled_moments = False
 
-    def __init__(self, problem: Problem, n: int, **common: Any) -> None:
-        super().__init__(problem, n, **{**common, "replicates": 1})
+    def __init__(self, problem: Problem, budget: Budget, **common: Any) -> None:
+        super().__init__(problem, dataclasses.replace(budget, replicates=1), **common)  # one i.i.d. sample
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> IIDDesign:
-        return IIDDesign(self.problem, n, seed=seed, method=design)
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> IIDDesign:
+        return IIDDesign(self.problem, budget.max_n, seed=seed, method=design)
 
     def accumulator(self) -> Any:
         return MomentsAccumulator(dtype=self.dtype, device=self.device)

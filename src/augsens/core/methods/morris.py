@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName
 from augsens.core.estimate import MorrisAccumulator
 from augsens.core.factors import Problem
@@ -35,15 +36,21 @@ class Morris(Method):
     pooled_moments = False
     design: MorrisDesign
 
-    def __init__(self, problem: Problem, n: int, *, levels: int = DEFAULT_LEVELS, **common: Any) -> None:
+    def __init__(
+        self, problem: Problem, budget: Budget, *, levels: int = DEFAULT_LEVELS, **common: Any
+    ) -> None:
         self.levels = levels
-        super().__init__(problem, n, **common)
+        super().__init__(problem, budget, **common)
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> MorrisDesign:
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> MorrisDesign:
         return MorrisDesign(
-            self.problem, n, levels=self.levels, seed=seed, method=design, replicates=replicates, first=first
+            self.problem,
+            budget.max_n,
+            levels=self.levels,
+            seed=seed,
+            method=design,
+            replicates=budget.replicates,
+            first=budget.first,
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

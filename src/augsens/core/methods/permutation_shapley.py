@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName, PermutationShapleyDesign
 from augsens.core.estimate import PermutationShapleyAccumulator
 from augsens.core.methods._base import Method
@@ -24,11 +25,14 @@ class PermutationShapley(Method):
     name = "shapley-permutation"
     design: PermutationShapleyDesign
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> PermutationShapleyDesign:
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> PermutationShapleyDesign:
         return PermutationShapleyDesign(
-            self.problem, n, seed=seed, method=design, replicates=replicates, first=first
+            self.problem,
+            budget.max_n,
+            seed=seed,
+            method=design,
+            replicates=budget.replicates,
+            first=budget.first,
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName, SobolDesign
 from augsens.core.estimate import SobolAccumulator
 from augsens.core.factors import Problem
@@ -31,7 +32,7 @@ class Sobol(Method):
     def __init__(
         self,
         problem: Problem,
-        n: int,
+        budget: Budget,
         *,
         second_order: bool = False,
         estimator: Literal["saltelli_2010", "janon_2014"] = "saltelli_2010",
@@ -39,19 +40,17 @@ class Sobol(Method):
     ) -> None:
         self.second_order = second_order
         self.estimator = estimator
-        super().__init__(problem, n, **common)
+        super().__init__(problem, budget, **common)
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> SobolDesign:
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> SobolDesign:
         return SobolDesign(
             self.problem,
-            n,
+            budget.max_n,
             second_order=self.second_order,
             seed=seed,
             method=design,
-            replicates=replicates,
-            first=first,
+            replicates=budget.replicates,
+            first=budget.first,
         )
 
     def accumulator(self) -> Any:

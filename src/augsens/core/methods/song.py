@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from augsens.core.budget import Budget
 from augsens.core.design import DesignName, SongShapleyDesign
 from augsens.core.estimate import SongShapleyAccumulator
 from augsens.core.factors import Problem
@@ -47,7 +48,7 @@ class SongShapley(Method):
     def __init__(
         self,
         problem: Problem,
-        n: int | None = None,
+        budget: Budget | None = None,
         *,
         permutations: int = 8,
         outer: int = 4,
@@ -55,11 +56,10 @@ class SongShapley(Method):
         **common: Any,
     ) -> None:
         self.permutations, self.outer, self.inner = permutations, outer, inner
-        super().__init__(problem, permutations * problem.D, **{**common, "replicates": 1})
+        blocks = permutations * problem.D  # the design's own size: song_* keys, not the budget's n
+        super().__init__(problem, Budget(n=blocks, max_n=blocks), **common)
 
-    def make_design(
-        self, n: int, *, seed: int, design: DesignName, replicates: int, first: int | None
-    ) -> SongShapleyDesign:
+    def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> SongShapleyDesign:
         return SongShapleyDesign(self.problem, self.permutations, self.outer, self.inner, seed=seed)
 
     @property
