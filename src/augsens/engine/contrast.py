@@ -351,19 +351,17 @@ def _contrast_tree(
     nodes: Mapping[str, xr.Dataset], method: Contrast, acc: ContrastAccumulator, config: Mapping[str, Any]
 ) -> xr.DataTree:
     """The results tree: the method's nodes and the study's provenance in the root attributes."""
-    from augsens.results import versions
+    from augsens.schema import results_tree, versions
 
-    root = xr.Dataset(
-        attrs={
-            "augsens_results": 1,
-            "kind": "contrast",
-            "model": str(config.get("model")),
-            "versions": json.dumps(versions()),
-            "config": json.dumps(dict(config)),
-            "checkpoints": json.dumps(list(nodes)),
-            "n_passes": int(acc.passes_done),
-            "block_elements": int(method.block),
-            "untested_elements": int(acc.untested),
-        }
-    )
-    return xr.DataTree.from_dict({"/": root, **nodes})
+    root = {
+        "augsens_results": 1,
+        "kind": "contrast",
+        "model": str(config.get("model")),
+        "versions": json.dumps(versions()),
+        "config": json.dumps(dict(config)),
+        "checkpoints": json.dumps(list(nodes)),
+        "n_passes": int(acc.passes_done),
+        "block_elements": int(method.block),
+        "untested_elements": int(acc.untested),
+    }
+    return results_tree(root, nodes)

@@ -15,7 +15,8 @@ from augsens.core.precision import PRECISION_RULE, precision_of
 from augsens.engine.aggregates import named_aggregates
 from augsens.engine.parts import StudyParts
 from augsens.engine.state import StudyState, run_segment
-from augsens.results import versions
+from augsens.schema import results_tree as results_tree_of
+from augsens.schema import versions
 
 __all__ = ["results_tree", "NoDataWarning", "warn_no_data"]
 
@@ -77,48 +78,46 @@ def results_tree(study: StudyParts, state: StudyState) -> xr.DataTree:
         ("max_n reached" if budget.precision else "n reached") if state.position >= n else "stopped"
     )
     factors = study.factors.factor_names
-    root = xr.Dataset(
-        attrs={
-            "augsens_results": 1,
-            "kind": sc.kind,
-            "mode": sc.mode,
-            "model": study.model.name,
-            "checkpoints": json.dumps(study.checkpoints),
-            "depth": json.dumps({c: study.layouts[c].depth for c in study.checkpoints}),
-            "factors": json.dumps(factors),
-            "parameters": json.dumps(study.factors.describe()),
-            "augmentations": json.dumps(list(study.factors.augmentations)),
-            # each augmentation as run: source, parameters with their ranges or distributions, code hash
-            "augmentation_specs": json.dumps([a.describe() for a in study.factors.specs]),
-            "config": study.config.to_json(),
-            "versions": json.dumps(versions()),
-            "seed": sc.seed,
-            # the budget as it was set; a Song-type design's size is its blocks, not the budget's n
-            "n": budget.n if budget.precision else n,
-            "base_samples_done": state.position,
-            "rows_per_sample": rows,
-            "forwards": forwards,
-            "elapsed_s": round(state.elapsed, 3),
-            "forwards_per_s": round(forwards / max(state.elapsed, 1e-9), 2),
-            "device": str(study.device),
-            # one entry per start or resume: the first base sample and the batch size, device and
-            # layout used from there (the settings a resume may change)
-            "run_history": json.dumps(
-                state.history or [run_segment(0, study.config.to_dict()["run"], str(study.device))]
-            ),
-            "images": len(study.images),
-            # skipped folders (links into loops, results folders) end in "/" and are no images
-            "skipped_images": sum(not s[0].endswith("/") for s in getattr(study.images, "skipped", [])),
-            "skipped_files": json.dumps([s[0] for s in getattr(study.images, "skipped", [])]),
-            "nonfinite": json.dumps(nonfinite),
-            "no_data_checkpoints": json.dumps(no_data),
-            # the precision reached (NaN without replicate intervals), its rule and why the run stopped
-            "precision": precision_of(nodes.values()),
-            "precision_target": budget.precision,
-            "precision_rule": PRECISION_RULE,
-            "stop_reason": reason,
-            "max_n": n,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
-    return xr.DataTree.from_dict({"/": root, **nodes})
+    root = {
+        "augsens_results": 1,
+        "kind": sc.kind,
+        "mode": sc.mode,
+        "model": study.model.name,
+        "checkpoints": json.dumps(study.checkpoints),
+        "depth": json.dumps({c: study.layouts[c].depth for c in study.checkpoints}),
+        "factors": json.dumps(factors),
+        "parameters": json.dumps(study.factors.describe()),
+        "augmentations": json.dumps(list(study.factors.augmentations)),
+        # each augmentation as run: source, parameters with their ranges or distributions, code hash
+        "augmentation_specs": json.dumps([a.describe() for a in study.factors.specs]),
+        "config": study.config.to_json(),
+        "versions": json.dumps(versions()),
+        "seed": sc.seed,
+        # the budget as it was set; a Song-type design's size is its blocks, not the budget's n
+        "n": budget.n if budget.precision else n,
+        "base_samples_done": state.position,
+        "rows_per_sample": rows,
+        "forwards": forwards,
+        "elapsed_s": round(state.elapsed, 3),
+        "forwards_per_s": round(forwards / max(state.elapsed, 1e-9), 2),
+        "device": str(study.device),
+        # one entry per start or resume: the first base sample and the batch size, device and
+        # layout used from there (the settings a resume may change)
+        "run_history": json.dumps(
+            state.history or [run_segment(0, study.config.to_dict()["run"], str(study.device))]
+        ),
+        "images": len(study.images),
+        # skipped folders (links into loops, results folders) end in "/" and are no images
+        "skipped_images": sum(not s[0].endswith("/") for s in getattr(study.images, "skipped", [])),
+        "skipped_files": json.dumps([s[0] for s in getattr(study.images, "skipped", [])]),
+        "nonfinite": json.dumps(nonfinite),
+        "no_data_checkpoints": json.dumps(no_data),
+        # the precision reached (NaN without replicate intervals), its rule and why the run stopped
+        "precision": precision_of(nodes.values()),
+        "precision_target": budget.precision,
+        "precision_rule": PRECISION_RULE,
+        "stop_reason": reason,
+        "max_n": n,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return results_tree_of(root, nodes)  # the schema's layout: root attributes, checkpoints in order

@@ -35,6 +35,7 @@ from augsens.config import ConfigError, StudyConfig
 from augsens.core.kinds import KINDS, foreign_keys, kinds_where, or_list
 from augsens.data import ImageCache
 from augsens.models import LoadedModel
+from augsens.schema import ResultsInfo
 
 __all__ = ["screen_then_quantify", "select", "RULE", "DEFAULT_CUTOFF", "DEFAULT_TRAJECTORIES"]
 
@@ -79,7 +80,7 @@ def select(tree: xr.DataTree, augmentations: Sequence[str], cutoff: float) -> di
     best = dict.fromkeys(names, 0.0)
     leaders = {}
     checkpoints = [
-        c for c in json.loads(tree.attrs["checkpoints"]) if "mu_star_checkpoint" in tree[c].dataset
+        c for c in ResultsInfo.from_attrs(tree.attrs).checkpoints if "mu_star_checkpoint" in tree[c].dataset
     ]
     if not checkpoints:
         raise ConfigError("the screening results hold no mu_star_checkpoint: not a kind = 'morris' study")
