@@ -365,6 +365,8 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
 # byte-order marks an editor may put in front of a TOML file (TOML itself is UTF-8)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

@@ -34,6 +34,7 @@ from augsens.results import output_dims
 
 __all__ = ["CheckpointLayout", "checkpoint_layouts"]
 
+
 @dataclass(frozen=True)
 class CheckpointLayout:
     """One checkpoint's output, per sample.
