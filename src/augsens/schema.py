@@ -173,27 +173,9 @@ def unfinished_run(directory: str | Path) -> str:
 
 
 def open_tree(directory: str | Path, *, verify: Literal["quick", "full", "none"] = "quick") -> xr.DataTree:
-    """Open a results folder as a ``DataTree`` (checkpoint nodes in model order).
-
-    Parameters
-    ----------
-    directory : path
-        The results folder (the ``out`` of a run); its ``results.zarr`` itself is understood too.
-    verify : {"quick", "full", "none"}, default "quick"
-        Compare the store with the manifest written beside its data (:mod:`augsens.manifest`):
-        ``"quick"`` checks that every node, variable and file is there with its size (a ``stat`` per
-        file); ``"full"`` also reads every file and checks its checksum; ``"none"`` skips both.
-
-    Raises
-    ------
-    MissingFileError
-        ``directory`` holds no ``results.zarr`` (the message names a saved state to resume, or lists
-        results sub-folders if any).
-    DamagedResultsError
-        The store differs from its manifest: the message names the nodes, variables and files.
-    UserInputError
-        ``results.zarr`` is incomplete (no ``.zmetadata``: its writing never finished) or unreadable.
-    """
+    """Open a results folder as a ``DataTree`` (checkpoint nodes in model order), its store checked
+    against its manifest as ``verify`` says; the parameters and errors are those of the public
+    :func:`augsens.results.open_results`, which calls this."""
     if verify not in ("quick", "full", "none"):
         raise UserInputError(f"verify={verify!r}: choose 'quick', 'full' or 'none'")
     d = results_folder(directory)

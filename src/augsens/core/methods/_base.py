@@ -117,6 +117,12 @@ class Method(Generic[AccT]):
         """The method's design for ``budget`` (keywords as the constructor's)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    @staticmethod
+    def design_size(budget: Budget) -> dict[str, Any]:
+        """The size keywords of a design for ``budget`` (for :meth:`make_design`): ``n = max_n`` base
+        samples in ``replicates`` randomisations, walked in rounds from ``first``."""
+        return {"n": budget.max_n, "replicates": budget.replicates, "first": budget.first}
+
     # -- layout -----------------------------------------------------------------------------------
     @property
     def n(self) -> int:

@@ -23,11 +23,9 @@ class ExactShapley(Method):
     def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> ShapleyDesign:
         return ShapleyDesign(
             self.problem,
-            budget.max_n,
             seed=seed,
             method=design,
-            replicates=budget.replicates,
-            first=budget.first,
+            **self.design_size(budget),
         )
 
     def accumulator(self) -> Any:

@@ -45,12 +45,10 @@ class Morris(Method):
     def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> MorrisDesign:
         return MorrisDesign(
             self.problem,
-            budget.max_n,
             levels=self.levels,
             seed=seed,
             method=design,
-            replicates=budget.replicates,
-            first=budget.first,
+            **self.design_size(budget),
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

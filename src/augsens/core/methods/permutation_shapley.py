@@ -28,11 +28,9 @@ class PermutationShapley(Method):
     def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> PermutationShapleyDesign:
         return PermutationShapleyDesign(
             self.problem,
-            budget.max_n,
             seed=seed,
             method=design,
-            replicates=budget.replicates,
-            first=budget.first,
+            **self.design_size(budget),
         )
 
     def rows(self, start: int, count: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

@@ -45,12 +45,10 @@ class Sobol(Method):
     def make_design(self, budget: Budget, *, seed: int, design: DesignName) -> SobolDesign:
         return SobolDesign(
             self.problem,
-            budget.max_n,
             second_order=self.second_order,
             seed=seed,
             method=design,
-            replicates=budget.replicates,
-            first=budget.first,
+            **self.design_size(budget),
         )
 
     def accumulator(self) -> Any:
