@@ -3,16 +3,19 @@
 Usage::
 
     python benchmarks/throughput.py MODEL [--batch 64] [--dtype float32|bfloat16] [--device auto]
-                                          [--channels-last] [--seconds 20] [--threads K] [--json FILE]
+                                          [--channels-last auto|true|false] [--no-fold] [--seconds 20]
+                                          [--threads K] [--json FILE]
 
 MODEL is a registry name (``efficientnet_lite0``, ``alexnet``, ``vgg11``, ``resnet18``, ... built with random
 weights: the speed does not depend on them) or ``package.module:factory`` (e.g. ``augsens.testing:tiny_cnn``).
 
-Two figures, in one process on one device, in alternating rounds so that load from other processes hits
-both alike:
+Three figures, in one process on one device, in alternating rounds so that load from other processes hits
+all alike:
 
-- **raw**: ``model.module(x)`` on a random ``[batch, 3, 224, 224]`` batch under ``torch.inference_mode``
-  (bf16 autocast and channels_last as asked): the ceiling;
+- **raw**: the engine's own network (batch norms folded, NHWC where ``[run] channels_last`` resolved so)
+  on a random ``[batch, 3, 224, 224]`` batch under ``torch.inference_mode`` (bf16 autocast as asked): the
+  ceiling;
+- **as given**: the network as loaded, NCHW and not folded, same dtype: what the engine is faster than;
 - **engine**: :meth:`augsens.engine.Study.accumulate` of a Sobol study of augmentation set 1 (``R = D + 2``
   forwards per base sample; all default checkpoints captured; float64 state), after a warm-up: design rows,
   decoding, image gather, augmentation, forward with capture and accumulator updates.
@@ -47,9 +50,11 @@ from augsens.core.estimate import (
     SobolAccumulator,
 )
 from augsens.core.estimate._base import BLOCK_SAMPLES
+from augsens.engine.inputs import load_model
 from augsens.engine.state import StudyState
 from augsens.engine.study import Study
 from augsens.models import available_models
+from augsens.models.fold import FoldedNorm
 
 __all__ = ["main", "measure"]
 
@@ -62,7 +67,13 @@ def _sync(device: torch.device) -> None:
 
 
 def _config(
-    model: str, batch: int, dtype: str, device: str, channels_last: bool, state_dtype: str = "mixed"
+    model: str,
+    batch: int,
+    dtype: str,
+    device: str,
+    channels_last: bool | str,
+    state_dtype: str = "mixed",
+    fold_batchnorm: bool = True,
 ) -> StudyConfig:
     # a design much longer than what is timed: every timed batch is full and never crosses a replicate
     weights = "random" if model in available_models() else "default"
@@ -75,6 +86,7 @@ def _config(
                 "device": device,
                 "dtype": dtype,
                 "channels_last": channels_last,
+                "fold_batchnorm": fold_batchnorm,
                 "state_dtype": state_dtype,
             },
         }
@@ -102,13 +114,14 @@ class _Engine:
 
 
 class _Raw:
-    """The bare network on a random batch."""
+    """A bare network on a random batch: by default the engine's own (as the study prepared it: batch
+    norms folded, NHWC where chosen); ``module`` another, e.g. the network as given, NCHW."""
 
-    def __init__(self, study: Study, batch: int) -> None:
+    def __init__(self, study: Study, batch: int, module: torch.nn.Module | None = None) -> None:
         self.device = study.device
-        self.module = study.model.module
+        self.module = study.model.module if module is None else module
         x = torch.rand(batch, 3, 224, 224, device=self.device)
-        if study.config.run.channels_last:
+        if module is None and study.config.run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         self.x = x
         self.bf16 = study.config.run.dtype == "bfloat16"
@@ -291,7 +304,8 @@ def measure(
     batch: int = 64,
     dtype: str = "float32",
     device: str = "auto",
-    channels_last: bool = False,
+    channels_last: bool | str = "auto",
+    fold_batchnorm: bool = True,
     seconds: float = 20.0,
     rounds: int = 3,
     state_dtype: str = "mixed",
@@ -303,7 +317,7 @@ def measure(
     ----------
     model : str
         Registry name or ``package.module:factory``.
-    batch, dtype, device, channels_last
+    batch, dtype, device, channels_last, fold_batchnorm
         As in the ``[run]`` section of a study config.
     seconds : float, default 20
         Rough total time of the timed rounds (raw + engine); the stage breakdown adds about a quarter.
@@ -317,24 +331,29 @@ def measure(
     Returns
     -------
     dict
-        ``raw_fps``, ``engine_fps``, ``ratio``, ``stages`` (seconds per stage over the breakdown pass,
-        ``other`` and ``total`` included), the settings and versions.
+        ``raw_fps`` (the engine's network), ``given_fps`` (the network as given: NCHW, not folded, same
+        dtype), ``engine_fps``, ``ratio`` (engine / raw), ``stages`` (seconds per stage over the
+        breakdown pass, ``other`` and ``total`` included), the settings as resolved and versions.
     """
-    study = Study(_config(model, batch, dtype, device, channels_last, state_dtype), progress=False)
-    eng, raw = _Engine(study), _Raw(study, batch)
+    cfg = _config(model, batch, dtype, device, channels_last, state_dtype, fold_batchnorm)
+    study = Study(cfg, progress=False)
+    given = load_model(cfg.model, device=study.device)
+    eng, raw, plain = _Engine(study), _Raw(study, batch), _Raw(study, batch, given.module)
     # warm-up: allocator, kernels, lazy caches, first-use costs of the design generator
-    raw.steps(2)
-    eng.steps(2)
-    per_raw = raw.steps(1)
-    per_eng = eng.steps(1)
-    budget = seconds / (2 * rounds)
+    for contestant in (raw, plain, eng):
+        contestant.steps(2)
+    per_raw, per_plain, per_eng = raw.steps(1), plain.steps(1), eng.steps(1)
+    budget = seconds / (3 * rounds)
     k_raw = max(1, round(budget / per_raw))
+    k_plain = max(1, round(budget / per_plain))
     k_eng = max(1, round(budget / per_eng))
-    raw_t = eng_t = 0.0
+    raw_t = plain_t = eng_t = 0.0
     for _ in range(rounds):
         raw_t += raw.steps(k_raw)
+        plain_t += plain.steps(k_plain)
         eng_t += eng.steps(k_eng)
     raw_fps = rounds * k_raw * batch / raw_t
+    given_fps = rounds * k_plain * batch / plain_t
     eng_fps = rounds * k_eng * eng.rows / eng_t
 
     k_bd = max(1, round(seconds / 4 / per_eng))
@@ -372,9 +391,11 @@ def measure(
         "outputs": outputs,
         "dtype": dtype,
         "state_dtype": state_dtype,
-        "channels_last": channels_last,
+        "channels_last": study.config.run.channels_last,
+        "folded_batchnorms": sum(isinstance(m, FoldedNorm) for m in study.model.module.modules()),
         "threads": torch.get_num_threads(),
         "raw_fps": raw_fps,
+        "given_fps": given_fps,
         "engine_fps": eng_fps,
         "ratio": eng_fps / raw_fps,
         "stages": stages,
@@ -394,12 +415,14 @@ def _report(r: dict[str, Any]) -> str:
     lines = [
         f"model {r['model']}  device {r['device']}  batch {r['batch']} (engine forwards "
         f"{r['engine_rows_per_forward']} rows: {r['rows_per_sample']} per base sample)  dtype {r['dtype']}"
-        f"{'  channels_last' if r['channels_last'] else ''}",
+        f"{'  channels_last' if r['channels_last'] else ''}  {r['folded_batchnorms']} batch norms folded",
         f"checkpoints {r['checkpoints']} ({r['outputs']:,} outputs), D = {r['factors']}, "
         f"torch {r['versions']['torch']}, python {r['versions']['python']}",
-        f"raw forward   {r['raw_fps']:10.1f} images/s",
+        f"raw forward   {r['raw_fps']:10.1f} images/s  (the engine's network)",
+        f"as given      {r['given_fps']:10.1f} images/s  (NCHW, not folded)",
         f"engine        {r['engine_fps']:10.1f} forwards/s",
-        f"ratio         {r['ratio']:10.3f}",
+        f"ratio         {r['ratio']:10.3f}  (engine / raw; engine / as given "
+        f"{r['engine_fps'] / r['given_fps']:.2f})",
         "engine time by stage:",
     ]
     total = r["stages"]["total"]
@@ -433,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument(
+        "--channels-last", choices=("auto", "true", "false"), default="auto", help="[run] channels_last"
+    )
+    p.add_argument("--no-fold", action="store_true", help="[run] fold_batchnorm = false")
     p.add_argument("--seconds", type=float, default=20.0, help="rough length of the timed rounds")
     p.add_argument(
         "--threads",
@@ -453,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         batch=a.batch,
         dtype=a.dtype,
         device=a.device,
-        channels_last=a.channels_last,
+        channels_last=a.channels_last if a.channels_last == "auto" else a.channels_last == "true",
+        fold_batchnorm=not a.no_fold,
         seconds=a.seconds,
         state_dtype=a.state_dtype,
         roofline_rounds=a.roofline_rounds,

@@ -38,8 +38,11 @@
     [run]
     batch_size = 64
     device = "auto"                  # auto | cpu | cuda | cuda:1 ...
-    dtype = "float32"                # float32 | bfloat16 (autocast) | auto (bf16 + channels_last on a CPU
-                                     #   with native bf16 -- AMX or AVX512-BF16 --, else float32)
+    dtype = "float32"                # float32 | bfloat16 (autocast) | auto (bf16 on a CPU with native
+                                     #   bf16 -- AMX or AVX512-BF16 --, else float32)
+    channels_last = "auto"           # true | false | auto (NHWC on a CPU, and under bf16 on any device,
+                                     #   for a network with 2-D convolutions that runs in it)
+    fold_batchnorm = true            # fold eval batch norms into the convolutions before them
 
 Every key has a default (:class:`StudyConfig`); unknown keys and wrong types fail with one message
 naming the key, the expected type or allowed values, and close matches.  The kinds come from the
@@ -166,7 +169,10 @@ class RunConfig:
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # mixed: float64 totals, float32 per-batch blocks for float32/bf16 activations (core.estimate._base)
     state_dtype: Literal["mixed", "float64", "float32"] = "mixed"
-    channels_last: bool = False
+    # "auto": NHWC where it was measured faster (augsens.engine.plan.resolve_layout)
+    channels_last: bool | Literal["auto"] = "auto"
+    # eval batch norms folded into the convolution before them (augsens.models.fold); rounding only
+    fold_batchnorm: bool = True
     checkpoint_every: float = 120.0
 
 

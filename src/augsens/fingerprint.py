@@ -60,11 +60,13 @@ def augmentation_digests(augmentations: Sequence[Augmentation]) -> dict[str, dic
 
 
 def fingerprint(
-    images: SampleCache, module: torch.nn.Module, augmentations: Sequence[Augmentation] = ()
+    images: SampleCache, module: torch.nn.Module | str, augmentations: Sequence[Augmentation] = ()
 ) -> dict[str, Any]:
     """The fingerprint saved with a run's state: ``{"images": [[name, digest], ...], "weights": digest,
-    "augmentations": {name: {"code": .., "declaration": ..}}}``."""
-    out: dict[str, Any] = {"images": image_digests(images), "weights": weights_digest(module)}
+    "augmentations": {name: {"code": .., "declaration": ..}}}``; ``module`` may be given by its
+    :func:`weights_digest` (taken before the run folded its batch norms)."""
+    weights = module if isinstance(module, str) else weights_digest(module)
+    out: dict[str, Any] = {"images": image_digests(images), "weights": weights}
     if augmentations:
         out["augmentations"] = augmentation_digests(augmentations)
     return out

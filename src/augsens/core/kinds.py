@@ -49,7 +49,7 @@ __all__ = ["Kind", "KINDS", "kind", "foreign_keys", "kinds_where", "or_list", "S
 SENSITIVITY_KEYS: dict[str, tuple[str, ...]] = {
     "study": ("switches", "switch_p", "order", "precision", "max_n", "time_limit"),
     "images": ("partition2",),
-    "run": ("dtype", "state_dtype", "channels_last", "checkpoint_every"),
+    "run": ("dtype", "state_dtype", "channels_last", "fold_batchnorm", "checkpoint_every"),
 }
 #: Keys of the design's size, read by a sized kind: base samples, base points and replicate blocks.
 SIZE_KEYS: tuple[str, ...] = ("n", "design", "replicates")

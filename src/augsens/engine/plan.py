@@ -23,6 +23,7 @@ __all__ = [
     "work_dtype",
     "native_bf16",
     "resolve_dtype",
+    "resolve_layout",
 ]
 
 
@@ -70,15 +71,25 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_dtype(config: StudyConfig, device: torch.device) -> StudyConfig:
     """``config`` with ``[run] dtype = "auto"`` made concrete for ``device`` (a copy; others unchanged):
-    bfloat16 autocast + channels_last where :func:`native_bf16`, else float32.  The results record the
-    dtype that ran (``docs/performance.md`` gives the agreement of bf16 indices with float32 ones)."""
+    bfloat16 autocast where :func:`native_bf16`, else float32.  The results record the dtype that ran
+    (``docs/performance.md`` gives the agreement of bf16 indices with float32 ones)."""
     if config.run.dtype != "auto":
         return config
     out = copy.deepcopy(config)
-    if native_bf16(device):
-        out.run.dtype, out.run.channels_last = "bfloat16", True
-    else:
-        out.run.dtype = "float32"
+    out.run.dtype = "bfloat16" if native_bf16(device) else "float32"
+    return out
+
+
+def resolve_layout(config: StudyConfig, device: torch.device, module: torch.nn.Module) -> StudyConfig:
+    """``config`` with ``[run] channels_last = "auto"`` made concrete (a copy; others unchanged): NHWC for
+    a network with 2-D convolutions on a CPU (float32 too: 1.2-1.8x faster for the registry's networks
+    on the CPU of ``docs/performance.md``, through oneDNN's NHWC kernels) and under bf16 autocast on
+    any device (the tensor cores' layout); NCHW otherwise (float32 on a GPU was not measured)."""
+    if config.run.channels_last != "auto":
+        return config
+    out = copy.deepcopy(config)
+    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
+    out.run.channels_last = convolutional and (device.type == "cpu" or config.run.dtype == "bfloat16")
     return out
 
 

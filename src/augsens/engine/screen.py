@@ -122,13 +122,16 @@ def _run_or_reuse(config: StudyConfig, folder: Path, *, overwrite: bool, **run: 
     """The results of ``config`` in ``folder``: read back when a finished run of the same config is
     there, else run (resuming an interrupted run of it; a different one only with ``overwrite``)."""
     from augsens.engine.quick import run_study
+    from augsens.engine.state import comparable_config
     from augsens.preflight import STATE_DIR
     from augsens.results import is_results_dir, open_results
 
+    # the results hold the config as it ran ([run] channels_last = "auto" resolved, for one)
     same = (
         is_results_dir(folder)
         and not (folder / STATE_DIR).exists()
-        and open_results(folder).attrs.get("config") == config.to_json()
+        and comparable_config(open_results(folder).attrs.get("config", "{}"))
+        == comparable_config(config.to_json())
     )
     if same and not overwrite:
         return open_results(folder).load()

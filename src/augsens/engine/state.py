@@ -25,6 +25,7 @@ __all__ = [
     "STATE_VERSION",
     "STATE_KEYS",
     "RESUMABLE_RUN_KEYS",
+    "comparable_config",
     "run_segment",
     "new_state",
     "export_state",
@@ -39,7 +40,7 @@ STATE_KEYS = ("version", "config", "position", "elapsed", "acc", "moments")
 #: ``[run]`` keys a resumed run may change: they set how fast, where and how often the run goes, not its
 #: numbers; every other key (``dtype``, ``state_dtype`` and all of ``[study]``, ``[model]``,
 #: ``[images]``) is the same on resume or the run is refused
-RESUMABLE_RUN_KEYS = ("batch_size", "device", "channels_last", "checkpoint_every")
+RESUMABLE_RUN_KEYS = ("batch_size", "device", "channels_last", "fold_batchnorm", "checkpoint_every")
 
 
 @dataclass
@@ -72,6 +73,16 @@ class StudyState:
     precision: float = math.nan
     stop_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def comparable_config(config_json: str) -> dict[str, Any]:
+    """A config (JSON) without the ``[run]`` keys of :data:`RESUMABLE_RUN_KEYS`: batch size, device,
+    layout, batch-norm folding and save interval change no number beyond rounding, so two runs whose
+    comparable configs are equal are the same study."""
+    cfg = json.loads(config_json)
+    for key in RESUMABLE_RUN_KEYS:
+        cfg.get("run", {}).pop(key, None)
+    return cfg
 
 
 def run_segment(position: int, run: dict[str, Any], device: str) -> dict[str, Any]:
@@ -137,12 +148,7 @@ def import_state(
             f"{source}: state format {blob.get('version')!r} is not {STATE_VERSION} (saved by another "
             f"version of augsens): finish it with that version, or start over with {option('overwrite')}"
         )
-    saved = json.loads(blob["config"])
-    now = json.loads(config_json)
-    # batch size, device, layout and save interval may change on resume; nothing that changes numbers
-    for cfg in (saved, now):
-        for key in RESUMABLE_RUN_KEYS:
-            cfg.get("run", {}).pop(key, None)
+    saved, now = comparable_config(blob["config"]), comparable_config(config_json)
     if saved != now:
         diff = [
             f"{s}.{k}: {_short(saved.get(s, {}).get(k))} -> {_short(now.get(s, {}).get(k))}"

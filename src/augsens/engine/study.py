@@ -31,11 +31,12 @@ from augsens.config import StudyConfig
 from augsens.core.methods import Batch
 from augsens.data import SampleCache
 from augsens.engine.inputs import image_counts, load_images, load_model
-from augsens.engine.plan import StudyPlan, plan, resolve_dtype, state_dtype, work_dtype
+from augsens.engine.plan import StudyPlan, plan, resolve_dtype, resolve_layout, state_dtype, work_dtype
 from augsens.engine.state import StudyState
 from augsens.errors import UserInputError
-from augsens.fingerprint import fingerprint
+from augsens.fingerprint import fingerprint, weights_digest
 from augsens.models import LoadedModel
+from augsens.models.fold import fold_batchnorm
 from augsens.models.layout import checkpoint_layouts
 
 __all__ = ["Study", "resolve_device"]
@@ -62,6 +63,17 @@ def resolve_device(device: str) -> torch.device:
             f"[run] device = {device!r} but Apple's MPS is not available; use 'cpu' or 'auto'"
         )
     return dev
+
+
+def _nhwc_failure(model: LoadedModel) -> str | None:
+    """Why the network's forward fails on an NHWC input with NHWC weights, or None when it runs."""
+    x = model.example_input().contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            model.module(x)
+    except RuntimeError as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
 
 class Study:
@@ -113,9 +125,6 @@ class Study:
             model = load_model(mc, device=self.device, mode=config.study.mode, input_shape=shape)
         else:
             model = model.to(self.device)
-        if config.run.channels_last:
-            # weights in NHWC too, or every convolution converts its input back (in place, like .to())
-            model.module.to(memory_format=torch.channels_last)
         self.model = model
         self.checkpoints = list(mc.checkpoints or model.checkpoints)
         # the memory the run needs is known before the images are decoded: a run that cannot fit is
@@ -132,6 +141,10 @@ class Study:
         self.images = images.to(self.device)
         # the network is probed (output shapes, dims, depth) with inputs of the images' own shape
         model.input_shape = self.images.sample_shape
+        model.output_shapes(self.checkpoints)  # a network that refuses these inputs is named first
+        self._weights: str | None = None  # digest of the weights as given, when the run folds them
+        self.model = model = self._prepare(model)
+        config = self.config
         # normalisation constants on the device once per run, not copied from the host every batch
         self.input_mean = torch.tensor(model.mean, dtype=torch.float32, device=self.device)
         self.input_std = torch.tensor(model.std, dtype=torch.float32, device=self.device)
@@ -146,6 +159,37 @@ class Study:
         self.layouts = checkpoint_layouts(model, self.checkpoints)  # dims and relative depth
         if self.memory is None:
             self.memory = self._check_memory(self.images.partitions, decoded=True)
+
+    def _prepare(self, model: LoadedModel) -> LoadedModel:
+        """The network as it runs: eval batch norms folded into their convolutions (``[run]
+        fold_batchnorm``, on a copy: the given model is not changed) and NHWC weights (``[run]
+        channels_last``, in place like ``.to()``).  Both change float32 rounding only; the fingerprint
+        keeps the weights as given."""
+        run = self.config.run
+        if run.fold_batchnorm:
+            folding = fold_batchnorm(model, self.checkpoints)
+            if folding.pairs:
+                self._weights = weights_digest(model.module)
+            elif folding.refused and self.progress:
+                from rich.console import Console
+
+                Console(stderr=True).print(f"batch norms not folded: {folding.refused}", markup=False)
+            model = folding.model
+        auto = run.channels_last == "auto"
+        self.config = resolve_layout(self.config, self.device, model.module)
+        if self.config.run.channels_last:
+            # weights in NHWC too, or every convolution converts its input back
+            model.module.to(memory_format=torch.channels_last)
+            failure = _nhwc_failure(model)
+            if failure and not auto:
+                raise UserInputError(
+                    f"[run] channels_last = true, but the network fails on NHWC inputs ({failure}): "
+                    'set [run] channels_last = false (or "auto", which falls back to NCHW by itself)'
+                )
+            if failure:  # e.g. a .view() of an activation: NCHW, as the network's code assumes
+                model.module.to(memory_format=torch.contiguous_format)
+                self.config.run.channels_last = False
+        return model
 
     def _check_memory(self, partitions: list[list[int]], *, decoded: bool) -> memory.MemoryEstimate:
         """Estimate the run's peak memory (:mod:`augsens.engine.memory`), print it, refuse what does not
@@ -188,7 +232,8 @@ class Study:
         """Hashes of this study's decoded images, model weights and augmentations' code and declarations
         (see :mod:`augsens.fingerprint`)."""
         if not hasattr(self, "_fingerprint"):
-            self._fingerprint = fingerprint(self.images, self.model.module, self.factors.specs)
+            weights = self._weights or self.model.module
+            self._fingerprint = fingerprint(self.images, weights, self.factors.specs)
         return self._fingerprint
 
     # ------------------------------------------------------------------ hot path

@@ -596,6 +596,14 @@ class LoadedModel:
                 )
         return {name: tuple(pair[name].shape[1:]) for name in names}
 
+    def reindex(self) -> None:
+        """Look the named modules up again after submodules of :attr:`module` were replaced (same names)."""
+        modules = dict(self.module.named_modules())
+        if [n for n in modules if n] != self.module_names:
+            raise ValueError("reindex: the replaced modules changed the module names")
+        self._modules = modules
+        self._clone.clear()
+
     def to(self, device: str | torch.device) -> LoadedModel:
         """Move the network to ``device`` (in place) and return ``self``."""
         self.device = torch.device(device)
