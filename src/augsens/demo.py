@@ -43,8 +43,9 @@ QUICK_CHECKPOINTS = ["blocks.1", "blocks.3", "blocks.5", "conv_head", "classifie
 QUICK_AUGMENTATIONS = ["hue", "hflip", "rotation"]
 # Its size, from the design study in docs/statistics.md: rounds of 256 base samples, 64 points for each of
 # the 4 replicates (the smallest net measured never less accurate than i.i.d. sampling), doubled until the
-# precision target is met, the budget is spent, or the next round would end past the time limit.  On 2 CPU
-# cores that is one round (1,792 forwards) whose precision is recorded; on a GPU, rounds go on to the target.
+# precision target is met, the budget is spent, or the next round would end past the time limit.  On 2 idle
+# CPU cores that is two rounds (3,584 forwards) whose precision is recorded; on a GPU, rounds go on to the
+# target.
 QUICK_SIZE: dict[str, float | int] = {"n": 256, "precision": 0.05, "max_n": 4096, "time_limit": 100.0}
 
 
