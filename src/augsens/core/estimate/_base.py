@@ -293,7 +293,10 @@ class CoMomentAccumulator:
                 "was started with"
             )
         self._note_input_dtype(y.dtype)
-        y = y.to(device=self.device, dtype=self._work_for(y.dtype))
+        # one pass into the working dtype and element order: NHWC activations (channels_last) are
+        # reordered here rather than by the reshape below, which would be a second pass (measured 2-3x
+        # slower for bf16 activations)
+        y = y.to(device=self.device, dtype=self._work_for(y.dtype), memory_format=torch.contiguous_format)
         return y.reshape(y.shape[0], self._rows or 1, math.prod(out))  # [b, R, O], also for b = 0
 
     def _work_for(self, dtype: torch.dtype) -> torch.dtype:
