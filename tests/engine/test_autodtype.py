@@ -96,6 +96,7 @@ def test_a_network_that_cannot_take_nhwc_runs_nchw_under_auto_and_is_named_when_
     assert study.model.module.conv.weight.is_contiguous()  # back to NCHW weights
     with pytest.raises(UserInputError, match=r"channels_last = true, but the network fails on NHWC"):
         Study(_study_config(channels_last=True), model=model, images=_images(), progress=False)
+    assert model.module.conv.weight.is_contiguous()  # the given network is left as it was
 
 
 def test_a_convolutional_network_runs_nhwc_under_auto_on_the_cpu():

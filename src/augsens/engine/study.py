@@ -181,14 +181,14 @@ class Study:
             # weights in NHWC too, or every convolution converts its input back
             model.module.to(memory_format=torch.channels_last)
             failure = _nhwc_failure(model)
+            if failure:  # e.g. a .view() of an activation: NCHW, as the network's code assumes
+                model.module.to(memory_format=torch.contiguous_format)
+                self.config.run.channels_last = False
             if failure and not auto:
                 raise UserInputError(
                     f"[run] channels_last = true, but the network fails on NHWC inputs ({failure}): "
                     'set [run] channels_last = false (or "auto", which falls back to NCHW by itself)'
                 )
-            if failure:  # e.g. a .view() of an activation: NCHW, as the network's code assumes
-                model.module.to(memory_format=torch.contiguous_format)
-                self.config.run.channels_last = False
         return model
 
     def _check_memory(self, partitions: list[list[int]], *, decoded: bool) -> memory.MemoryEstimate:
