@@ -34,25 +34,11 @@ from typing import Any
 import torch
 
 import augsens.core.estimate._base as base
-from augsens.core.estimate import (
-    MomentsAccumulator,
-    PermutationShapleyAccumulator,
-    ShapleyAccumulator,
-    SobolAccumulator,
-)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import copy_bandwidth  # noqa: E402
+from throughput import KINDS, copy_bandwidth, update_cases  # noqa: E402
 
 __all__ = ["main"]
-
-_KINDS: dict[str, tuple[Any, dict[str, Any], Any]] = {
-    "sobol": (SobolAccumulator, {}, lambda d: d + 2),
-    "sobol, second order": (SobolAccumulator, {"second_order": True}, lambda d: 2 * d + 2),
-    "shapley, exact": (ShapleyAccumulator, {}, lambda d: 1 << d),
-    "shapley, permutation": (PermutationShapleyAccumulator, {}, lambda d: d + 1),
-    "moments": (MomentsAccumulator, {}, lambda d: None),
-}
 
 _PREVIOUS_CHUNK_BYTES = 1 << 20
 _PREVIOUS_LOOP_SAMPLES = 8
@@ -142,28 +128,19 @@ def run(
     chunk_mb: list[float],
     rounds: int,
     max_state_mb: float = 512.0,
+    kinds: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Median milliseconds per update for every kind, batch, path and variant (see the module docstring),
+    """Median milliseconds per update for every kind (or those in ``kinds``), batch, path and variant
+    (see the module docstring),
     with the roofline floor of ``benchmarks/throughput.py`` (activations in, one float64 replicate state in
     and out, at the copy bandwidth measured here) and the current update's fraction of it."""
     bandwidth = copy_bandwidth(torch.device("cpu"))
     print(f"copy bandwidth {bandwidth:.1f} GB/s (read + write)", flush=True)
     rows_out = []
-    for label, (cls, keywords, rows_of) in _KINDS.items():
-        rows = rows_of(factors)
-        kw = dict(keywords)
-        if cls is not MomentsAccumulator:
-            kw["D"] = factors
-        probe = cls(**kw)
-        size = int(min(outputs, max_state_mb * 2**20 // (8 + 8 * (probe._n_vars + len(probe._left)))))
+    for case in update_cases(factors, outputs, max_state_mb, kinds):
+        cls, kw = case.cls, case.keywords
         for batch in batches:
-            b = batch if rows is None else max(1, batch // rows)
-            shape = (b, size) if rows is None else (b, rows, size)
-            gen = torch.Generator().manual_seed(0)
-            y = (1 + torch.randn(shape, generator=gen)).to(act_dtype)
-            extra: tuple[Any, ...] = ()
-            if cls is PermutationShapleyAccumulator:
-                extra = (torch.argsort(torch.rand(b, factors, generator=gen), dim=1),)
+            b, y, extra = case.batch(batch, act_dtype, torch.device("cpu"))
             for path, work in (("float64", None), ("float32 blocks", torch.float32)):
                 variants: dict[str, tuple[Any, int | None]] = {
                     "previous": (_previous_class(cls)(**kw, work_dtype=work), None),
@@ -179,14 +156,13 @@ def run(
                         times[name].append(_time(acc, y, extra, chunk))
                 rel = _difference(variants["previous"][0], variants["current"][0])
                 med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-                state = size * (8 + 8 * (probe._n_vars + len(probe._left)))
-                floor_ms = 1e3 * (y.numel() * y.element_size() + 2 * state) / (bandwidth * 1e9)
+                floor_ms = 1e3 * (y.numel() * y.element_size() + 2 * case.state_bytes) / (bandwidth * 1e9)
                 rows_out.append(
                     {
-                        "kind": label,
+                        "kind": case.kind,
                         "batch": batch,
                         "b": b,
-                        "outputs": size,
+                        "outputs": case.outputs,
                         "path": path,
                         "ms": med,
                         "ratio": {k: med["previous"] / v for k, v in med.items() if k != "previous"},
@@ -233,14 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                    "with these CHUNK_BYTES (MB)")  # fmt: skip
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's choice)")
-    p.add_argument("--kinds", nargs="*", choices=list(_KINDS), help="only these kinds")
+    p.add_argument("--kinds", nargs="*", choices=list(KINDS), help="only these kinds")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.kinds:
-        for k in list(_KINDS):
-            if k not in a.kinds:
-                del _KINDS[k]
     act = torch.bfloat16 if a.dtype == "bfloat16" else torch.float32
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, activations {a.dtype}, "
@@ -249,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(previous: {_PREVIOUS_CHUNK_BYTES / 2**20:g} MB); "
         f"medians of {a.rounds} alternating rounds"
     )
-    run(a.outputs, a.factors, a.batch, act, a.chunk_mb, a.rounds)
+    run(a.outputs, a.factors, a.batch, act, a.chunk_mb, a.rounds, kinds=a.kinds)
     return 0
 
 

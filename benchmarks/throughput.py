@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import platform
@@ -37,6 +38,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -184,13 +186,67 @@ def _timed_stages(study: Study, state: StudyState) -> Iterator[dict[str, float]]
 # -- roofline of the accumulate stage -------------------------------------------------------------------
 
 #: the accumulator kinds of the roofline: (label, class, keywords, rows per base sample for D)
-_KINDS: dict[str, tuple[Any, dict[str, Any], Callable[[int], int | None]]] = {
+KINDS: dict[str, tuple[Any, dict[str, Any], Callable[[int], int | None]]] = {
     "sobol": (SobolAccumulator, {}, lambda d: d + 2),
     "sobol, second order": (SobolAccumulator, {"second_order": True}, lambda d: 2 * d + 2),
     "shapley, exact": (ShapleyAccumulator, {}, lambda d: 1 << d),
     "shapley, permutation": (PermutationShapleyAccumulator, {}, lambda d: d + 1),
     "moments": (MomentsAccumulator, {}, lambda d: None),
 }
+
+
+@dataclass(frozen=True)
+class UpdateCase:
+    """One accumulator kind of the roofline for ``D`` factors: its class and keywords, the rows per base
+    sample (``None``: moments, one row each) and the output elements timed, cut down so that one float64
+    replicate state stays within ``max_state_mb`` (:func:`update_cases`)."""
+
+    kind: str
+    cls: Any
+    keywords: dict[str, Any]
+    rows: int | None
+    factors: int
+    outputs: int
+
+    @property
+    def state_bytes(self) -> int:
+        """One float64 replicate state: a count (int64), ``m`` means and ``P`` co-moments per element."""
+        probe = self.cls(**self.keywords)
+        return self.outputs * (8 + 8 * (probe._n_vars + len(probe._left)))
+
+    def batch(
+        self, batch: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[int, torch.Tensor, tuple[Any, ...]]:
+        """``(b, y, extra)`` for an engine batch of ``batch`` forwards: ``b`` base samples (``batch //
+        R``, at least 1; moments: ``batch`` rows), random outputs ``y`` and the update's extra arguments
+        (the permutations of permutation Shapley)."""
+        b = batch if self.rows is None else max(1, batch // self.rows)
+        shape = (b, self.outputs) if self.rows is None else (b, self.rows, self.outputs)
+        gen = torch.Generator(device=device).manual_seed(0)
+        y = (1 + torch.randn(shape, generator=gen, device=device)).to(dtype)
+        extra: tuple[Any, ...] = ()
+        if self.cls is PermutationShapleyAccumulator:
+            order = torch.rand(b, self.factors, generator=torch.Generator().manual_seed(1))
+            extra = (torch.argsort(order, dim=1),)
+        return b, y, extra
+
+
+def update_cases(
+    factors: int, outputs: int, max_state_mb: float = 512.0, kinds: list[str] | None = None
+) -> list[UpdateCase]:
+    """The :data:`KINDS` (or those named in ``kinds``) for ``factors`` factors and up to ``outputs``
+    elements each."""
+    cases = []
+    for label, (cls, keywords, rows_of) in KINDS.items():
+        if kinds and label not in kinds:
+            continue
+        kw = dict(keywords)
+        if cls is not MomentsAccumulator:
+            kw["D"] = factors
+        full = UpdateCase(label, cls, kw, rows_of(factors), factors, outputs)
+        size = int(min(outputs, max_state_mb * 2**20 * outputs // full.state_bytes))
+        cases.append(dataclasses.replace(full, outputs=size))
+    return cases
 
 
 def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 5) -> float:
@@ -206,12 +262,6 @@ def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 5)
         _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * src.numel() * src.element_size() / best / 1e9
-
-
-def _state_bytes(acc: Any) -> int:
-    """Bytes of one replicate slot's state: count (int64), means and co-moments (state dtype)."""
-    count, mean, comoment = acc.state_tensors()
-    return count[0].numel() * 8 + (mean[0].numel() + comoment[0].numel()) * mean.element_size()
 
 
 def roofline(
@@ -238,21 +288,9 @@ def roofline(
     its share of one merge of the block into the float64 state.
     """
     out = []
-    for label, (cls, keywords, rows_of) in _KINDS.items():
-        rows = rows_of(factors)
-        kw = dict(keywords)
-        if cls is not MomentsAccumulator:
-            kw["D"] = factors
-        probe = cls(**kw)
-        per_element = 8 + 8 * (probe._n_vars + len(probe._left))
-        size = int(min(outputs, max_state_mb * 2**20 // per_element))
-        b = batch if rows is None else max(1, batch // rows)
-        shape = (b, size) if rows is None else (b, rows, size)
-        gen = torch.Generator(device=device).manual_seed(0)
-        y = (1 + torch.randn(shape, generator=gen, device=device)).to(act_dtype)
-        extra = ()
-        if cls is PermutationShapleyAccumulator:
-            extra = (torch.argsort(torch.rand(b, factors), dim=1),)
+    for case in update_cases(factors, outputs, max_state_mb):
+        b, y, extra = case.batch(batch, act_dtype, device)
+        cls, kw = case.cls, case.keywords
         paths = {"float64": cls(**kw), "float32 blocks": cls(**kw, work_dtype=torch.float32)}
         times: dict[str, list[float]] = {k: [] for k in paths}
         for acc in paths.values():  # allocation and first touch, untimed
@@ -274,12 +312,12 @@ def roofline(
             acc.state_tensors()
             _sync(device)
             merge_s[name] = (time.perf_counter() - t) * min(1.0, b / BLOCK_SAMPLES)
-        state = _state_bytes(paths["float64"])
+        state = case.state_bytes
         floor_bytes = y.numel() * y.element_size() + 2 * state
         floor_s = floor_bytes / (bandwidth * 1e9)
         row: dict[str, Any] = {
-            "kind": label,
-            "outputs": size,
+            "kind": case.kind,
+            "outputs": case.outputs,
             "base_samples_per_batch": b,
             "state_mb_per_replicate": state / 2**20,
             "floor_mb_per_batch": floor_bytes / 2**20,

@@ -736,10 +736,12 @@ def run_case(case: Case, d: Path) -> Outcome:
     return Outcome(case.name, verdict, code, out, time.monotonic() - t0)
 
 
-def assert_one_clear_answer(case: Case, tmp_path: Path) -> None:
+def assert_one_clear_answer(case: Case, tmp_path: Path, *, no_new_folder: bool = False) -> None:
     """Run ``case`` in this process and assert the battery's contract: no traceback, the expected exit
-    code and words, its own check, and one ``error:`` line when it fails."""
+    code and words, its own check, and one ``error:`` line when it fails; with ``no_new_folder``, also
+    that a failed ``run`` removed the output folder it created."""
     argv = case.setup(tmp_path)
+    out_existed = (tmp_path / "out").exists()
     with case.during(tmp_path) if case.during is not None else contextlib.nullcontext():
         code, output, escaped = run_inprocess(argv)
     assert not escaped and "Traceback" not in output, output
@@ -748,6 +750,8 @@ def assert_one_clear_answer(case: Case, tmp_path: Path) -> None:
         assert word.lower() in output.lower(), (word, output)
     if case.check is not None:
         assert case.check(tmp_path, output), output
+    if no_new_folder and code != 0 and argv[0] == "run" and not out_existed:
+        assert not (tmp_path / "out").exists(), "a failed run left a folder it created"
     if code != 0:
         errors = [line for line in output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, output  # one message, not a wall of text

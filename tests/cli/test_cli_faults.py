@@ -19,25 +19,21 @@ import numpy as np
 import pytest
 
 from augsens.results import open_results
-from cli_battery import CASES, Case, full_run, judge_signal, run_inprocess, run_signal_jobs, tiny_config
+from cli_battery import (
+    CASES,
+    Case,
+    assert_one_clear_answer,
+    full_run,
+    judge_signal,
+    run_inprocess,
+    run_signal_jobs,
+    tiny_config,
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_fault_gives_one_clear_answer(case: Case, tmp_path: Path) -> None:
-    argv = case.setup(tmp_path)
-    out_existed = (tmp_path / "out").exists()
-    code, output, escaped = run_inprocess(argv)
-    assert not escaped and "Traceback" not in output, output
-    assert code == case.code, output
-    for word in case.words:
-        assert word.lower() in output.lower(), (word, output)
-    if case.check is not None:
-        assert case.check(tmp_path, output), output
-    if code != 0 and argv[0] == "run" and not out_existed:
-        assert not (tmp_path / "out").exists(), "a failed run left a folder it created"
-    if code != 0:
-        errors = [line for line in output.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, output  # one message, not a wall of text
+    assert_one_clear_answer(case, tmp_path, no_new_folder=True)
 
 
 def _assert_same_results(a: Path, b: Path) -> None:

@@ -30,7 +30,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from augsens.analysis.factor_maps import as_factor_maps
-from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
+from augsens.analysis.protocol import (
+    LIST_HELP,
+    Analysis,
+    OutOption,
+    ResultsArgument,
+    list_values,
+    register,
+    require_results,
+)
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
 from augsens.schema import Results, ResultsInfo, read_results
@@ -390,8 +398,8 @@ def correlation_report(
 
 
 def _run(
-    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    results: ResultsArgument,
+    out: OutOption,
     measures: Annotated[list[str] | None, typer.Option(help="Measures (default: all)." + LIST_HELP)] = None,
     factors: Annotated[list[str] | None, typer.Option(help="Factors (default: all)." + LIST_HELP)] = None,
 ) -> list[Path]:

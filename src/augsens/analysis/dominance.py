@@ -32,7 +32,15 @@ import typer
 import xarray as xr
 from matplotlib.figure import Figure
 
-from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
+from augsens.analysis.protocol import (
+    LIST_HELP,
+    Analysis,
+    OutOption,
+    ResultsArgument,
+    list_values,
+    register,
+    require_results,
+)
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
 from augsens.schema import Results, read_results
@@ -218,8 +226,8 @@ def dominance_report(
 
 
 def _run(
-    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    results: ResultsArgument,
+    out: OutOption,
     measures: Annotated[
         list[str] | None, typer.Option(help="shapley, ST, S1 (default: those present)." + LIST_HELP)
     ] = None,

@@ -25,7 +25,15 @@ from sklearn.model_selection import RepeatedKFold
 
 from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
-from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
+from augsens.analysis.protocol import (
+    LIST_HELP,
+    Analysis,
+    OutOption,
+    ResultsArgument,
+    list_values,
+    register,
+    require_results,
+)
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.plot.figures import save_figure
 from augsens.schema import read_results
@@ -258,8 +266,8 @@ def lda_report(
 
 
 def _run(
-    results: Annotated[list[Path], typer.Argument(help="Results folders.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    results: ResultsArgument,
+    out: OutOption,
     measures: Annotated[
         list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + LIST_HELP)
     ] = None,

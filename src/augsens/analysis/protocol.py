@@ -35,7 +35,7 @@ import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -54,10 +54,16 @@ __all__ = [
     "list_values",
     "require_results",
     "LIST_HELP",
+    "ResultsArgument",
+    "OutOption",
 ]
 
 #: Said after the help of every list option: its values are given comma-separated or by repeating it.
 LIST_HELP = " Comma-separated or repeated."
+#: The results folders an analysis reads: the command's arguments.
+ResultsArgument = Annotated[list[Path], typer.Argument(help="Results folders.")]
+#: The folder an analysis writes into: ``--out`` / ``-o``.
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 _REGISTRY: dict[str, Analysis] = {}
 

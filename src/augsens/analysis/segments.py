@@ -23,7 +23,14 @@ import xarray as xr
 
 from augsens.analysis.correlation import plot_heatmap
 from augsens.analysis.factor_maps import as_factor_maps
-from augsens.analysis.protocol import LIST_HELP, Analysis, list_values, register, require_results
+from augsens.analysis.protocol import (
+    LIST_HELP,
+    Analysis,
+    OutOption,
+    list_values,
+    register,
+    require_results,
+)
 from augsens.errors import UnknownNameError, UserInputError
 from augsens.models.segments import HSV_CHANNELS, SegmentSpec, example_segments, load_segments
 from augsens.plot.figures import save_figure
@@ -373,7 +380,7 @@ def _run(
     segment_results: Annotated[Path, typer.Argument(help="Results folder of the study on the segments.")],
     network_results: Annotated[Path, typer.Argument(help="Results folder of the same study on the network.")],
     segments_file: Annotated[str, typer.Option("--segments", help="Segment JSON, or alexnet / resnet18.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    out: OutOption,
     measures: Annotated[
         list[str] | None, typer.Option(help="Measures (default shapley,S1,ST)." + LIST_HELP)
     ] = None,

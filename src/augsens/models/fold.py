@@ -1,14 +1,14 @@
 """Batch normalisation folded into the convolution before it, for inference speed.
 
 In eval mode a ``BatchNorm2d`` that directly follows a ``Conv2d`` is an affine map per channel, so it can
-be folded into that convolution's weights and bias (Ioffe & Szegedy 2015, sec. 3; the same fold as
-``torch.nn.utils.fusion.fuse_conv_bn_eval``, done here without tracing the model)::
+be folded into that convolution's weights and bias (Ioffe & Szegedy 2015, sec. 3)::
 
     s = gamma / sqrt(running_var + eps),    W' = W * s,    b' = (b - running_mean) * s + beta
 
-after which the normalisation layer does no arithmetic.  On a CPU that removes one pass over every
-normalised activation: EfficientNet-Lite0 in float32 + channels_last ran 1.3-1.5x faster with its 49
-normalisations folded (``docs/performance.md``).  The values change by float32 rounding only.
+(torch's ``fuse_conv_bn_weights``), after which the normalisation layer does no arithmetic.  On a CPU
+that removes one pass over every normalised activation: EfficientNet-Lite0 in float32 + channels_last
+ran 1.3-1.5x faster with its 49 normalisations folded (``docs/performance.md``).  The values change by
+float32 rounding only.
 
 Pairs are found from one forward pass, not from the model's code: a normalisation whose input is the very
 tensor a convolution returned.  A pair is left alone when either module is a checkpoint (its output must
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from augsens.models.capture import LoadedModel, split_checkpoint
 
@@ -117,20 +118,23 @@ def _pairs(model: LoadedModel, x: torch.Tensor, keep: set[str]) -> list[tuple[st
 
 
 def _fold_pair(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
-    # in float64, then back to the weights' own dtype: the fold adds one rounding, not three
-    w = conv.weight.detach()
-    var = norm.running_var.detach().double()  # type: ignore[union-attr]
-    mean = norm.running_mean.detach().double()  # type: ignore[union-attr]
-    scale = (norm.weight.detach().double() if norm.weight is not None else 1.0) / (var + norm.eps).sqrt()
-    shift = norm.bias.detach().double() if norm.bias is not None else 0.0
-    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(mean)
-    with torch.no_grad():
-        conv.weight.copy_((w.double() * scale.view(-1, 1, 1, 1)).to(w.dtype))
-        new_bias = ((bias - mean) * scale + shift).to(w.dtype)
-        if conv.bias is None:
-            conv.bias = nn.Parameter(new_bias, requires_grad=False)
-        else:
-            conv.bias.copy_(new_bias)
+    # torch's own fold, on float64 copies: the folded weights carry one rounding to their dtype
+    def wide(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().double()
+
+    assert norm.running_mean is not None and norm.running_var is not None  # checked by _foldable
+    dtype = conv.weight.dtype
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight.detach().double(),
+        wide(conv.bias),
+        norm.running_mean.double(),
+        norm.running_var.double(),
+        norm.eps,
+        wide(norm.weight),
+        wide(norm.bias),
+    )
+    conv.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+    conv.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -167,8 +171,9 @@ def fold_batchnorm(model: LoadedModel, checkpoints: Sequence[str], *, seed: int 
     folded = copy.deepcopy(model)
     modules = dict(folded.module.named_modules())
     for conv_name, norm_name in pairs:
-        norm = modules[norm_name]
-        _fold_pair(modules[conv_name], norm)
+        conv, norm = modules[conv_name], modules[norm_name]
+        assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)  # as _pairs found them
+        _fold_pair(conv, norm)
         tail = FoldedNorm(getattr(norm, "drop", None), getattr(norm, "act", None))
         _replace(folded.module, norm_name, tail)
     folded.reindex()
