@@ -21,7 +21,8 @@ rounding (the convolution's output was also used elsewhere, say), the original i
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -78,20 +79,20 @@ def _pairs(model: LoadedModel, x: torch.Tensor, keep: set[str]) -> list[tuple[st
     """``(conv, norm)`` names where the norm's input is the tensor the conv returned, from one forward."""
     # the conv outputs are held (not only their id()) so that no later tensor can reuse an id
     produced: dict[int, tuple[str, torch.Tensor]] = {}
-    calls: dict[str, int] = {}
+    calls: Counter[str] = Counter()
     found: list[tuple[str, str]] = []
     handles = []
 
-    def on_conv(name: str):  # noqa: ANN202 - a hook factory
+    def on_conv(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-            calls[name] = calls.get(name, 0) + 1
+            calls[name] += 1
             produced[id(out)] = (name, out)
 
         return hook
 
-    def on_norm(name: str):  # noqa: ANN202
+    def on_norm(name: str) -> Callable[[nn.Module, tuple[object, ...]], None]:
         def hook(_m: nn.Module, args: tuple[object, ...]) -> None:
-            calls[name] = calls.get(name, 0) + 1
+            calls[name] += 1
             source = produced.get(id(args[0])) if args else None
             if source is not None:
                 found.append((source[0], name))
